@@ -1,0 +1,5 @@
+"""Data stages: manifests, downloads, readers, montages, preprocessing, windows, cache."""
+
+from neurodecode.data.recording import Recording
+
+__all__ = ["Recording"]

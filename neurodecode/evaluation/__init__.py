@@ -1,0 +1,1 @@
+"""Metrics computed the way each field's reference computes them."""

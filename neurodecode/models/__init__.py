@@ -1,0 +1,1 @@
+"""Encoders and baselines. Importing this package registers every model in ``MODELS``."""

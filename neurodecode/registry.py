@@ -1,0 +1,150 @@
+"""Name → class registries: the only way a config can create an object.
+
+A config (possibly downloaded from the Hub) names what it wants either by its short
+registered name (``dual_branch_conformer``) or by the registered class's import path
+(``neurodecode.models.conformer.DualBranchConformer``) in ``_target_``. Anything not
+registered is refused with :class:`~neurodecode.errors.ForeignTargetError`, so a config
+can never import and call arbitrary code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from neurodecode.errors import ForeignTargetError, UnknownNameError
+
+T = TypeVar("T")
+
+# Modules whose import registers neurodecode's own classes. Listed here (not discovered)
+# so that the set of instantiable classes is fixed by the package, not by sys.path.
+_REGISTERING_MODULES = (
+    "neurodecode.models",
+    "neurodecode.tasks",
+)
+
+
+class Registry:
+    """A named collection of classes (or factories) of one kind.
+
+    Parameters
+    ----------
+    kind : str
+        What the registry holds, used in messages ("model", "task", ...).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Class decorator adding the decorated class under ``name``."""
+
+        def decorator(obj: T) -> T:
+            if name in self._entries and self._entries[name] is not obj:
+                raise ValueError(f"{self.kind} name {name!r} is already registered")
+            self._entries[name] = obj  # type: ignore[assignment]
+            return obj
+
+        return decorator
+
+    def names(self) -> list[str]:
+        """Sorted registered names."""
+        _load_registering_modules()
+        return sorted(self._entries)
+
+    def get(self, name: str) -> Callable[..., Any]:
+        """Return the class registered as ``name`` (short name or import path)."""
+        _load_registering_modules()
+        if name in self._entries:
+            return self._entries[name]
+        for obj in self._entries.values():
+            if _import_path(obj) == name:
+                return obj
+        raise UnknownNameError(
+            f"unknown {self.kind} {name!r}; valid {self.kind}s are: {', '.join(self.names())}"
+        )
+
+    def build(self, name: str, /, **kwargs: Any) -> Any:
+        """Instantiate the class registered as ``name`` with ``kwargs``."""
+        return self.get(name)(**kwargs)
+
+    def name_of(self, obj: Any) -> str:
+        """The registered short name of a class or of an instance of it."""
+        cls = obj if isinstance(obj, type) else type(obj)
+        for name, entry in self._entries.items():
+            if entry is cls:
+                return name
+        raise UnknownNameError(f"{_import_path(cls)} is not a registered {self.kind}")
+
+    def __contains__(self, name: object) -> bool:
+        _load_registering_modules()
+        return name in self._entries
+
+
+MODELS = Registry("model")
+TASKS = Registry("task")
+
+_ALL = (MODELS, TASKS)
+
+
+def _import_path(obj: Any) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+_loaded = False
+
+
+def _load_registering_modules() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _REGISTERING_MODULES:
+        importlib.import_module(module)
+
+
+def instantiate(config: Mapping[str, Any], **overrides: Any) -> Any:
+    """Create an object from a config whose ``_target_`` is a registered name.
+
+    Parameters
+    ----------
+    config : mapping
+        ``{"_target_": <registered name or import path>, **kwargs}``. Nested mappings with
+        their own ``_target_`` are instantiated first, through the registry as well.
+    **overrides
+        Keyword arguments that replace entries of ``config``.
+
+    Raises
+    ------
+    ForeignTargetError
+        If ``_target_`` (or any nested one) is not in neurodecode's registries.
+    """
+    kwargs = {k: v for k, v in dict(config).items() if k != "_target_"}
+    kwargs.update(overrides)
+    target = config.get("_target_")
+    if not isinstance(target, str):
+        raise ForeignTargetError(f"config has no string '_target_': {dict(config)!r}")
+    kwargs = {k: _instantiate_nested(v) for k, v in kwargs.items()}
+    return _lookup(target)(**kwargs)
+
+
+def _instantiate_nested(value: Any) -> Any:
+    if isinstance(value, Mapping) and "_target_" in value:
+        return instantiate(value)
+    return value
+
+
+def _lookup(target: str) -> Callable[..., Any]:
+    _load_registering_modules()
+    for registry in _ALL:
+        try:
+            return registry.get(target)
+        except UnknownNameError:
+            continue
+    raise ForeignTargetError(
+        f"refusing to instantiate {target!r}: only classes registered with neurodecode can be "
+        "created from a config",
+        hint="use one of: " + ", ".join(n for r in _ALL for n in r.names()),
+    )

@@ -1,0 +1,1 @@
+"""LightningModules for pretraining and fine-tuning. Importing registers them in ``TASKS``."""
