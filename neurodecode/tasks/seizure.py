@@ -1,0 +1,187 @@
+"""Seizure detection: a window classifier whose outputs become events scored the SzCORE way."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurodecode.evaluation.seizure import (
+    Events,
+    PostProcessing,
+    aggregate,
+    probabilities_to_events,
+    score_recording,
+)
+from neurodecode.registry import TASKS
+from neurodecode.tasks.classification import ClassificationTask
+
+logger = logging.getLogger(__name__)
+
+
+@TASKS.register("seizure")
+class SeizureTask(ClassificationTask):
+    """Two-class (background, seizure) window classifier with event post-processing.
+
+    Parameters
+    ----------
+    model, n_chans, n_times, sfreq, ch_names, ch_pos, class_weights, label_smoothing, **optim
+        As for :class:`~neurodecode.tasks.classification.ClassificationTask`
+        (``n_outputs`` is fixed to 2, class 1 is seizure).
+    threshold, off_threshold, smoothing_windows, merge_gap_s, min_duration_s
+        Post-processing of the seizure probabilities, see
+        :class:`~neurodecode.evaluation.seizure.PostProcessing`.
+
+    Notes
+    -----
+    Batches must carry ``subject``, ``recording`` and ``start_s``. At the end of validation
+    and test, each recording's window probabilities become events that are scored against
+    the reference events with ``timescoring`` (SzCORE parameters) and aggregated per
+    subject and pooled. Reference events and recording durations come from
+    :meth:`set_references`; without it they are rebuilt from the window labels (union of
+    the seizure windows), which is coarser and logged as a warning.
+    """
+
+    def __init__(
+        self,
+        model: Mapping[str, Any],
+        n_chans: int,
+        n_times: int,
+        sfreq: float,
+        n_outputs: int = 2,
+        ch_names: Sequence[str] | None = None,
+        ch_pos: Sequence[Sequence[float]] | None = None,
+        class_names: Sequence[str] | None = ("background", "seizure"),
+        class_weights: Sequence[float] | None = None,
+        label_smoothing: float = 0.0,
+        threshold: float = 0.5,
+        off_threshold: float | None = None,
+        smoothing_windows: int = 1,
+        merge_gap_s: float = 0.0,
+        min_duration_s: float = 0.0,
+        **optim: float,
+    ) -> None:
+        if n_outputs != 2:
+            raise ValueError(
+                f"seizure detection has two classes (background, seizure), got {n_outputs}"
+            )
+        super().__init__(
+            model,
+            n_chans,
+            2,
+            n_times,
+            sfreq,
+            ch_names=ch_names,
+            ch_pos=ch_pos,
+            class_names=class_names,
+            class_weights=class_weights,
+            label_smoothing=label_smoothing,
+            **optim,
+        )
+        self.save_hyperparameters()
+        self.window_s = n_times / sfreq
+        self.post_processing = PostProcessing(
+            threshold=threshold,
+            off_threshold=off_threshold,
+            smoothing_windows=smoothing_windows,
+            merge_gap_s=merge_gap_s,
+            min_duration_s=min_duration_s,
+        )
+        self.references: dict[str, dict[str, Any]] = {}
+        self.detected_events: dict[str, Events] = {}
+
+    def set_references(self, references: Mapping[str, Mapping[str, Any]]) -> None:
+        """Give the annotated seizures of each recording.
+
+        Parameters
+        ----------
+        references : mapping
+            ``{recording: {"subject": str, "duration_s": float, "events": [(onset, offset),
+            ...]}}`` with times in seconds from the recording start.
+        """
+        self.references = {str(k): dict(v) for k, v in references.items()}
+
+    def _reference(self, recording: str, windows: pd.DataFrame) -> tuple[Events, float]:
+        if recording in self.references:
+            entry = self.references[recording]
+            return [tuple(e) for e in entry["events"]], float(entry["duration_s"])
+        logger.warning(
+            "no reference events given for recording %s; rebuilding them from window labels",
+            recording,
+        )
+        seizure = windows[windows["y"] == 1]
+        events = probabilities_to_events(
+            np.ones(len(seizure)), seizure["start_s"].to_numpy(), self.window_s
+        )
+        return events, float(windows["start_s"].max() + self.window_s)
+
+    def score_events(self, frame: pd.DataFrame) -> dict[str, Any]:
+        """Post-process and SzCORE-score a predictions DataFrame (one row per window)."""
+        missing = {"subject", "recording", "start_s"} - set(frame.columns)
+        if missing:
+            raise KeyError(f"seizure scoring needs batch keys {sorted(missing)}")
+        scores = []
+        self.detected_events = {}
+        for recording, windows in frame.groupby("recording", sort=True):
+            recording = str(recording)
+            detected = probabilities_to_events(
+                windows["p_seizure"].to_numpy(),
+                windows["start_s"].to_numpy(),
+                self.window_s,
+                self.post_processing,
+            )
+            reference, duration = self._reference(recording, windows)
+            self.detected_events[recording] = detected
+            subject = str(windows["subject"].iloc[0])
+            scores.append(
+                score_recording(reference, detected, duration, subject=subject, recording=recording)
+            )
+        return aggregate(scores)
+
+    def _epoch_szcore(self, stage: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+        frame, window_metrics = self._epoch_metrics(stage)
+        if frame.empty:
+            return frame, {}
+        szcore = self.score_events(frame)
+        summary = {
+            f"{stage}/event_f1": szcore["event"]["pooled"]["f1"],
+            f"{stage}/event_f1_per_subject": szcore["event"]["per_subject"]["f1"],
+            f"{stage}/event_sensitivity": szcore["event"]["pooled"]["sensitivity"],
+            f"{stage}/event_precision": szcore["event"]["pooled"]["precision"],
+            f"{stage}/fp_per_24h": szcore["event"]["pooled"]["fp_per_24h"],
+            f"{stage}/sample_f1": szcore["sample"]["pooled"]["f1"],
+        }
+        self.log_dict({k: float(v) for k, v in summary.items() if not np.isnan(v)})
+        return frame, {"window": window_metrics, "szcore": szcore}
+
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_szcore("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.test_predictions, self.test_metrics = self._epoch_szcore("test")
+
+    def write_events(self, directory: str | Path) -> list[Path]:
+        """Write the detected events of the last test as SzCORE BIDS ``*_events.tsv`` files.
+
+        One file per recording, named ``<recording>_events.tsv`` (the recording identifier
+        is expected to be a BIDS entity string such as ``sub-01_ses-01_task-szMonitoring
+        _run-00``).
+        """
+        from neurodecode.data.annotations import write_szcore_events
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for recording, events in self.detected_events.items():
+            duration = self._reference(
+                recording, self.test_predictions.query("recording == @recording")
+            )[1]
+            path = directory / f"{Path(recording).name}_events.tsv"
+            frame = pd.DataFrame(events, columns=["onset", "offset"])
+            write_szcore_events(path, frame, recording_duration=duration)
+            written.append(path)
+        return written

@@ -1,0 +1,77 @@
+"""Seizure task: window probabilities → events → the same scores as direct SzCORE scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurodecode.evaluation.seizure import aggregate, score_recording
+from neurodecode.tasks.seizure import SeizureTask
+
+
+def predictions(recording: str, subject: str, p_seizure, y, step: float = 4.0) -> pd.DataFrame:
+    p = np.asarray(p_seizure, dtype=float)
+    return pd.DataFrame(
+        {
+            "y": y,
+            "subject": subject,
+            "recording": recording,
+            "start_s": np.arange(len(p)) * step,
+            "p_background": 1 - p,
+            "p_seizure": p,
+        }
+    )
+
+
+def test_events_from_windows_are_scored_like_szcore(tiny_model):
+    # 4 s windows at 1 Hz → 4 samples each; 300 windows = 1200 s per recording
+    task = SeizureTask(
+        tiny_model,
+        n_chans=4,
+        n_times=4,
+        sfreq=1.0,
+        threshold=0.5,
+        merge_gap_s=8.0,
+        min_duration_s=8.0,
+    )
+    p_a = np.zeros(300)
+    p_a[[100, 101, 103, 104]] = 0.9  # 400-420 s after merging the 4 s gap
+    p_a[200] = 0.95  # a lone 4 s window: dropped by min_duration_s
+    p_b = np.zeros(300)
+    p_b[[50, 51, 52]] = 0.8  # 200-212 s, a false alarm
+    frame = pd.concat(
+        [predictions("a1", "a", p_a, np.zeros(300, int)), predictions("b1", "b", p_b, 0)]
+    )
+    references = {
+        "a1": {"subject": "a", "duration_s": 1200.0, "events": [(410.0, 450.0)]},
+        "b1": {"subject": "b", "duration_s": 1200.0, "events": []},
+    }
+    task.set_references(references)
+    result = task.score_events(frame)
+    assert task.detected_events == {"a1": [(400.0, 420.0)], "b1": [(200.0, 212.0)]}
+    expected = aggregate(
+        [
+            score_recording([(410.0, 450.0)], [(400.0, 420.0)], 1200.0, subject="a"),
+            score_recording([], [(200.0, 212.0)], 1200.0, subject="b"),
+        ]
+    )
+    for level in ("per_subject", "pooled"):
+        assert result["event"][level] == pytest.approx(expected["event"][level], nan_ok=True)
+    pooled = result["event"]["pooled"]
+    assert (pooled["tp"], pooled["fp"], pooled["ref_true"]) == (1, 1, 1)
+    assert pooled["f1"] == pytest.approx(2 / 3)
+
+
+def test_reference_falls_back_to_window_labels(tiny_model):
+    task = SeizureTask(tiny_model, n_chans=4, n_times=8, sfreq=2.0)  # 4 s windows
+    y = np.zeros(20, int)
+    y[5:8] = 1
+    result = task.score_events(predictions("r", "s", y.astype(float), y))
+    assert result["event"]["pooled"]["f1"] == 1.0
+    assert task.detected_events["r"] == [(20.0, 32.0)]
+
+
+def test_only_two_classes(tiny_model):
+    with pytest.raises(ValueError, match="two classes"):
+        SeizureTask(tiny_model, 4, 8, 2.0, n_outputs=3)
