@@ -165,23 +165,36 @@ class SeizureTask(ClassificationTask):
         self.test_predictions, self.test_metrics = self._epoch_szcore("test")
 
     def write_events(self, directory: str | Path) -> list[Path]:
-        """Write the detected events of the last test as SzCORE BIDS ``*_events.tsv`` files.
+        """Write the events detected in the last test as SzCORE BIDS ``*_events.tsv`` files.
 
-        One file per recording, named ``<recording>_events.tsv`` (the recording identifier
-        is expected to be a BIDS entity string such as ``sub-01_ses-01_task-szMonitoring
-        _run-00``).
+        One file per recording, ``<recording>_events.tsv`` (SzCORE names files after the
+        recording, e.g. ``sub-01_ses-01_task-szMonitoring_run-00``); each event's
+        ``confidence`` is the highest seizure probability of its windows. A recording without
+        detections gets SzCORE's single ``bckg`` row.
         """
         from neurodecode.data.annotations import write_szcore_events
 
+        if self.test_predictions is None:
+            raise RuntimeError("write_events needs a finished test run (trainer.test)")
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         written = []
-        for recording, events in self.detected_events.items():
-            duration = self._reference(
-                recording, self.test_predictions.query("recording == @recording")
-            )[1]
+        for recording, windows in self.test_predictions.groupby("recording", sort=True):
+            recording = str(recording)
+            events = self.detected_events.get(recording, [])
+            starts, p = windows["start_s"].to_numpy(), windows["p_seizure"].to_numpy()
+            confidence = [
+                float(p[(starts < offset) & (starts + self.window_s > onset)].max())
+                for onset, offset in events
+            ]
+            table = pd.DataFrame(
+                {
+                    "onset": [a for a, _ in events],
+                    "duration": [b - a for a, b in events],
+                    "eventType": "sz",
+                    "confidence": confidence,
+                }
+            )
+            _, duration = self._reference(recording, windows)
             path = directory / f"{Path(recording).name}_events.tsv"
-            frame = pd.DataFrame(events, columns=["onset", "offset"])
-            write_szcore_events(path, frame, recording_duration=duration)
-            written.append(path)
+            written.append(write_szcore_events(path, table, recording_duration=duration))
         return written

@@ -75,3 +75,26 @@ def test_reference_falls_back_to_window_labels(tiny_model):
 def test_only_two_classes(tiny_model):
     with pytest.raises(ValueError, match="two classes"):
         SeizureTask(tiny_model, 4, 8, 2.0, n_outputs=3)
+
+
+def test_detections_are_written_as_szcore_tsv(tiny_model, tmp_path):
+    from neurodecode.data.annotations import read_szcore_events
+
+    task = SeizureTask(tiny_model, n_chans=4, n_times=4, sfreq=1.0)
+    p = np.zeros(50)
+    p[[10, 11]] = [0.7, 0.9]
+    frame = pd.concat(
+        [predictions("sub-01_run-00", "01", p, 0), predictions("sub-01_run-01", "01", 0 * p, 0)]
+    )
+    task.set_references(
+        {r: {"subject": "01", "duration_s": 200.0, "events": []} for r in frame["recording"]}
+    )
+    task.score_events(frame)
+    task.test_predictions = frame
+    paths = task.write_events(tmp_path)
+    assert [p.name for p in paths] == ["sub-01_run-00_events.tsv", "sub-01_run-01_events.tsv"]
+    detected = read_szcore_events(paths[0])
+    assert detected[["onset", "duration", "eventType"]].values.tolist() == [[40.0, 8.0, "sz"]]
+    assert detected["confidence"].tolist() == [0.9]
+    assert detected["recordingDuration"].tolist() == [200.0]
+    assert read_szcore_events(paths[1])["eventType"].tolist() == ["bckg"]
