@@ -1,0 +1,494 @@
+"""Readers: any supported recording file → :class:`~neurodecode.data.recording.Recording`.
+
+Formats come from the file suffix: EDF/EDF+ (``.edf``), BDF (``.bdf``), GDF (``.gdf``), FIF
+(``.fif``, ``.fif.gz``; EEG and MEG), BrainVision (``.vhdr``), EEGLAB (``.set``), all read
+by MNE; Bonn text segments (``.txt``/``.TXT``); and BIDS (a ``sub-*`` recording file or the
+folder holding one), whose ``*_events.tsv`` alongside supplies the events.
+
+The returned signal is **float32, in volts** (read in chunks of a minute so that a long
+recording never exists as a float64 copy). Channel names are kept as the file spells them;
+:mod:`neurodecode.data.montage` harmonises them later. Channels the file lists twice with
+identical samples (CHB-MIT's ``T8-P8``) are kept once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurodecode.data import montage
+from neurodecode.data.annotations import parse_annotations
+from neurodecode.data.recording import Recording
+from neurodecode.errors import RecordingError
+
+logger = logging.getLogger(__name__)
+
+FORMATS = {
+    ".edf": "edf",
+    ".bdf": "bdf",
+    ".gdf": "gdf",
+    ".fif": "fif",
+    ".fif.gz": "fif",
+    ".vhdr": "brainvision",
+    ".set": "eeglab",
+    ".txt": "bonn",
+}
+"""File suffix (lower case) → format name."""
+
+BONN_SFREQ = 173.61
+BONN_N_SAMPLES = 4097
+BONN_VOLTS_PER_UNIT = 1e-6
+"""Bonn segments hold integer A/D values whose calibration the data set does not publish;
+like the literature, we read one unit as one microvolt (so the signal is *approximately*
+in volts)."""
+
+_CHUNK_SECONDS = 60.0
+_UNIT_FACTORS = {"v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "nv": 1e-9}
+_BIDS_DATA_SUFFIXES = ("_eeg", "_meg", "_ieeg")
+_EEGMMIDB_NAME = re.compile(r"^S(\d{3})R(\d{2})\.", re.IGNORECASE)
+_CHBMIT_NAME = re.compile(r"^chb(\d{2})[a-z]?_(\d{2,3})", re.IGNORECASE)
+
+
+def _format_of(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix, fmt in FORMATS.items():
+        if name.endswith(suffix):
+            return fmt
+    return None
+
+
+def _bids_data_file(path: Path) -> Path | None:
+    """The BIDS recording file ``path`` is or holds (a ``sub-*`` folder), else None."""
+    if path.is_dir():
+        found = [
+            p
+            for p in sorted(path.iterdir())
+            if p.name.startswith("sub-")
+            and _format_of(p) not in (None, "bonn")
+            and _strip_suffix(p).endswith(_BIDS_DATA_SUFFIXES)
+        ]
+        if len(found) != 1:
+            raise RecordingError(
+                f"a BIDS folder must hold exactly one recording file, found {len(found)}"
+                + (f": {', '.join(p.name for p in found)}" if found else ""),
+                path=path,
+                hint="pass the recording file itself",
+            )
+        return found[0]
+    if path.name.startswith("sub-") and _strip_suffix(path).endswith(_BIDS_DATA_SUFFIXES):
+        return path
+    return None
+
+
+def _strip_suffix(path: Path) -> str:
+    name = path.name
+    for suffix in FORMATS:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def infer_ids(path: str | Path) -> dict[str, str | None]:
+    """Subject, session and run from a file name.
+
+    BIDS entities (``sub-01_ses-02_..._run-03``), eegmmidb (``S001R04.edf`` → subject
+    ``"001"``, run ``"04"``) and CHB-MIT (``chb01_03.edf`` → subject ``"01"``, run ``"03"``);
+    None for what the name does not say.
+    """
+    name = Path(path).name
+    if name.startswith("sub-"):
+        entities = dict(re.findall(r"(sub|ses|run)-([A-Za-z0-9]+)", name))
+        return {
+            "subject": entities.get("sub"),
+            "session": entities.get("ses"),
+            "run": entities.get("run"),
+        }
+    for pattern in (_EEGMMIDB_NAME, _CHBMIT_NAME):
+        match = pattern.match(name)
+        if match:
+            return {"subject": match.group(1), "session": None, "run": match.group(2)}
+    return {"subject": None, "session": None, "run": None}
+
+
+def _default_annotations(path: Path, fmt: str, is_bids: bool) -> tuple[str, Path | None]:
+    """Annotation format and file for a recording when the caller names neither."""
+    if is_bids:
+        return "bids_events", path.with_name(_strip_suffix(path).rsplit("_", 1)[0] + "_events.tsv")
+    if fmt == "gdf":
+        return "gdf", None
+    if _EEGMMIDB_NAME.match(path.name):
+        return "eegmmidb", None
+    chbmit = _CHBMIT_NAME.match(path.name)
+    if chbmit:
+        seizures = Path(f"{path}.seizures")
+        summary = path.with_name(f"chb{chbmit.group(1)}-summary.txt")
+        if seizures.exists():
+            return "wfdb_seizures", seizures
+        if summary.exists():
+            return "chbmit_summary", summary
+    for suffix, kind in ((".csv_bi", "tusz_csv_bi"), (".csv", "tusz_csv")):
+        if path.with_suffix(suffix).exists():
+            return kind, path.with_suffix(suffix)
+    return "file", None
+
+
+def read_recording(
+    path: str | Path,
+    *,
+    annotation_format: str | None = None,
+    annotation_path: str | Path | None = None,
+    subject: str | None = None,
+    session: str | None = None,
+    run: str | None = None,
+) -> Recording:
+    """Read one recording (any supported format) into a :class:`Recording`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A recording file, or a BIDS folder holding exactly one.
+    annotation_format : str, optional
+        A name from :data:`neurodecode.data.annotations.ANNOTATION_PARSERS`. By default:
+        ``bids_events`` for BIDS, ``gdf`` for GDF, ``eegmmidb`` for ``SxxxRyy.edf``,
+        ``wfdb_seizures``/``chbmit_summary`` for CHB-MIT files with a ``.seizures`` file or
+        summary alongside, ``tusz_csv_bi``/``tusz_csv`` with such a file alongside, else
+        ``file`` (the file's own annotations, unchanged).
+    annotation_path : str or path-like, optional
+        The annotation file, where the format needs one and it is not the default.
+    subject, session, run : str, optional
+        Identifiers; by default taken from BIDS entities or known file naming.
+
+    Returns
+    -------
+    Recording
+        float32 signal in volts, events in ``annotations``.
+
+    Raises
+    ------
+    RecordingError
+        Unknown format, unreadable or truncated file, NaN/inf samples, GDF units unknown.
+    ChannelError
+        Two channels with the same name but different samples.
+    AnnotationError
+        The annotation file does not fit the recording.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RecordingError("file not found", path=path)
+    bids_file = _bids_data_file(path)
+    data_path = bids_file or path
+    fmt = _format_of(data_path)
+    if fmt is None:
+        raise RecordingError(
+            f"unknown recording format {''.join(data_path.suffixes) or '(no suffix)'!r}",
+            path=data_path,
+            hint=f"supported suffixes: {', '.join(FORMATS)}, or a BIDS folder",
+        )
+    recording = _read_bonn(data_path) if fmt == "bonn" else _read_with_mne(data_path, fmt)
+    recording = montage.deduplicate(recording)
+    ids = infer_ids(data_path)
+    recording.subject = subject if subject is not None else ids["subject"]
+    recording.session = session if session is not None else ids["session"]
+    recording.run = run if run is not None else ids["run"]
+    default_format, default_path = _default_annotations(data_path, fmt, bids_file is not None)
+    if annotation_format is None:
+        annotation_format = default_format
+        annotation_path = annotation_path or default_path
+        if annotation_path is not None and not Path(annotation_path).exists():
+            annotation_path = None  # e.g. a BIDS recording without events
+    recording.annotations = parse_annotations(annotation_format, annotation_path, recording)
+    return recording
+
+
+def _read_bonn(path: Path) -> Recording:
+    try:
+        values = np.loadtxt(path, dtype=np.float64, ndmin=1)
+    except ValueError as err:
+        raise RecordingError(
+            f"not a Bonn segment: expected one number per line ({err})", path=path
+        ) from err
+    if values.ndim != 1 or values.size == 0:
+        raise RecordingError("not a Bonn segment: expected one number per line", path=path)
+    if values.size != BONN_N_SAMPLES:
+        logger.warning("%s: %d samples, Bonn segments have %d", path, values.size, BONN_N_SAMPLES)
+    signal = (values * BONN_VOLTS_PER_UNIT).astype(np.float32)[np.newaxis]
+    _check_finite(signal, ["EEG"], BONN_SFREQ, path)
+    return Recording(
+        signal=signal,
+        sfreq=BONN_SFREQ,
+        ch_names=["EEG"],
+        ch_types=["eeg"],
+        source=path,
+        ch_pos=np.full((1, 3), np.nan),
+    )
+
+
+def _read_with_mne(path: Path, fmt: str) -> Recording:
+    import mne
+
+    if fmt in ("edf", "bdf"):
+        _check_edf_size(path, bytes_per_sample=2 if fmt == "edf" else 3)
+    readers = {
+        "edf": mne.io.read_raw_edf,
+        "bdf": mne.io.read_raw_bdf,
+        "gdf": mne.io.read_raw_gdf,
+        "fif": mne.io.read_raw_fif,
+        "brainvision": mne.io.read_raw_brainvision,
+        "eeglab": mne.io.read_raw_eeglab,
+    }
+    try:
+        raw = readers[fmt](path, preload=False, verbose="error")
+        signal = _load_float32(raw)
+    except (ValueError, OSError, RuntimeError, KeyError, IndexError, TypeError) as err:
+        raise RecordingError(f"MNE cannot read this {fmt.upper()} file: {err}", path=path) from err
+    sfreq = float(raw.info["sfreq"])
+    names = _original_names(raw.ch_names)
+    if fmt == "gdf":
+        signal *= _gdf_unit_correction(path, raw)[:, np.newaxis].astype(np.float32)
+    _check_finite(signal, names, sfreq, path)
+    if fmt in ("edf", "bdf"):
+        _check_own_annotations(path, signal.shape[1] / sfreq)
+    annotations = raw.annotations
+    offset = raw.first_time if annotations.orig_time is not None else 0.0
+    return Recording(
+        signal=signal,
+        sfreq=sfreq,
+        ch_names=names,
+        ch_types=list(raw.get_channel_types()),
+        source=path,
+        annotations=pd.DataFrame(
+            {
+                "onset": np.asarray(annotations.onset, float) - offset,
+                "duration": np.asarray(annotations.duration, float),
+                "description": pd.Series(list(annotations.description), dtype=str),
+            }
+        ),
+        meas_date=raw.info["meas_date"],
+        ch_pos=_positions(raw.info, names),
+    )
+
+
+def _load_float32(raw: Any) -> np.ndarray:
+    out = np.empty((len(raw.ch_names), raw.n_times), dtype=np.float32)
+    step = max(1, int(raw.info["sfreq"] * _CHUNK_SECONDS))
+    for start in range(0, raw.n_times, step):
+        stop = min(start + step, raw.n_times)
+        out[:, start:stop] = raw.get_data(start=start, stop=stop)
+    return out
+
+
+def _original_names(names: list[str]) -> list[str]:
+    """Undo MNE's running numbers (``T8-P8-0``, ``T8-P8-1``) on duplicated channel names."""
+    groups: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for i, name in enumerate(names):
+        match = re.match(r"^(.*)-(\d+)$", name)
+        if match:
+            groups[match.group(1)].append((int(match.group(2)), i))
+    out = list(names)
+    for base, members in groups.items():
+        numbers = sorted(number for number, _ in members)
+        if len(members) > 1 and numbers == list(range(len(members))) and base not in names:
+            for _, i in members:
+                out[i] = base
+    return out
+
+
+def _check_edf_size(path: Path, bytes_per_sample: int) -> None:
+    """Compare the data size the EDF/BDF header declares with the file's size."""
+    with path.open("rb") as file:
+        head = file.read(256)
+        try:
+            header_bytes, n_records = int(head[184:192]), int(head[236:244])
+            n_signals = int(head[252:256])
+            file.seek(256 + 216 * n_signals)
+            samples = [int(file.read(8)) for _ in range(n_signals)]
+        except ValueError as err:
+            raise RecordingError(
+                "the EDF/BDF header is damaged: a numeric field is not a number", path=path
+            ) from err
+    if n_records < 0:  # -1: unknown (recording still in progress); nothing to compare
+        return
+    record_bytes = sum(samples) * bytes_per_sample
+    expected = header_bytes + n_records * record_bytes
+    actual = path.stat().st_size
+    if actual < expected:
+        complete = max(0, actual - header_bytes) // max(record_bytes, 1)
+        raise RecordingError(
+            f"truncated: the header declares {n_records} data records ({expected} bytes) but "
+            f"the file holds {actual} bytes ({complete} complete records)",
+            path=path,
+            hint="download the file again and check its checksum",
+        )
+    if actual > expected:
+        logger.warning(
+            "%s: %d bytes beyond the %d data records the header declares",
+            path,
+            actual - expected,
+            n_records,
+        )
+
+
+def _check_own_annotations(path: Path, duration: float) -> None:
+    """EDF+ annotations ending after the data mean data records are missing."""
+    import mne
+
+    own = mne.read_annotations(path)
+    if not len(own):
+        return
+    ends = np.asarray(own.onset) + np.asarray(own.duration)
+    last = int(np.argmax(ends))
+    if ends[last] > duration + 1e-6:
+        raise RecordingError(
+            f"truncated: the file's own annotation {own.description[last]!r} "
+            f"({own.onset[last]:.2f} s + {own.duration[last]:.2f} s) ends at "
+            f"{ends[last]:.2f} s but the data stop at {duration:.2f} s",
+            path=path,
+            hint="download the file again and check its checksum",
+        )
+
+
+def _gdf_unit_correction(path: Path, raw: Any) -> np.ndarray:
+    """Per-channel factor fixing MNE's units for GDF 1.x files.
+
+    MNE's GDF 1.x reader scales by 1e-6 only when the physical dimension is spelt ``uV``;
+    BioSig writes ``µV`` (Latin-1 ``\\xb5V``), which MNE then reads as volts. We read the
+    dimensions from the header and divide out whatever factor MNE applied.
+    """
+    head = path.read_bytes()[:256]
+    n = len(raw.ch_names)
+    if not head.startswith(b"GDF 1."):
+        return np.ones(n)
+    n_signals = int.from_bytes(head[252:256], "little")
+    offset = 256 + 96 * n_signals
+    with path.open("rb") as file:
+        file.seek(offset)
+        dims = [file.read(8).decode("latin-1").strip("\x00 ") for _ in range(n_signals)]
+    extras = getattr(raw, "_raw_extras", [{}])[0]
+    applied = np.asarray(extras.get("units", np.ones(n_signals)), float)
+    if len(applied) != n or n_signals != n:
+        raise RecordingError(
+            f"cannot match the GDF header's {n_signals} channels with MNE's {n}",
+            path=path,
+        )
+    factors = []
+    for i, dim in enumerate(dims):
+        factor = _UNIT_FACTORS.get(dim.lower())
+        if factor is None:
+            raise RecordingError(
+                f"channel {raw.ch_names[i]!r}: unknown physical unit {dim!r} in the GDF header",
+                path=path,
+            )
+        factors.append(factor / applied[i])
+    corrected = [raw.ch_names[i] for i, f in enumerate(factors) if f != 1.0]
+    if corrected:
+        logger.info(
+            "%s: GDF units %s applied (MNE had read them as volts): %s",
+            path,
+            sorted(set(dims)),
+            ", ".join(corrected),
+        )
+    return np.asarray(factors)
+
+
+def _check_finite(signal: np.ndarray, names: list[str], sfreq: float, path: Path) -> None:
+    bad = ~np.isfinite(signal)
+    if bad.any():
+        channels = [names[i] for i in np.flatnonzero(bad.any(axis=1))]
+        first = np.flatnonzero(bad.any(axis=0))[0] / sfreq
+        raise RecordingError(
+            f"{int(bad.sum())} NaN/inf samples in channel(s) {', '.join(channels[:10])}"
+            f"{' ...' if len(channels) > 10 else ''} (first at {first:.3f} s)",
+            path=path,
+        )
+
+
+def _positions(info: Any, names: list[str]) -> np.ndarray:
+    """Positions from the file where it has them (head frame), else the standard montage."""
+    import mne
+
+    out = montage.channel_positions(names)
+    dev_head = info.get("dev_head_t")
+    for i, ch in enumerate(info["chs"]):
+        loc = np.asarray(ch["loc"][:3], float)
+        if not np.all(np.isfinite(loc)) or not np.any(loc):
+            continue
+        if ch["coord_frame"] == mne.io.constants.FIFF.FIFFV_COORD_DEVICE:
+            if dev_head is None:
+                continue
+            loc = mne.transforms.apply_trans(dev_head, loc)
+        out[i] = loc
+    return out
+
+
+# ---------------------------------------------------------------------------- info command
+
+
+def suspicious(recording: Recording) -> list[str]:
+    """Plain-words findings worth a look: flat or clipped channels, unknown EEG names."""
+    findings = []
+    signal = recording.signal
+    flat = [
+        n
+        for n, row in zip(recording.ch_names, signal, strict=True)
+        if row.size and float(row.max() - row.min()) == 0.0
+    ]
+    if flat:
+        findings.append(f"flat channels (constant): {', '.join(flat)}")
+    clipped = []
+    for name, row in zip(recording.ch_names, signal, strict=True):
+        if row.size < 100 or row.max() == row.min():
+            continue
+        at_limit = np.count_nonzero(row == row.max()) + np.count_nonzero(row == row.min())
+        if at_limit > max(10, 0.001 * row.size):
+            clipped.append(f"{name} ({100 * at_limit / row.size:.1f}% at min/max)")
+    if clipped:
+        findings.append(f"possibly clipped: {', '.join(clipped)}")
+    unknown = [
+        n
+        for n, t in zip(recording.ch_names, recording.ch_types, strict=True)
+        if t == "eeg" and montage.try_canonical_name(n) is None
+    ]
+    if unknown:
+        findings.append(f"EEG channels with non-10-05 names: {', '.join(unknown)}")
+    return findings
+
+
+def info_command(args: Any) -> int:
+    """``python -m neurodecode.data info <file> [annotation_format=... annotation_path=...]``.
+
+    Prints channels, sampling rate, duration, events and anything suspicious.
+    """
+    options = dict(item.split("=", 1) for item in args.overrides if "=" in item)
+    allowed = {"annotation_format", "annotation_path", "subject", "session", "run"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise RecordingError(f"unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+    recording = read_recording(args.target, **options)
+    types = pd.Series(recording.ch_types).value_counts()
+    lines = [
+        f"file: {recording.source}",
+        f"subject/session/run: {recording.subject} / {recording.session} / {recording.run}",
+        f"start: {recording.meas_date}",
+        f"sampling rate: {recording.sfreq:g} Hz",
+        f"duration: {recording.duration:.3f} s ({recording.n_times} samples)",
+        f"channels: {recording.n_chans} (" + ", ".join(f"{n} {t}" for t, n in types.items()) + ")",
+        "  " + ", ".join(recording.ch_names),
+        f"amplitude: {np.abs(recording.signal).max():.3g} V peak",
+    ]
+    events = recording.annotations
+    counts = events["description"].value_counts().sort_index()
+    lines.append(
+        f"events: {len(events)}"
+        + (" (" + ", ".join(f"{k}: {v}" for k, v in counts.items()) + ")" if len(events) else "")
+    )
+    findings = suspicious(recording)
+    lines.append("suspicious: " + ("none found" if not findings else ""))
+    lines += [f"  - {finding}" for finding in findings]
+    print("\n".join(lines))
+    return 0
