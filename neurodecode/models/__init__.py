@@ -1,1 +1,7 @@
-"""Encoders and baselines. Importing this package registers every model in ``MODELS``."""
+"""Encoders and baselines. Importing this package registers every model in ``MODELS``.
+
+braindecode is not imported here: :mod:`neurodecode.models.baselines` imports it only
+when a baseline is built.
+"""
+
+from neurodecode.models import baselines, conformer  # noqa: F401  (registration)

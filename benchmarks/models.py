@@ -1,0 +1,184 @@
+"""Training-step throughput and peak memory: dual-branch conformers vs braindecode EEGConformer.
+
+One training step is forward, cross-entropy, backward and an AdamW update on random data of
+the given shape. Each (model, input) pair runs in a fresh subprocess so that peak memory is
+that model's alone. Prints one JSON line per figure: name, value, unit, baseline, ratio
+(value / the EEGConformer figure on the same input), machine.
+
+    python benchmarks/models.py                                   # CPU, 2 threads
+    python benchmarks/models.py --device cuda --bf16 --compile    # GPU
+
+Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA, and on CPU the rise of the
+process's peak resident set size over warm-up and timed steps (``ru_maxrss`` minus the RSS
+before the first step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# (name, n_chans, n_times, sfreq)
+INPUTS = (("22x1000", 22, 1000, 250.0), ("19x2560", 19, 2560, 256.0))
+BASELINE = "braindecode:EEGConformer"
+MODELS = ("dual_branch_conformer", "spiking_dual_branch_conformer", BASELINE)
+N_OUTPUTS = 4
+
+
+def machine(device: str) -> str:
+    """A short description of the machine the figures come from."""
+    import torch
+
+    if device == "cuda":
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def build(model: str, n_chans: int, n_times: int, sfreq: float):
+    """Build a registered model (``braindecode:<Name>`` for a baseline)."""
+    from neurodecode.registry import MODELS as REGISTRY
+
+    signal = dict(n_chans=n_chans, n_outputs=N_OUTPUTS, n_times=n_times, sfreq=sfreq)
+    if model.startswith("braindecode:"):
+        return REGISTRY.build("braindecode", name=model.split(":", 1)[1], **signal)
+    return REGISTRY.build(model, **signal)
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Time ``args.steps`` training steps of one model on one input; return the figures."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    _, n_chans, n_times, sfreq = next(i for i in INPUTS if i[0] == args.input)
+    model = build(args.model, n_chans, n_times, sfreq).to(device).train()
+    if hasattr(model, "check_inputs_finite"):
+        model.check_inputs_finite = False  # a device sync per step; not what is measured
+    forward = torch.compile(model) if args.compile else model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randn(args.batch, n_chans, n_times, device=device)
+    y = torch.randint(0, N_OUTPUTS, (args.batch,), device=device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            loss = torch.nn.functional.cross_entropy(forward(x).float(), y)
+        loss.backward()
+        optimizer.step()
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    rss_before = _current_rss_kib()
+    for _ in range(args.warmup):
+        step()
+    sync()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    sync()
+    elapsed = time.perf_counter() - start
+    if device.type == "cuda":
+        peak_mib = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak_mib = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    return {
+        "throughput": args.batch * args.steps / elapsed,
+        "peak_memory": peak_mib,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "machine": machine(args.device),
+    }
+
+
+def _current_rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def available(model: str) -> bool:
+    """Whether ``model`` can be built here (the spiking model may not exist yet)."""
+    from neurodecode.registry import MODELS as REGISTRY
+
+    if model.startswith("braindecode:"):
+        import importlib.util
+
+        return importlib.util.find_spec("braindecode") is not None
+    return model in REGISTRY
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--batch", type=int, default=None, help="default 16 (CPU), 256 (GPU)")
+    parser.add_argument("--steps", type=int, default=None, help="default 5 (CPU), 50 (GPU)")
+    parser.add_argument("--warmup", type=int, default=None, help="default 2 (CPU), 10 (GPU)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads")
+    parser.add_argument("--inputs", nargs="*", default=[i[0] for i in INPUTS])
+    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--model", help=argparse.SUPPRESS)  # set in the subprocess
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    gpu = args.device != "cpu"
+    args.batch = args.batch or (256 if gpu else 16)
+    args.steps = args.steps or (50 if gpu else 5)
+    args.warmup = args.warmup or (10 if gpu else 2)
+
+    if args.model:  # subprocess: one model on one input
+        print(json.dumps(measure(args)))
+        return
+
+    settings = f"batch {args.batch}" + ", bf16" * args.bf16 + ", compiled" * args.compile
+    for input_name in args.inputs:
+        results = {}
+        for model in args.models:
+            if not available(model):
+                print(f"# {model}: not available here, skipped", file=sys.stderr)
+                continue
+            command = [sys.executable, __file__, "--model", model, "--input", input_name]
+            command += [f"--{k}={getattr(args, k)}" for k in ("device", "batch", "steps")]
+            command += [f"--{k}={getattr(args, k)}" for k in ("warmup", "threads")]
+            command += ["--bf16"] * args.bf16 + ["--compile"] * args.compile
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode:
+                print(f"# {model} on {input_name} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
+                continue
+            results[model] = json.loads(done.stdout.strip().splitlines()[-1])
+        reference = results.get(BASELINE)
+        for model, figures in results.items():
+            for key, unit in (("throughput", "samples/s"), ("peak_memory", "MiB")):
+                ratio = figures[key] / reference[key] if reference and reference[key] else None
+                line = {
+                    "name": f"{model} train step {key} {input_name} ({settings})",
+                    "value": round(figures[key], 2),
+                    "unit": unit,
+                    "baseline": f"{BASELINE} {key} {input_name}",
+                    "ratio": None if ratio is None else round(ratio, 3),
+                    "machine": figures["machine"],
+                    "parameters": figures["parameters"],
+                }
+                print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()

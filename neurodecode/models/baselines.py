@@ -1,0 +1,175 @@
+"""braindecode models as baselines under neurodecode's signal contract.
+
+``MODELS.build("braindecode", name="EEGConformer", n_chans=22, ...)`` (in a config:
+``model=braindecode model.name=EEGConformer``) builds any model of ``braindecode.models``
+by class name, e.g. ``EEGNetv4`` (``EEGNet`` in braindecode ≥ 1.0), ``ShallowFBCSPNet``,
+``EEGConformer``, ``ATCNet``. braindecode is imported only when such a model is built, so
+``import neurodecode`` never pulls it in (install it with ``pip install neurodecode[braindecode]``).
+
+Contract differences from neurodecode's own encoders, all checked with clear errors:
+the input must have exactly ``n_times`` samples (braindecode heads are sized from it),
+``ch_pos`` is ignored (these models have no position encoding) and channels marked missing
+in ``ch_mask`` are zeroed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from neurodecode.errors import ConfigError, ContractError, UnknownNameError
+from neurodecode.models.blocks import check_channel_inputs, check_finite, check_signal
+from neurodecode.registry import MODELS
+
+# Names that braindecode has renamed; the old name still works here.
+ALIASES = {"EEGNetv4": "EEGNet"}
+
+# The baselines every recipe is tested with (any braindecode model name works).
+DEFAULT_BASELINES = ("EEGConformer", "EEGNetv4", "ShallowFBCSPNet", "ATCNet")
+
+
+def braindecode_model_class(name: str) -> type[nn.Module]:
+    """The braindecode model class called ``name`` (imports braindecode).
+
+    Raises
+    ------
+    ConfigError
+        If braindecode is not installed.
+    UnknownNameError
+        If braindecode has no model of that name.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            import braindecode.models as zoo
+            from braindecode.models.base import EEGModuleMixin
+    except ImportError as err:
+        raise ConfigError(
+            f"baseline {name!r} needs braindecode, which is not installed ({err})",
+            hint="pip install 'neurodecode[braindecode]'",
+        ) from err
+    cls = getattr(zoo, name, None) or getattr(zoo, ALIASES.get(name, ""), None)
+    if not (isinstance(cls, type) and issubclass(cls, EEGModuleMixin)):
+        valid = sorted(
+            n
+            for n in dir(zoo)
+            if isinstance(getattr(zoo, n), type)
+            and issubclass(getattr(zoo, n), EEGModuleMixin)
+            and getattr(zoo, n) is not EEGModuleMixin
+        )
+        raise UnknownNameError(
+            f"braindecode has no model {name!r}; valid names are: {', '.join(valid)}"
+        )
+    return cls
+
+
+@MODELS.register("braindecode")
+class BraindecodeModel(nn.Module):
+    """A braindecode model, by class name, under neurodecode's signal contract.
+
+    Parameters
+    ----------
+    n_chans, n_outputs, n_times : int
+        Electrodes, outputs and samples per window (inputs must have exactly ``n_times``).
+    sfreq : float
+        Sampling rate in Hz.
+    chs_info : list of dict, optional
+        MNE ``info["chs"]``, passed on to braindecode.
+    name : str
+        braindecode model class, e.g. ``"EEGConformer"``, ``"EEGNetv4"``, ``"ATCNet"``.
+    check_inputs_finite : bool
+        Reject NaN/inf input in eager mode (skipped under ``torch.compile``).
+    **kwargs
+        Passed to the braindecode model.
+    """
+
+    def __init__(
+        self,
+        n_chans: int,
+        n_outputs: int,
+        n_times: int,
+        sfreq: float,
+        chs_info: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        name: str = "EEGConformer",
+        check_inputs_finite: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
+        self.check_inputs_finite = check_inputs_finite
+        if chs_info is not None:
+            kwargs["chs_info"] = list(chs_info)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", (FutureWarning, UserWarning))
+            self.net = braindecode_model_class(name)(
+                n_chans=n_chans, n_outputs=n_outputs, n_times=n_times, sfreq=sfreq, **kwargs
+            )
+
+    @cached_property
+    def n_features(self) -> int:
+        """Size of the embedding (the input of braindecode's ``final_layer``)."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                device = next(self.parameters()).device
+                probe = torch.zeros(1, self.n_chans, self.n_times, device=device)
+                return self._features(probe).shape[1]
+        finally:
+            self.train(was_training)
+
+    def forward(
+        self,
+        x: Tensor,
+        ch_pos: Tensor | None = None,
+        ch_mask: Tensor | None = None,
+        return_features: bool = False,
+    ) -> Tensor:
+        """Map ``x`` (batch, n_chans, n_times) to (batch, n_outputs), or the embedding.
+
+        ``ch_pos`` is accepted for the common contract and ignored; channels false in
+        ``ch_mask`` are zeroed. ``return_features=True`` returns the flattened input of
+        braindecode's ``final_layer`` (for models whose final layer is a list of layers
+        applied to several windows, e.g. ATCNet, the inputs concatenated).
+        """
+        model = f"braindecode {self.name}"
+        check_signal(x, n_chans=self.n_chans, min_times=self.n_times, model=model)
+        if x.shape[2] != self.n_times:
+            raise ContractError(
+                f"{model} was built for windows of {self.n_times} samples; got {x.shape[2]} "
+                f"(input shape {tuple(x.shape)})",
+                hint="braindecode heads are sized from n_times; build the model for this length",
+            )
+        _, ch_mask = check_channel_inputs(x, None, ch_mask, model=model)
+        if ch_mask is not None:
+            x = torch.where(ch_mask[:, :, None], x, torch.zeros((), dtype=x.dtype, device=x.device))
+        if self.check_inputs_finite:
+            check_finite(x, model=model)
+        return self._features(x) if return_features else self.net(x)
+
+    def _features(self, x: Tensor) -> Tensor:
+        final = getattr(self.net, "final_layer", None)
+        if final is None:
+            raise ContractError(
+                f"braindecode {self.name} has no final_layer, so its embedding is not defined",
+                hint="use return_features=False",
+            )
+        layers = list(final) if isinstance(final, nn.ModuleList) else [final]
+        captured: list[Tensor] = []
+        handles = [
+            layer.register_forward_pre_hook(lambda _, args: captured.append(args[0].flatten(1)))
+            for layer in layers
+        ]
+        try:
+            self.net(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return torch.cat(captured, dim=1)

@@ -1,0 +1,333 @@
+"""Building blocks shared by neurodecode's encoders.
+
+Everything here works on batch-first tensors and has no Python loop over tokens, channels
+or time, so the encoders built from it compile with ``torch.compile`` without graph breaks:
+
+* :func:`check_signal`, :func:`check_finite`, :func:`check_channel_inputs` -- the signal
+  contract checks (rank, channels, length, NaN, positions and mask shapes);
+* :class:`TemporalPatchEmbedding` -- 1x1 conv mixing electrodes, depthwise temporal conv,
+  pooling into time patches (the temporal branch's tokens);
+* :class:`ElectrodeTokenizer` -- one token per electrode from a temporal conv shared by all
+  electrodes (the spatial branch's tokens);
+* :class:`ChannelPositionEncoding` -- an embedding of 3-D electrode positions (metres);
+* :class:`TransformerEncoder` -- pre-norm encoder layers over fused attention
+  (:func:`torch.nn.functional.scaled_dot_product_attention`) with an optional key mask;
+* :class:`ChannelAttentionPool` -- attention-weighted mean over (unmasked) tokens;
+* :func:`sinusoidal_positions` -- the fixed positional encoding of token order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neurodecode.errors import ContractError
+
+
+def check_signal(x: Tensor, *, n_chans: int, min_times: int, model: str) -> None:
+    """Check the shape of ``x`` against a model's signal contract.
+
+    These checks read only shapes, so under ``torch.compile`` they become guards (no graph
+    break). Raises :class:`ContractError` saying what was expected and what came.
+
+    Parameters
+    ----------
+    x : Tensor
+        The input, expected ``(batch, n_chans, n_times)``.
+    n_chans : int
+        Channel count the model was built for.
+    min_times : int
+        Fewest samples the model can use (its receptive field).
+    model : str
+        Model name, used in messages.
+    """
+    if x.ndim != 3:
+        raise ContractError(
+            f"{model} expects input of shape (batch, n_chans, n_times), a rank-3 tensor; "
+            f"got rank {x.ndim} with shape {tuple(x.shape)}",
+            hint="add a batch dimension with x.unsqueeze(0)" if x.ndim == 2 else None,
+        )
+    if x.shape[1] != n_chans:
+        raise ContractError(
+            f"{model} was built for {n_chans} channels; got {x.shape[1]} "
+            f"(input shape {tuple(x.shape)})",
+            hint="harmonise the montage to the model's channel list and pass ch_mask "
+            "for channels that are missing",
+        )
+    if x.shape[2] < min_times:
+        raise ContractError(
+            f"{model} needs at least {min_times} samples (its receptive field); "
+            f"got {x.shape[2]} (input shape {tuple(x.shape)})",
+            hint="use longer windows",
+        )
+
+
+def check_finite(x: Tensor, *, model: str) -> None:
+    """Reject NaN or infinite values in ``x`` with a :class:`ContractError`.
+
+    This reads the data (a device sync on GPU) and would break a compiled graph, so it is
+    skipped while ``torch.compile`` traces: compiled models leave the check to the data
+    pipeline.
+    """
+    if torch.compiler.is_compiling():
+        return
+    if not bool(torch.isfinite(x).all()):
+        raise ContractError(
+            f"{model} got NaN or infinite values in its input of shape {tuple(x.shape)}",
+            hint="interpolate bad channels, or zero them and mark them missing in ch_mask",
+        )
+
+
+def check_channel_inputs(
+    x: Tensor, ch_pos: Tensor | None, ch_mask: Tensor | None, *, model: str
+) -> tuple[Tensor | None, Tensor | None]:
+    """Check ``ch_pos`` ``(batch | 1, n_chans, 3)`` and ``ch_mask`` ``(batch, n_chans)``.
+
+    A ``(n_chans, 3)`` position table is broadcast over the batch. Returns both, with
+    positions as ``x``'s float dtype and the mask as bool.
+    """
+    batch, n_chans = x.shape[0], x.shape[1]
+    if ch_pos is not None:
+        if ch_pos.ndim == 2:
+            ch_pos = ch_pos[None]
+        if (
+            ch_pos.ndim != 3
+            or ch_pos.shape[1:] != (n_chans, 3)
+            or ch_pos.shape[0] not in (1, batch)
+        ):
+            raise ContractError(
+                f"{model} expects ch_pos of shape ({batch}, {n_chans}, 3) for input "
+                f"{tuple(x.shape)}; got {tuple(ch_pos.shape)}"
+            )
+        ch_pos = ch_pos.to(dtype=torch.float32)
+    if ch_mask is not None:
+        if ch_mask.shape != (batch, n_chans):
+            raise ContractError(
+                f"{model} expects ch_mask of shape ({batch}, {n_chans}) for input "
+                f"{tuple(x.shape)}; got {tuple(ch_mask.shape)}"
+            )
+        ch_mask = ch_mask.bool()
+    return ch_pos, ch_mask
+
+
+def positions_from_chs_info(chs_info: Sequence[Mapping[str, Any]] | None) -> Tensor | None:
+    """3-D positions (metres) of MNE ``info["chs"]`` entries, NaN where unknown.
+
+    Returns ``None`` when ``chs_info`` is ``None`` or no entry carries a usable location.
+    """
+    if not chs_info:
+        return None
+    rows = []
+    for ch in chs_info:
+        loc = ch.get("loc")
+        xyz = torch.full((3,), math.nan)
+        if loc is not None and len(loc) >= 3:
+            candidate = torch.as_tensor([float(v) for v in loc[:3]])
+            if torch.isfinite(candidate).all() and candidate.abs().sum() > 0:
+                xyz = candidate
+        rows.append(xyz)
+    positions = torch.stack(rows).float()
+    if torch.isnan(positions).all():
+        return None
+    return positions
+
+
+def sinusoidal_positions(n_tokens: int, dim: int, *, device: torch.device, dtype: torch.dtype):
+    """Fixed sine/cosine encoding of token order, shape ``(n_tokens, dim)``."""
+    position = torch.arange(n_tokens, device=device, dtype=torch.float32)[:, None]
+    half = (dim + 1) // 2
+    frequency = torch.exp(
+        torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / half)
+    )
+    angles = position * frequency
+    encoding = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)[:, :dim]
+    return encoding.to(dtype)
+
+
+class TemporalPatchEmbedding(nn.Module):
+    """Electrodes mixed by a 1x1 conv, a depthwise temporal conv, pooled into time patches.
+
+    ``(batch, n_chans, n_times)`` → ``(batch, n_patches, dim)`` with
+    ``n_patches = (n_times - kernel + 1) // patch``.
+
+    Parameters
+    ----------
+    n_chans : int
+        Input electrodes.
+    dim : int
+        Token size (virtual channels after mixing).
+    kernel : int
+        Depthwise temporal kernel length in samples.
+    patch : int
+        Pooling window and stride in samples (samples per token).
+    dropout : float
+        Dropout on the tokens.
+    """
+
+    def __init__(self, n_chans: int, dim: int, kernel: int, patch: int, dropout: float = 0.0):
+        super().__init__()
+        self.kernel = kernel
+        self.patch = patch
+        self.mix = nn.Conv1d(n_chans, dim, 1, bias=False)
+        self.temporal = nn.Conv1d(dim, dim, kernel, groups=dim, bias=False)
+        self.norm = nn.BatchNorm1d(dim)
+        self.pool = nn.AvgPool1d(patch, patch)
+        self.dropout = nn.Dropout(dropout)
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples needed for one token."""
+        return self.kernel + self.patch - 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = F.elu(self.norm(self.temporal(self.mix(x))))
+        return self.dropout(self.pool(z).transpose(1, 2))
+
+
+class ElectrodeTokenizer(nn.Module):
+    """One token per electrode: a temporal conv shared by all electrodes, then log power.
+
+    Each electrode's signal goes through the same ``n_filters`` temporal filters; the token
+    is a linear map of the log mean power of each filter's output (a learned band-power
+    feature), so it does not depend on the number of samples or of electrodes.
+    ``(batch, n_chans, n_times)`` → ``(batch, n_chans, dim)``.
+
+    Parameters
+    ----------
+    dim : int
+        Token size.
+    n_filters : int
+        Shared temporal filters.
+    kernel : int
+        Filter length in samples.
+    stride : int
+        Filter stride in samples.
+    """
+
+    def __init__(self, dim: int, n_filters: int, kernel: int, stride: int = 1):
+        super().__init__()
+        self.kernel = kernel
+        self.conv = nn.Conv1d(1, n_filters, kernel, stride=stride, bias=False)
+        self.norm = nn.BatchNorm1d(n_filters)
+        self.proj = nn.Linear(n_filters, dim)
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples needed for one token."""
+        return self.kernel
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, n_chans, n_times = x.shape
+        z = self.norm(self.conv(x.reshape(batch * n_chans, 1, n_times)))
+        log_power = torch.log(z.float().square().mean(dim=-1) + 1e-6).to(z.dtype)
+        return self.proj(log_power).reshape(batch, n_chans, -1)
+
+
+class ChannelPositionEncoding(nn.Module):
+    """Embedding of 3-D electrode positions (metres); zero for unknown (NaN) positions.
+
+    ``(batch, n_chans, 3)`` → ``(batch, n_chans, dim)``.
+
+    Parameters
+    ----------
+    dim : int
+        Embedding size.
+    scale : float
+        Factor applied to positions before the MLP (10 maps a head's ~0.1 m to ~1).
+    """
+
+    def __init__(self, dim: int, scale: float = 10.0):
+        super().__init__()
+        self.scale = scale
+        self.mlp = nn.Sequential(nn.Linear(3, dim), nn.GELU(), nn.Linear(dim, dim))
+
+    def forward(self, positions: Tensor) -> Tensor:
+        known = torch.isfinite(positions).all(dim=-1, keepdim=True)
+        encoding = self.mlp(torch.nan_to_num(positions, nan=0.0) * self.scale)
+        return encoding * known.to(encoding.dtype)
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Self-attention through fused ``scaled_dot_product_attention``.
+
+    ``key_mask`` (batch, n_tokens), true for tokens that may be attended to.
+    """
+
+    def __init__(self, dim: int, n_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if dim % n_heads:
+            raise ValueError(f"dim ({dim}) must be divisible by n_heads ({n_heads})")
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
+        batch, n_tokens, dim = x.shape
+        qkv = self.qkv(x).reshape(batch, n_tokens, 3, self.n_heads, dim // self.n_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(y.transpose(1, 2).reshape(batch, n_tokens, dim))
+
+
+class TransformerEncoderLayer(nn.Module):
+    """Pre-norm transformer layer: attention and a GELU MLP, each with a residual."""
+
+    def __init__(self, dim: int, n_heads: int, mlp_ratio: float = 2.0, dropout: float = 0.0):
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = MultiHeadSelfAttention(dim, n_heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
+        x = x + self.dropout(self.attn(self.norm1(x), key_mask))
+        return x + self.dropout(self.mlp(self.norm2(x)))
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of :class:`TransformerEncoderLayer` followed by a final LayerNorm."""
+
+    def __init__(
+        self, dim: int, depth: int, n_heads: int, mlp_ratio: float = 2.0, dropout: float = 0.0
+    ):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            TransformerEncoderLayer(dim, n_heads, mlp_ratio, dropout) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
+        for layer in self.layers:
+            x = layer(x, key_mask)
+        return self.norm(x)
+
+
+class ChannelAttentionPool(nn.Module):
+    """Attention-weighted mean of tokens: ``(batch, n_tokens, dim)`` → ``(batch, dim)``.
+
+    A learned score per token, softmax over the tokens that ``mask`` keeps (true = keep).
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.score = nn.Linear(dim, 1)
+
+    def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
+        scores = self.score(tokens).squeeze(-1).float()
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1).to(tokens.dtype)
+        return torch.einsum("bn,bnd->bd", weights, tokens)

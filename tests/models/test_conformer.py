@@ -1,0 +1,141 @@
+"""DualBranchConformer: size bound, sizes, bad input, channel mask and positions, inductor."""
+
+from __future__ import annotations
+
+import mne
+import numpy as np
+import pytest
+import torch
+
+from neurodecode.errors import ConfigError, ContractError
+from neurodecode.models.conformer import DualBranchConformer
+
+EEG_CONFORMER_PARAMETERS = 789_572  # braindecode EEGConformer, 22 ch x 1000 samples x 4 classes
+
+
+def n_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_22() -> DualBranchConformer:
+    torch.manual_seed(0)
+    return DualBranchConformer(n_chans=22, n_outputs=4, n_times=1000, sfreq=250.0).eval()
+
+
+def test_default_has_at_most_an_eighth_of_eeg_conformers_parameters():
+    assert n_parameters(model_22()) <= EEG_CONFORMER_PARAMETERS // 8
+
+
+def test_bound_holds_against_braindecodes_live_count():
+    pytest.importorskip("braindecode")
+    from neurodecode.registry import MODELS
+
+    baseline = MODELS.build("braindecode", name="EEGConformer", n_chans=22, n_outputs=4,
+                            n_times=1000, sfreq=250.0)  # fmt: skip
+    assert n_parameters(baseline) == EEG_CONFORMER_PARAMETERS
+    assert 8 * n_parameters(model_22()) <= n_parameters(baseline)
+
+
+def test_sizes_grow_and_overrides_apply():
+    counts = [
+        n_parameters(DualBranchConformer(22, 4, 1000, 250.0, size=s))
+        for s in ("tiny", "small", "base")
+    ]
+    assert counts == sorted(counts) and len(set(counts)) == 3
+    model = DualBranchConformer(22, 4, 1000, 250.0, size="tiny", dim=40, n_heads=5)
+    assert model.n_features == 80
+    assert model(torch.randn(1, 22, 1000), return_features=True).shape == (1, 80)
+    with pytest.raises(ConfigError, match="valid sizes are: tiny, small, base"):
+        DualBranchConformer(22, 4, 1000, 250.0, size="huge")
+
+
+@pytest.mark.parametrize("n_times", [87, 513, 3000])
+def test_any_length_from_the_receptive_field_on(n_times):
+    model = model_22()
+    assert model.min_times == 86  # 25-sample kernel + 62-sample patch - 1 at 250 Hz
+    assert model(torch.randn(2, 22, n_times)).shape == (2, 4)
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        ((22, 1000), r"rank-3 tensor; got rank 2 with shape \(22, 1000\).*unsqueeze"),
+        ((1, 1, 22, 1000), r"rank-3 tensor; got rank 4"),
+        ((2, 19, 1000), r"built for 22 channels; got 19"),
+        ((2, 22, 50), r"needs at least 86 samples \(its receptive field\); got 50"),
+    ],
+)
+def test_bad_shapes_say_what_was_expected_and_what_came(shape, expected):
+    with pytest.raises(ContractError, match=expected):
+        model_22()(torch.randn(shape))
+
+
+def test_nan_input_is_refused_unless_in_a_masked_channel():
+    model = model_22()
+    x = torch.randn(2, 22, 1000)
+    x[1, 5, 100] = float("nan")
+    with pytest.raises(ContractError, match="NaN or infinite values"):
+        model(x)
+    mask = torch.ones(2, 22, dtype=torch.bool)
+    mask[1, 5] = False
+    assert torch.isfinite(model(x, ch_mask=mask)).all()
+
+
+def test_too_short_windows_are_refused_at_construction():
+    with pytest.raises(ContractError, match="shorter than the model's receptive field"):
+        DualBranchConformer(22, 4, 50, 250.0)
+
+
+def test_bad_position_and_mask_shapes_are_refused():
+    model, x = model_22(), torch.randn(2, 22, 1000)
+    with pytest.raises(ContractError, match=r"ch_pos of shape \(2, 22, 3\).*got \(2, 19, 3\)"):
+        model(x, ch_pos=torch.zeros(2, 19, 3))
+    with pytest.raises(ContractError, match=r"ch_mask of shape \(2, 22\).*got \(22,\)"):
+        model(x, ch_mask=torch.ones(22, dtype=torch.bool))
+
+
+def test_masked_channels_do_not_influence_the_output():
+    model = model_22()
+    x = torch.randn(2, 22, 1000)
+    mask = torch.ones(2, 22, dtype=torch.bool)
+    mask[:, [3, 17]] = False
+    changed = x.clone()
+    changed[:, [3, 17]] = torch.randn(2, 2, 1000) * 100
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, ch_mask=mask), model(changed, ch_mask=mask))
+        assert not torch.allclose(model(x), model(changed))
+
+
+def test_positions_come_from_ch_pos_or_chs_info():
+    names = ["Fz", "C3", "Cz", "C4", "Pz", "Oz"]
+    info = mne.create_info(names, 250.0, "eeg")
+    info.set_montage("standard_1020")
+    positions = torch.tensor(np.array([ch["loc"][:3] for ch in info["chs"]]), dtype=torch.float32)
+    torch.manual_seed(0)
+    with_info = DualBranchConformer(6, 2, 500, 250.0, chs_info=info["chs"]).eval()
+    torch.manual_seed(0)
+    plain = DualBranchConformer(6, 2, 500, 250.0).eval()
+    x = torch.randn(3, 6, 500)
+    with torch.no_grad():
+        torch.testing.assert_close(with_info(x), plain(x, ch_pos=positions))
+        assert not torch.allclose(plain(x), plain(x, ch_pos=positions))
+        # unknown (NaN) positions add nothing
+        unknown = torch.full((6, 3), float("nan"))
+        torch.testing.assert_close(plain(x), plain(x, ch_pos=unknown))
+
+
+@pytest.mark.slow
+def test_inductor_compiles_without_graph_breaks():
+    model = DualBranchConformer(19, 2, 512, 256.0, size="tiny").eval()
+    x = torch.randn(2, 19, 512)
+    ch_pos = torch.randn(2, 19, 3) * 0.08
+    ch_mask = torch.ones(2, 19, dtype=torch.bool)
+    ch_mask[0, 4] = False
+    compiled = torch.compile(model, fullgraph=True)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            compiled(x, ch_pos=ch_pos, ch_mask=ch_mask),
+            model(x, ch_pos=ch_pos, ch_mask=ch_mask),
+            rtol=1e-4,
+            atol=1e-5,
+        )
