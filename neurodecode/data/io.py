@@ -360,14 +360,13 @@ def _gdf_unit_correction(path: Path, raw: Any) -> np.ndarray:
     BioSig writes ``µV`` (Latin-1 ``\\xb5V``), which MNE then reads as volts. We read the
     dimensions from the header and divide out whatever factor MNE applied.
     """
-    head = path.read_bytes()[:256]
     n = len(raw.ch_names)
-    if not head.startswith(b"GDF 1."):
-        return np.ones(n)
-    n_signals = int.from_bytes(head[252:256], "little")
-    offset = 256 + 96 * n_signals
     with path.open("rb") as file:
-        file.seek(offset)
+        head = file.read(256)
+        if not head.startswith(b"GDF 1."):
+            return np.ones(n)
+        n_signals = int.from_bytes(head[252:256], "little")
+        file.seek(256 + 96 * n_signals)  # after the labels (16 bytes) and transducers (80)
         dims = [file.read(8).decode("latin-1").strip("\x00 ") for _ in range(n_signals)]
     extras = getattr(raw, "_raw_extras", [{}])[0]
     applied = np.asarray(extras.get("units", np.ones(n_signals)), float)
