@@ -317,3 +317,15 @@ def test_selection_matches_numbers_and_rejects_empty_results(
     assert not selection.accepts({"subject": "001", "run": "05"})
     with pytest.raises(ConfigError, match="no recording"):
         fetch_dataset("eegmmidb", subjects=[200], mirror=mirror_url)
+
+
+def test_cache_paths_resolving_outside_the_root_are_refused(
+    neurodecode_home: Path, tmp_path: Path, mirror_url: str
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (neurodecode_home / "eegmmidb").mkdir(parents=True)
+    (neurodecode_home / "eegmmidb" / "S001").symlink_to(elsewhere)
+    with pytest.raises(ManifestError, match="eegmmidb.yaml.*resolves outside"):
+        fetch_dataset("eegmmidb", subjects=[1], runs=[4], mirror=mirror_url)
+    assert list(elsewhere.iterdir()) == []
