@@ -47,6 +47,14 @@ def _table(onset, duration, description) -> pd.DataFrame:
     )
 
 
+def _read_table(path: Path, what: str, **options) -> pd.DataFrame:
+    """``pandas.read_csv`` whose parse failures become an AnnotationError naming the file."""
+    try:
+        return pd.read_csv(path, **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise AnnotationError(f"not a {what} ({err})", path=path) from err
+
+
 def check_within(events: pd.DataFrame, recording: Recording, annotation_path) -> None:
     """Raise if an event starts before 0 or ends after the recording (one-sample slack).
 
@@ -384,10 +392,7 @@ def read_tusz_csv(path: str | Path) -> pd.DataFrame:
         If columns are missing or a label is unknown.
     """
     path = Path(path)
-    try:
-        table = pd.read_csv(path, comment="#", skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise AnnotationError(f"not a TUSZ csv file ({err})", path=path) from err
+    table = _read_table(path, "TUSZ csv file", comment="#", skipinitialspace=True)
     needed = {"channel", "start_time", "stop_time", "label"}
     if not needed <= set(table.columns):
         raise AnnotationError(f"missing columns {sorted(needed - set(table.columns))}", path=path)
@@ -419,6 +424,7 @@ SZCORE_COLUMNS = (
 )  # fmt: skip
 """Columns of an SzCORE (epilepsy2bids) ``*_events.tsv``, in order."""
 _DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_TSV = "tab-separated events file"
 
 
 def read_szcore_events(path: str | Path) -> pd.DataFrame:
@@ -437,16 +443,14 @@ def read_szcore_events(path: str | Path) -> pd.DataFrame:
         If a required column is missing or a value cannot be parsed.
     """
     path = Path(path)
-    try:
-        table = pd.read_csv(
-            path,
-            sep="\t",
-            na_values=["n/a"],
-            keep_default_na=False,
-            dtype={"channels": str, "eventType": str},
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise AnnotationError(f"not a tab-separated events file ({err})", path=path) from err
+    table = _read_table(
+        path,
+        _TSV,
+        sep="\t",
+        na_values=["n/a"],
+        keep_default_na=False,
+        dtype={"channels": str, "eventType": str},
+    )
     missing = [c for c in ("onset", "duration", "eventType") if c not in table.columns]
     if missing:
         raise AnnotationError(f"missing SzCORE columns {missing}", path=path)
@@ -557,10 +561,7 @@ def read_bids_events(path: str | Path) -> pd.DataFrame:
         If the file has no onset/duration or no column to describe events with.
     """
     path = Path(path)
-    try:
-        table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise AnnotationError(f"not a tab-separated events file ({err})", path=path) from err
+    table = _read_table(path, _TSV, sep="\t", na_values=["n/a"], keep_default_na=False)
     if "eventType" in table.columns:
         table = read_szcore_events(path)
         table = table[table["eventType"] != BACKGROUND]

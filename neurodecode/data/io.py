@@ -458,6 +458,17 @@ def suspicious(recording: Recording) -> list[str]:
     return findings
 
 
+class _Collector(logging.Handler):
+    """Keeps what the readers log (duplicates dropped, units fixed) for the info report."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def info_command(args: Any) -> int:
     """``python -m neurodecode.data info <file> [annotation_format=... annotation_path=...]``.
 
@@ -468,7 +479,13 @@ def info_command(args: Any) -> int:
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise RecordingError(f"unknown option(s) {unknown}; allowed: {sorted(allowed)}")
-    recording = read_recording(args.target, **options)
+    reader_notes = _Collector()
+    data_logger = logging.getLogger("neurodecode.data")
+    data_logger.addHandler(reader_notes)
+    try:
+        recording = read_recording(args.target, **options)
+    finally:
+        data_logger.removeHandler(reader_notes)
     types = pd.Series(recording.ch_types).value_counts()
     lines = [
         f"file: {recording.source}",
@@ -486,7 +503,7 @@ def info_command(args: Any) -> int:
         f"events: {len(events)}"
         + (" (" + ", ".join(f"{k}: {v}" for k, v in counts.items()) + ")" if len(events) else "")
     )
-    findings = suspicious(recording)
+    findings = reader_notes.messages + suspicious(recording)
     lines.append("suspicious: " + ("none found" if not findings else ""))
     lines += [f"  - {finding}" for finding in findings]
     print("\n".join(lines))

@@ -288,6 +288,10 @@ def test_info_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "sampling rate: 160 Hz" in out and "duration: 125.000 s" in out
     assert "channels: 64 (64 eeg)" in out
     assert "imagined_left_fist: 8" in out and "rest: 15" in out
+    crop = require_shared("excerpts/chbmit/chb01_03_seizure_crop.edf")
+    assert main(["info", str(crop), "annotation_format=file"]) == 0
+    report = capsys.readouterr().out.split("suspicious:")[1]
+    assert "'T8-P8' appears more than once" in report
     assert main(["info", str(require_shared("faults/S001R02_truncated.edf"))]) == 1
     assert "truncated" in capsys.readouterr().err
 
