@@ -361,6 +361,72 @@ def gdf_events(annotation_path: Path | None, recording: Recording) -> pd.DataFra
     return _table(own["onset"], own["duration"], names)
 
 
+# ---------------------------------------------------------------------------- Siena
+
+_SIENA_TIME = re.compile(
+    r"^(registration\s+)?(?:seizure\s+)?(start|end)\s*time\s*:?\s*"
+    r"(\d{1,2})[.:](\d{2})[.:](\d{2})",
+    re.IGNORECASE,
+)
+
+
+def read_siena_seizure_list(path: str | Path) -> dict[str, list[tuple[float, float]]]:
+    """Seizures per EDF file from a Siena Scalp EEG ``Seizures-list-PNxx.txt``.
+
+    Each ``Seizure n`` block names a file, its registration start and the seizure's start
+    and end as clock times (``19.58.36``; ``Start time:`` is accepted for
+    ``Seizure start time:``); times are turned into seconds from the registration start,
+    across midnight where needed.
+
+    Raises
+    ------
+    AnnotationError
+        If a block lacks the file name, the registration start, or a seizure time.
+    """
+    path = Path(path)
+    seizures: dict[str, list[tuple[float, float]]] = {}
+    blocks: list[dict] = []
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if re.match(r"^seizure\s+n\b", line, re.IGNORECASE):
+            blocks.append({})
+            continue
+        name = re.match(r"^file\s*name\s*:\s*(\S+)", line, re.IGNORECASE)
+        if name and blocks:
+            blocks[-1]["file"] = name.group(1)
+        time = _SIENA_TIME.match(line)
+        if time and blocks:
+            seconds = int(time.group(3)) * 3600 + int(time.group(4)) * 60 + int(time.group(5))
+            key = ("registration_" if time.group(1) else "seizure_") + time.group(2).lower()
+            blocks[-1][key] = seconds
+    day = 24 * 3600
+    for number, block in enumerate(blocks, 1):
+        needed = {"file", "registration_start", "seizure_start", "seizure_end"}
+        if not needed <= set(block):
+            raise AnnotationError(
+                f"seizure block {number} lacks {', '.join(sorted(needed - set(block)))}",
+                path=path,
+            )
+        onset = (block["seizure_start"] - block["registration_start"]) % day
+        duration = (block["seizure_end"] - block["seizure_start"]) % day
+        seizures.setdefault(block["file"], []).append((float(onset), float(onset + duration)))
+    return seizures
+
+
+def siena_events(annotation_path: Path | None, recording: Recording) -> pd.DataFrame:
+    """Seizures of ``recording`` (by file name) from its patient's Siena seizure list.
+
+    A recording the list does not name has no seizures.
+    """
+    if annotation_path is None:
+        raise AnnotationError(
+            "the siena_seizure_list format needs annotation_path (the Seizures-list-PNxx.txt file)",
+            path=recording.source,
+        )
+    seizures = read_siena_seizure_list(annotation_path).get(Path(recording.source).name, [])
+    return _table([s for s, _ in seizures], [e - s for s, e in seizures], [SEIZURE] * len(seizures))
+
+
 # ---------------------------------------------------------------------------- TUSZ
 
 TUSZ_LABELS = {
@@ -603,6 +669,7 @@ ANNOTATION_PARSERS: dict[str, AnnotationParser] = {
     "eegmmidb": eegmmidb_events,
     "chbmit_summary": chbmit_summary_events,
     "wfdb_seizures": wfdb_seizure_events,
+    "siena_seizure_list": siena_events,
     "tusz_csv": tusz_events,
     "tusz_csv_bi": tusz_events,
     "szcore_tsv": szcore_events,

@@ -14,6 +14,7 @@ from neurodecode.data.annotations import (
     eegmmidb_label_map,
     read_bids_events,
     read_chbmit_summary,
+    read_siena_seizure_list,
     read_szcore_events,
     read_tusz_csv,
     read_wfdb_annotations,
@@ -182,3 +183,23 @@ def test_bids_events_trial_type(tmp_path: Path) -> None:
     path.write_text("onset\tsample\n1.5\t3\n")
     with pytest.raises(AnnotationError, match="needs onset, duration"):
         read_bids_events(path)
+
+
+def test_siena_seizure_list(tmp_path: Path) -> None:
+    """The layout of Siena's Seizures-list-PNxx.txt (no Siena data in ../shared: synthetic)."""
+    path = tmp_path / "Seizures-list-PN01.txt"
+    path.write_text(
+        "Seizures list PN01\n\nSeizure n 1\nFile name: PN01-1.edf\n"
+        "Registration start time: 19.00.44\nRegistration end time: 07.38.04\n"
+        "Start time: 21.51.02\nEnd time: 21.51.56\n\n"
+        "Seizure n 2\nFile name: PN01-1.edf\nRegistration start time: 19.00.44\n"
+        "Registration end time: 07.38.04\nSeizure start time: 07.28.29\n"
+        "Seizure end time: 07.29.25\n"
+    )
+    seizures = read_siena_seizure_list(path)
+    first = 2 * 3600 + 50 * 60 + 18  # 21:51:02 - 19:00:44
+    after_midnight = (24 * 3600 - (19 * 3600 + 44)) + 7 * 3600 + 28 * 60 + 29
+    assert seizures == {"PN01-1.edf": [(first, first + 54), (after_midnight, after_midnight + 56)]}
+    path.write_text("Seizure n 1\nFile name: PN01-1.edf\nSeizure start time: 07.28.29\n")
+    with pytest.raises(AnnotationError, match="block 1 lacks registration_start, seizure_end"):
+        read_siena_seizure_list(path)
