@@ -284,7 +284,11 @@ def _load_float32(raw: Any) -> np.ndarray:
 
 
 def _original_names(names: list[str]) -> list[str]:
-    """Undo MNE's running numbers (``T8-P8-0``, ``T8-P8-1``) on duplicated channel names."""
+    """Undo MNE's running numbers (``T8-P8-0``, ``T8-P8-1``) on duplicated channel names.
+
+    Placeholder names (CHB-MIT's unused ``-`` slots) keep MNE's unique ``--0``, ``--1``:
+    they name no electrode, so there is nothing to merge or to refuse.
+    """
     groups: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for i, name in enumerate(names):
         match = re.match(r"^(.*)-(\d+)$", name)
@@ -293,7 +297,9 @@ def _original_names(names: list[str]) -> list[str]:
     out = list(names)
     for base, members in groups.items():
         numbers = sorted(number for number, _ in members)
-        if len(members) > 1 and numbers == list(range(len(members))) and base not in names:
+        placeholder = not base.strip("-. ")
+        renamed = len(members) > 1 and numbers == list(range(len(members)))
+        if renamed and base not in names and not placeholder:
             for _, i in members:
                 out[i] = base
     return out

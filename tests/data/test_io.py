@@ -187,6 +187,13 @@ def test_bdf(tmp_path: Path) -> None:
     np.testing.assert_allclose(recording.signal, signal * 1e-6, rtol=1e-5)
 
 
+def test_placeholder_channels_stay_apart(tmp_path: Path) -> None:
+    """CHB-MIT's unused ``-`` slots may differ; they are kept under MNE's unique names."""
+    signal = np.arange(3 * 256).reshape(3, 256)
+    _write_bdf(tmp_path / "slots.bdf", signal, 256, ["-", "-", "Cz"])
+    assert read_recording(tmp_path / "slots.bdf").ch_names == ["--0", "--1", "Cz"]
+
+
 def test_bids_file_and_folder(tmp_path: Path) -> None:
     folder = tmp_path / "sub-007" / "ses-02" / "eeg"
     folder.mkdir(parents=True)
