@@ -279,11 +279,13 @@ def read_wfdb_seizures(path: str | Path, sfreq: float | None = None) -> pd.DataF
 
 
 def wfdb_seizure_events(annotation_path: Path | None, recording: Recording) -> pd.DataFrame:
-    """Seizures of ``recording`` from its ``.seizures`` file (default: ``<file>.seizures``)."""
-    path = annotation_path or Path(f"{recording.source}.seizures")
-    if not Path(path).exists():
-        return empty_annotations()  # CHB-MIT ships .seizures files only for ictal recordings
-    return read_wfdb_seizures(path, recording.sfreq)
+    """Seizures of ``recording`` from its ``.seizures`` file; none without one.
+
+    (CHB-MIT ships ``.seizures`` files only for recordings that contain seizures.)
+    """
+    if annotation_path is None:
+        return empty_annotations()
+    return read_wfdb_seizures(annotation_path, recording.sfreq)
 
 
 # ---------------------------------------------------------------------------- eegmmidb
@@ -479,8 +481,10 @@ def read_tusz_csv(path: str | Path) -> pd.DataFrame:
 
 
 def tusz_events(annotation_path: Path | None, recording: Recording) -> pd.DataFrame:
-    """Events of ``recording`` from its TUSZ csv (default: ``<stem>.csv_bi``)."""
-    return read_tusz_csv(annotation_path or Path(recording.source).with_suffix(".csv_bi"))
+    """Events of ``recording`` from its TUSZ ``.csv`` or ``.csv_bi`` file."""
+    if annotation_path is None:
+        raise AnnotationError("no TUSZ csv/csv_bi file for this recording", path=recording.source)
+    return read_tusz_csv(annotation_path)
 
 
 # ---------------------------------------------------------------------------- SzCORE / BIDS

@@ -116,26 +116,36 @@ def infer_ids(path: str | Path) -> dict[str, str | None]:
     return {"subject": None, "session": None, "run": None}
 
 
-def _default_annotations(path: Path, fmt: str, is_bids: bool) -> tuple[str, Path | None]:
-    """Annotation format and file for a recording when the caller names neither."""
-    if is_bids:
-        return "bids_events", path.with_name(_strip_suffix(path).rsplit("_", 1)[0] + "_events.tsv")
-    if fmt == "gdf":
-        return "gdf", None
-    if _EEGMMIDB_NAME.match(path.name):
-        return "eegmmidb", None
+def _annotation_file(path: Path, annotation_format: str) -> Path | None:
+    """Where a format's annotation file sits next to a recording by convention, if it does."""
+    stem = _strip_suffix(path)
     chbmit = _CHBMIT_NAME.match(path.name)
-    if chbmit:
-        seizures = Path(f"{path}.seizures")
-        summary = path.with_name(f"chb{chbmit.group(1)}-summary.txt")
-        if seizures.exists():
-            return "wfdb_seizures", seizures
-        if summary.exists():
-            return "chbmit_summary", summary
-    for suffix, kind in ((".csv_bi", "tusz_csv_bi"), (".csv", "tusz_csv")):
-        if path.with_suffix(suffix).exists():
-            return kind, path.with_suffix(suffix)
-    return "file", None
+    siena = re.match(r"^(PN\d+)-", path.name, re.IGNORECASE)
+    candidates = {
+        "bids_events": path.with_name(stem.rsplit("_", 1)[0] + "_events.tsv"),
+        "szcore_tsv": path.with_name(stem.rsplit("_", 1)[0] + "_events.tsv"),
+        "wfdb_seizures": Path(f"{path}.seizures"),
+        "chbmit_summary": chbmit and path.with_name(f"chb{chbmit.group(1)}-summary.txt"),
+        "siena_seizure_list": siena and path.with_name(f"Seizures-list-{siena.group(1)}.txt"),
+        "tusz_csv_bi": path.with_name(stem + ".csv_bi"),
+        "tusz_csv": path.with_name(stem + ".csv"),
+    }
+    candidate = candidates.get(annotation_format)
+    return candidate if candidate and candidate.exists() else None
+
+
+def _default_annotation_format(path: Path, fmt: str, is_bids: bool) -> str:
+    """The annotation format of a recording whose caller names none (see read_recording)."""
+    if is_bids:
+        return "bids_events"
+    if fmt == "gdf":
+        return "gdf"
+    if _EEGMMIDB_NAME.match(path.name):
+        return "eegmmidb"
+    for candidate in ("wfdb_seizures", "chbmit_summary", "tusz_csv_bi", "tusz_csv"):
+        if _annotation_file(path, candidate) is not None:
+            return candidate
+    return "file"
 
 
 def read_recording(
@@ -160,7 +170,9 @@ def read_recording(
         summary alongside, ``tusz_csv_bi``/``tusz_csv`` with such a file alongside, else
         ``file`` (the file's own annotations, unchanged).
     annotation_path : str or path-like, optional
-        The annotation file, where the format needs one and it is not the default.
+        The annotation file. By default the one the format's convention puts next to the
+        recording (BIDS ``*_events.tsv``, ``<file>.seizures``, ``chbNN-summary.txt``,
+        ``Seizures-list-PNxx.txt``, ``<stem>.csv_bi``/``.csv``), if present.
     subject, session, run : str, optional
         Identifiers; by default taken from BIDS entities or known file naming.
 
@@ -196,12 +208,10 @@ def read_recording(
     recording.subject = subject if subject is not None else ids["subject"]
     recording.session = session if session is not None else ids["session"]
     recording.run = run if run is not None else ids["run"]
-    default_format, default_path = _default_annotations(data_path, fmt, bids_file is not None)
     if annotation_format is None:
-        annotation_format = default_format
-        annotation_path = annotation_path or default_path
-        if annotation_path is not None and not Path(annotation_path).exists():
-            annotation_path = None  # e.g. a BIDS recording without events
+        annotation_format = _default_annotation_format(data_path, fmt, bids_file is not None)
+    if annotation_path is None:
+        annotation_path = _annotation_file(data_path, annotation_format)
     recording.annotations = parse_annotations(annotation_format, annotation_path, recording)
     return recording
 

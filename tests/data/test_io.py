@@ -214,6 +214,27 @@ def test_bids_file_and_folder(tmp_path: Path) -> None:
     assert read_recording(data, subject="x").subject == "x"
 
 
+def test_annotation_files_found_by_convention(tmp_path: Path) -> None:
+    """A CHB-MIT summary, a .seizures file or a TUSZ csv_bi next to the recording is used."""
+    crop = require_shared("excerpts/chbmit/chb01_03_seizure_crop.edf")
+    shutil.copy(require_shared("mirror/chbmit/chb01/chb01-summary.txt"), tmp_path)
+    shutil.copy(crop, tmp_path / "chb01_01.edf")  # listed, no seizures
+    assert read_recording(tmp_path / "chb01_01.edf").annotations.empty
+    shutil.copy(crop, tmp_path / "chb01_03.edf")  # listed, seizure at 2996 s: past the end
+    with pytest.raises(AnnotationError, match="chb01-summary.txt.*'sz' at 2996"):
+        read_recording(tmp_path / "chb01_03.edf")
+    shutil.copy(require_shared("mirror/chbmit/chb01/chb01_03.edf.seizures"), tmp_path)
+    with pytest.raises(AnnotationError, match=r"chb01_03.edf.seizures.*'sz' at 2996"):
+        read_recording(tmp_path / "chb01_03.edf")  # the .seizures file is preferred
+    shutil.copy(crop, tmp_path / "aaaaaaac_s001_t000.edf")
+    (tmp_path / "aaaaaaac_s001_t000.csv_bi").write_text(
+        "# version = csv_v1.0.0\nchannel,start_time,stop_time,label,confidence\n"
+        "TERM,0.0,1.0,bckg,1.0\nTERM,1.0,41.0,seiz,1.0\n"
+    )
+    events = read_recording(tmp_path / "aaaaaaac_s001_t000.edf").annotations
+    assert events[["onset", "duration", "description"]].values.tolist() == [[1.0, 40.0, "sz"]]
+
+
 def test_infer_ids() -> None:
     assert infer_ids("chb15_06.edf") == {"subject": "15", "session": None, "run": "06"}
     assert infer_ids("S109R14.edf")["subject"] == "109"
