@@ -10,8 +10,9 @@ only, so that no subject (or session, or recording) contributes windows to two p
   MOABB's protocols from :mod:`neurodecode.evaluation.protocols`, one split per fold, with
   validation groups carved out of each fold's training part (:func:`protocol_splits`).
 
-Every split is checked (:func:`check_split`): parts disjoint at the group level, and every
-labelled class present in training, otherwise it is refused with the reason.
+Every split is checked (:func:`check_split`): parts disjoint at the group level, no two
+windows of different parts overlapping in time, and every labelled class present in
+training; otherwise it is refused with the reason.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def _explicit_assignment(
 def check_split(
     index: pd.DataFrame, split: Split, by: str | None, *, require_all_classes: bool = True
 ) -> None:
-    """Refuse a split that leaks groups across parts or leaves a class out of training.
+    """Refuse a split that leaks groups or samples across parts or leaves a class untrained.
 
     Parameters
     ----------
@@ -216,6 +217,7 @@ def check_split(
                         f"split {split.name!r} leaks {by} {shared[0]!r} into both {first} "
                         f"and {second}"
                     )
+    _check_time_overlap(index, split)
     if require_all_classes and "label" in index.columns:
         labels = index["label"][is_labelled(index["label"])]
         in_train = index["label"].iloc[split.train]
@@ -226,6 +228,36 @@ def check_split(
                 hint="choose another seed, fold or split unit, or collect more groups with "
                 "that class",
             )
+
+
+def _check_time_overlap(index: pd.DataFrame, split: Split) -> None:
+    """Refuse windows of one recording that overlap in time but sit in different parts.
+
+    Windows are sorted by start within each recording; for windows of equal length, two of
+    different parts overlap only if some neighbouring pair does, which is what is checked.
+    """
+    if not {"start_s", "end_s"} <= set(index.columns):
+        return
+    part = np.full(len(index), -1)
+    for k, name in enumerate(PARTS):
+        part[split.part(name)] = k
+    used = np.flatnonzero(part >= 0)
+    recording = group_keys(index, "recording").to_numpy()[used]
+    start = index["start_s"].to_numpy(float)[used]
+    end = index["end_s"].to_numpy(float)[used]
+    order = np.lexsort((start, recording))
+    recording, start, end, part = recording[order], start[order], end[order], part[used][order]
+    clash = (
+        (recording[1:] == recording[:-1]) & (part[1:] != part[:-1]) & (start[1:] < end[:-1] - 1e-9)
+    )
+    if clash.any():
+        k = int(np.argmax(clash))
+        raise ConfigError(
+            f"split {split.name!r}: in recording {recording[k]!r} the window at "
+            f"{start[k]:g} s ({PARTS[part[k]]}) overlaps the window at {start[k + 1]:g} s "
+            f"({PARTS[part[k + 1]]}), so the same samples would be in both",
+            hint="split by recording, session or subject, or cut non-overlapping windows",
+        )
 
 
 def protocol_splits(

@@ -158,3 +158,16 @@ def test_check_split_catches_a_leak() -> None:
     leaky = Split("handmade", rows[: len(rows) // 2], np.array([], int), rows[len(rows) // 2 :])
     with pytest.raises(ConfigError, match="leaks subject"):
         check_split(index, leaky, "subject")
+
+
+def test_overlapping_windows_in_different_parts_are_refused() -> None:
+    # Sliding 4-s windows every 2 s: a within-session k-fold would put shared samples
+    # in training and test.
+    index = pd.DataFrame(
+        {"subject": "1", "session": "a", "recording": "r", "start_s": np.arange(0.0, 80, 2),
+         "label": np.arange(40) % 2}
+    ).assign(end_s=lambda t: t["start_s"] + 4)  # fmt: skip
+    with pytest.raises(ConfigError, match="overlaps the window at"):
+        protocol_splits(index, "within_session", n_folds=4, valid_fraction=0.0)
+    trials = index.assign(end_s=index["start_s"] + 1.5)  # event-locked, no overlap: fine
+    assert len(protocol_splits(trials, "within_session", n_folds=4, valid_fraction=0.0)) == 4
