@@ -67,8 +67,9 @@ class EEGDataModule(L.LightningDataModule):
         Any map-style dataset with an ``index`` DataFrame (one row per item: ``subject``,
         ``session``, ``recording``, ``start_s``, ``label``) whose items are window dicts.
     split : str
-        ``subject``, ``session`` or ``recording`` (random whole groups, or the explicit
-        ``train``/``valid``/``test`` members); ``cross_subject`` (leave one subject out),
+        ``subject``, ``session``, ``recording`` or ``label`` (random whole groups, or the
+        explicit ``train``/``valid``/``test`` members; ``label`` holds out whole classes,
+        as zero-shot retrieval needs); ``cross_subject`` (leave one subject out),
         ``cross_session`` or ``within_session`` (MOABB protocols; pick one with ``fold``).
     fold : int
         Which fold of a protocol (see :attr:`n_folds`).

@@ -5,7 +5,8 @@ The index is ``WindowCache.index``: one row per window with at least ``subject``
 only, so that no subject (or session, or recording) contributes windows to two parts:
 
 - ``subject`` / ``session`` / ``recording``: random groups (seeded) or the explicit members
-  a manifest publishes (:func:`split_by_group`);
+  a manifest publishes (:func:`split_by_group`); ``label`` holds out whole classes (e.g.
+  unseen concepts for zero-shot retrieval);
 - ``cross_subject`` (leave one subject out), ``cross_session`` and ``within_session``:
   MOABB's protocols from :mod:`neurodecode.evaluation.protocols`, one split per fold, with
   validation groups carved out of each fold's training part (:func:`protocol_splits`).
@@ -26,7 +27,7 @@ import pandas as pd
 from neurodecode.data.windows import UNLABELLED
 from neurodecode.errors import ConfigError
 
-GROUP_UNITS = ("subject", "session", "recording")
+GROUP_UNITS = ("subject", "session", "recording", "label")
 PROTOCOLS = ("cross_subject", "cross_session", "within_session")
 PARTS = ("train", "valid", "test")
 
@@ -36,6 +37,7 @@ _GROUP_COLUMNS = {
     "subject": ("subject",),
     "session": ("subject", "session"),
     "recording": ("subject", "session", "recording"),
+    "label": ("label",),
 }
 
 
@@ -67,7 +69,7 @@ def is_labelled(labels: pd.Series) -> pd.Series:
 
 
 def group_keys(index: pd.DataFrame, by: str) -> pd.Series:
-    """One string per row naming its group at unit ``by`` (``subject/session/recording``).
+    """One string per row naming its group at unit ``by`` (e.g. ``subject/session``).
 
     Missing sessions (datasets without sessions) count as one session per subject.
     """
@@ -102,8 +104,9 @@ def split_by_group(
     ----------
     index : pandas.DataFrame
         The window index.
-    by : {"subject", "session", "recording"}
-        Grouping unit; no group spans two parts.
+    by : {"subject", "session", "recording", "label"}
+        Grouping unit; no group spans two parts. ``label`` holds out whole classes, so
+        ``require_all_classes`` does not apply to it.
     valid_fraction, test_fraction : float
         Fractions of the groups (rounded, at least one group when the fraction is positive)
         used when no explicit members are given.
@@ -124,7 +127,7 @@ def split_by_group(
     part_of_row = keys.map(assignment).to_numpy()
     positions = {p: np.flatnonzero(part_of_row == p) for p in PARTS}
     split = Split(by, positions["train"], positions["valid"], positions["test"])
-    check_split(index, split, by, require_all_classes=require_all_classes)
+    check_split(index, split, by, require_all_classes=require_all_classes and by != "label")
     return split
 
 

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from neurodecode.data.splits import (
-    GROUP_UNITS,
     Split,
     check_split,
     group_keys,
@@ -46,7 +45,7 @@ def assert_no_leak(index: pd.DataFrame, split: Split, by: str) -> None:
             assert owners.setdefault(key, part) == part, f"{by} {key} in {owners[key]} and {part}"
 
 
-@pytest.mark.parametrize("by", GROUP_UNITS)
+@pytest.mark.parametrize("by", ["subject", "session", "recording"])
 def test_group_splits_never_leak_and_cover_every_window(by: str) -> None:
     made = 0
     for seed in range(150):
@@ -171,3 +170,13 @@ def test_overlapping_windows_in_different_parts_are_refused() -> None:
         protocol_splits(index, "within_session", n_folds=4, valid_fraction=0.0)
     trials = index.assign(end_s=index["start_s"] + 1.5)  # event-locked, no overlap: fine
     assert len(protocol_splits(trials, "within_session", n_folds=4, valid_fraction=0.0)) == 4
+
+
+def test_label_split_holds_out_whole_classes_for_zero_shot() -> None:
+    rng = np.random.default_rng(0)
+    index = pd.DataFrame(
+        {"subject": "1", "session": "a", "recording": "r", "label": rng.integers(0, 50, 500)}
+    )
+    split = split_by_group(index, "label", valid_fraction=0.1, test_fraction=0.2, seed=0)
+    train, test = (set(index["label"].iloc[p]) for p in (split.train, split.test))
+    assert len(test) == 10 and not train & test
