@@ -184,7 +184,7 @@ def read_recording(
     Raises
     ------
     RecordingError
-        Unknown format, unreadable or truncated file, NaN/inf samples, GDF units unknown.
+        Unknown format, unreadable, damaged or truncated file, NaN/inf samples.
     ChannelError
         Two channels with the same name but different samples.
     AnnotationError
@@ -255,7 +255,7 @@ def _read_with_mne(path: Path, fmt: str) -> Recording:
     try:
         raw = readers[fmt](path, preload=False, verbose="error")
         signal = _load_float32(raw)
-    except (ValueError, OSError, RuntimeError, KeyError, IndexError, TypeError) as err:
+    except Exception as err:  # MNE's readers raise many unrelated types on damaged files
         raise RecordingError(f"MNE cannot read this {fmt.upper()} file: {err}", path=path) from err
     sfreq = float(raw.info["sfreq"])
     names = _original_names(raw.ch_names)
@@ -387,20 +387,27 @@ def _gdf_unit_correction(path: Path, raw: Any) -> np.ndarray:
     extras = getattr(raw, "_raw_extras", [{}])[0]
     applied = np.asarray(extras.get("units", np.ones(n_signals)), float)
     if len(applied) != n or n_signals != n:
-        raise RecordingError(
-            f"cannot match the GDF header's {n_signals} channels with MNE's {n}",
-            path=path,
+        logger.warning(
+            "%s: cannot match the GDF header's %d channels with MNE's %d; units left as MNE "
+            "read them (check the amplitudes)",
+            path,
+            n_signals,
+            n,
         )
-    factors = []
+        return np.ones(n)
+    factors = np.ones(n)
     for i, dim in enumerate(dims):
         factor = _UNIT_FACTORS.get(dim.lower())
-        if factor is None:
-            raise RecordingError(
-                f"channel {raw.ch_names[i]!r}: unknown physical unit {dim!r} in the GDF header",
-                path=path,
+        if factor is None:  # e.g. an event or non-electrical channel
+            logger.warning(
+                "%s: channel %r has physical unit %r; left as MNE read it",
+                path,
+                raw.ch_names[i],
+                dim,
             )
-        factors.append(factor / applied[i])
-    corrected = [raw.ch_names[i] for i, f in enumerate(factors) if f != 1.0]
+            continue
+        factors[i] = factor / applied[i]
+    corrected = [raw.ch_names[i] for i in np.flatnonzero(factors != 1.0)]
     if corrected:
         logger.info(
             "%s: GDF units %s applied (MNE had read them as volts): %s",
@@ -408,7 +415,7 @@ def _gdf_unit_correction(path: Path, raw: Any) -> np.ndarray:
             sorted(set(dims)),
             ", ".join(corrected),
         )
-    return np.asarray(factors)
+    return factors
 
 
 def _check_finite(signal: np.ndarray, names: list[str], sfreq: float, path: Path) -> None:

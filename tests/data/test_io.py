@@ -279,6 +279,15 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
         read_recording(tmp_path / "bad.txt")
 
 
+@pytest.mark.parametrize("name", ["junk.edf", "junk.gdf", "junk_raw.fif", "junk.vhdr"])
+def test_garbage_files(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(RecordingError) as err:
+        read_recording(path)
+    assert str(path) in str(err.value)
+
+
 def test_duplicate_names_with_different_samples(tmp_path: Path) -> None:
     """Change one sample of CHB-MIT's second T8-P8 copy: the two can no longer be merged."""
     source = require_shared("excerpts/chbmit/chb01_03_seizure_crop.edf")
