@@ -63,16 +63,15 @@ _REF = "REF"  # the graph node standing for the recording reference
 
 @functools.cache
 def _standard_positions() -> dict[str, np.ndarray]:
-    """Positions (metres) of MNE's standard 10-05 montage, keyed by name."""
+    """Positions (metres, MNE head frame) of the standard 10-05 montage, keyed by name."""
     import mne
 
-    kind = (
-        "colin27_1005"
-        if "colin27_1005" in mne.channels.get_builtin_montages()
-        else ("standard_1005")
-    )
-    positions = mne.channels.make_standard_montage(kind).get_positions()["ch_pos"]
-    return {name: np.asarray(pos, float) for name, pos in positions.items()}
+    builtin = mne.channels.get_builtin_montages()
+    kind = "colin27_1005" if "colin27_1005" in builtin else "standard_1005"  # renamed in 1.12
+    standard = mne.channels.make_standard_montage(kind)
+    info = mne.create_info(standard.ch_names, 1000.0, "eeg")
+    info.set_montage(standard)  # transforms the template's positions into the head frame
+    return {ch["ch_name"]: np.array(ch["loc"][:3], float) for ch in info["chs"]}
 
 
 @functools.cache
