@@ -1,0 +1,166 @@
+"""The model card (``README.md``): Hub metadata in YAML front matter, then plain text.
+
+Everything in the card comes from ``config.json`` (see :mod:`neurodecode.hub.export`), so a
+card can always be rebuilt from an exported folder.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+MEDICAL_DISCLAIMER = (
+    "**This is research software, not a medical device.** It has not been cleared or "
+    "approved by any regulator, must not be used to diagnose, monitor or treat anyone, and "
+    "its detections must not replace review of the EEG by a qualified clinician."
+)
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a (nested) metrics mapping as ``{"a.b": value}``; others dropped."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, prefix=f"{name}."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            if math.isfinite(value):
+                flat[name] = float(value)
+    return flat
+
+
+def is_seizure_model(config: Mapping[str, Any]) -> bool:
+    """Whether the model detects seizures (its task or one of its labels says so)."""
+    words = [str(config.get("task") or "")] + [str(x) for x in config.get("labels") or []]
+    return any("seiz" in word.lower() or "ictal" in word.lower() for word in words)
+
+
+def card_metadata(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The Hub metadata (YAML front matter) for an exported model's ``config``."""
+    card = config.get("card") or {}
+    arch = config["model"]["_target_"]
+    task, dataset = config.get("task"), config.get("dataset")
+    datasets = list(card.get("datasets") or ([dataset] if dataset else []))
+    tags = ["neurodecode", "eeg", "brain-decoding", arch]
+    tags += [t for t in (task, *(card.get("tags") or [])) if t and t not in tags]
+    if is_seizure_model(config):
+        tags.append("research-only")
+    metrics = flatten_metrics(config.get("metrics") or {})
+    meta: dict[str, Any] = {
+        "library_name": "neurodecode",
+        "license": card.get("license") or "other",
+        "tags": tags,
+    }
+    if datasets:
+        meta["datasets"] = datasets
+    if metrics:
+        meta["metrics"] = sorted({name.rsplit(".", 1)[-1] for name in metrics})
+    if metrics and dataset:
+        meta["model-index"] = [
+            {
+                "name": card.get("name") or arch,
+                "results": [
+                    {
+                        "task": {"type": task or "eeg-decoding", "name": task or "EEG decoding"},
+                        "dataset": {"type": dataset, "name": dataset},
+                        "metrics": [
+                            {"type": name, "name": name, "value": value}
+                            for name, value in metrics.items()
+                        ],
+                    }
+                ],
+            }
+        ]
+    return meta
+
+
+def render_card(config: Mapping[str, Any]) -> str:
+    """The full ``README.md`` text for an exported model's ``config``."""
+    card = config.get("card") or {}
+    arch = config["model"]
+    signal = config["signal"]
+    name = card.get("name") or arch["_target_"]
+    lines = ["---", yaml.safe_dump(card_metadata(config), sort_keys=False).rstrip(), "---", ""]
+    lines += [f"# {name}", ""]
+    lines += [
+        card.get("description")
+        or (
+            f"A `{arch['_target_']}` model exported by neurodecode "
+            f"{config.get('neurodecode_version', '')}"
+            + (f", trained for {config['task']}" if config.get("task") else "")
+            + (f" on {config['dataset']}" if config.get("dataset") else "")
+            + "."
+        ),
+        "",
+    ]
+    if is_seizure_model(config):
+        lines += [MEDICAL_DISCLAIMER, ""]
+
+    lines += ["## Input (signal contract)", ""]
+    lines += [
+        f"- {len(signal['ch_names'])} channels, in this order: {', '.join(signal['ch_names'])}",
+        f"- sampling rate: {signal['sfreq']:g} Hz",
+        f"- window: {signal['n_times']} samples ({signal['n_times'] / signal['sfreq']:g} s)",
+        "- channel positions: "
+        + ("stored in `config.json` (metres)" if signal.get("ch_pos") else "not stored"),
+    ]
+    if config.get("labels"):
+        lines.append(f"- outputs: {', '.join(config['labels'])}")
+    preprocessing = config.get("preprocessing")
+    lines += ["", "Preprocessing applied to the training data (replay it before predicting):", ""]
+    lines += (
+        ["```yaml", yaml.safe_dump(preprocessing, sort_keys=False).rstrip(), "```"]
+        if preprocessing
+        else ["not recorded"]
+    )
+
+    metrics = flatten_metrics(config.get("metrics") or {})
+    lines += ["", "## Results", ""]
+    if metrics:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {key} | {value:.4g} |" for key, value in metrics.items()]
+    else:
+        lines.append("No evaluation results were recorded with this model.")
+
+    lines += ["", "## Intended use", ""]
+    lines.append(
+        card.get("intended_use")
+        or (
+            "Research on EEG decoding: reproducing the reported results, fine-tuning on new "
+            "recordings with the same montage, and comparing methods."
+        )
+    )
+    lines += ["", "## Limitations", ""]
+    lines.append(
+        card.get("limitations")
+        or (
+            "Trained on a limited number of subjects and recording sites; performance on other "
+            "montages, sampling rates, amplifiers, populations or preprocessing is unknown. "
+            "Inputs must match the signal contract above (neurodecode checks it when loading)."
+        )
+    )
+
+    arguments = {k: v for k, v in arch.items() if k not in ("_target_", "chs_info")}
+    lines += ["", "## Architecture", "", f"`{arch['_target_']}` with arguments:", "", "```json"]
+    lines += [yaml.safe_dump(arguments, sort_keys=False, default_flow_style=True).strip(), "```"]
+    lines += [
+        "",
+        "## How to load",
+        "",
+        "```python",
+        "import neurodecode",
+        "",
+        'pretrained = neurodecode.from_pretrained("<org/name>")  # or a local folder',
+        "model = pretrained.model.eval()",
+        "neurodecode.hub.check_contract(pretrained, ch_names=..., sfreq=..., n_times=...)",
+        "```",
+        "",
+    ]
+    license_note = card.get("license") or "not stated by the publisher (check the datasets' terms)"
+    lines += [f"Licence of these weights: {license_note}.", ""]
+    if card.get("citation"):
+        lines += ["## Citation", "", "```bibtex", str(card["citation"]).strip(), "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,251 @@
+"""Write a trained model as ``model.safetensors`` + ``config.json`` + ``README.md``.
+
+How the constructor arguments of a model are found (the only thing the Hub format needs
+from a model class), first match wins:
+
+1. ``model_kwargs=`` passed to :func:`export_model`;
+2. ``model.config_dict()``, for model classes that can describe themselves;
+3. a mapping ``model.hparams`` (the Lightning convention);
+4. ``model.model_config``, set by :func:`build_model`, which builds any registered model
+   and records the arguments it was given.
+
+The architecture name is ``model_name=``, else the ``_target_`` recorded by one of the
+above, else the model's registered name (``MODELS.name_of``). Only registered models can be
+exported, because only registered models can be loaded back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from neurodecode.errors import ConfigError, ForeignTargetError, UnknownNameError
+from neurodecode.hub.card import render_card
+from neurodecode.hub.format import (
+    CARD_NAME,
+    CONFIG_NAME,
+    FORMAT_VERSION,
+    WEIGHTS_NAME,
+    sha256_of,
+    to_jsonable,
+)
+from neurodecode.registry import MODELS
+
+logger = logging.getLogger(__name__)
+
+_SIGNAL_ARGS = ("n_chans", "n_outputs", "n_times", "sfreq")
+
+
+def build_model(name: str, /, **kwargs: Any) -> torch.nn.Module:
+    """Build the registered model ``name`` and record its arguments for export.
+
+    Parameters
+    ----------
+    name : str
+        Registered model name (``neurodecode.registry.MODELS``).
+    **kwargs
+        Constructor arguments (``n_chans, n_outputs, n_times, sfreq, chs_info, ...``).
+
+    Returns
+    -------
+    torch.nn.Module
+        The model, with ``model.model_config = {"_target_": name, **kwargs}``.
+    """
+    model = MODELS.build(name, **kwargs)
+    model.model_config = {"_target_": name, **kwargs}
+    return model
+
+
+def model_config(
+    model: torch.nn.Module,
+    *,
+    model_name: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``{"_target_": registered name, **constructor arguments}`` for ``model``.
+
+    Raises
+    ------
+    ConfigError
+        If the constructor arguments cannot be found (see the module docstring).
+    ForeignTargetError
+        If the architecture is not a registered neurodecode model.
+    """
+    recorded = _recorded_arguments(model) if model_kwargs is None else dict(model_kwargs)
+    if recorded is None:
+        raise ConfigError(
+            f"cannot tell which arguments built this {type(model).__name__}",
+            hint="build it with neurodecode.hub.build_model(name, **kwargs), give the class a "
+            "config_dict() method, or pass model_kwargs= to export_model",
+        )
+    name = model_name or recorded.pop("_target_", None)
+    recorded.pop("_target_", None)
+    if name is None:
+        try:
+            name = MODELS.name_of(model)
+        except UnknownNameError as err:
+            raise ForeignTargetError(
+                f"{type(model).__qualname__} is not a registered neurodecode model, so it could "
+                "not be loaded back from the Hub",
+                hint="register it with @neurodecode.registry.MODELS.register(name)",
+            ) from err
+    if name not in MODELS:
+        raise ForeignTargetError(
+            f"model name {name!r} is not registered", hint="valid: " + ", ".join(MODELS.names())
+        )
+    return {"_target_": name, **to_jsonable(recorded, "model arguments")}
+
+
+def _recorded_arguments(model: torch.nn.Module) -> dict[str, Any] | None:
+    describe = getattr(model, "config_dict", None)
+    if callable(describe):
+        return dict(describe())
+    for attribute in ("hparams", "model_config"):
+        value = getattr(model, attribute, None)
+        if isinstance(value, Mapping):
+            return dict(value)
+    return None
+
+
+def export_model(
+    model: torch.nn.Module,
+    out_dir: str | Path,
+    *,
+    ch_names: Sequence[str] | None = None,
+    ch_pos: np.ndarray | Sequence[Sequence[float]] | None = None,
+    preprocessing: Mapping[str, Any] | None = None,
+    labels: Sequence[str] | None = None,
+    task: str | None = None,
+    dataset: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    card: Mapping[str, Any] | None = None,
+    model_name: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``model.safetensors``, ``config.json`` and ``README.md`` into ``out_dir``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A registered neurodecode model (see the module docstring for how its constructor
+        arguments are found).
+    out_dir : str or Path
+        Folder to write; created if needed. Existing export files in it are replaced.
+    ch_names : sequence of str, optional
+        Channel order the model expects. Defaults to the names in ``chs_info``.
+    ch_pos : array-like (n_chans, 3), optional
+        Electrode positions in metres (NaN unknown). Defaults to ``chs_info`` locations.
+    preprocessing : mapping, optional
+        The preprocessing config the training data went through (filters, reference,
+        resampling, scaling); ``predict`` replays it.
+    labels : sequence of str, optional
+        Class names in output order.
+    task, dataset : str, optional
+        Task (e.g. ``"seizure"``, ``"motor_imagery"``) and training dataset names.
+    metrics : mapping, optional
+        Evaluation results, e.g. the ``metrics`` of a run's ``results.json``.
+    card : mapping, optional
+        Model-card fields: ``license``, ``description``, ``intended_use``, ``limitations``,
+        ``citation``, ``tags``, ``datasets``.
+    model_name, model_kwargs : optional
+        Registered architecture name and constructor arguments, when the model does not
+        record them itself.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
+    arch = model_config(model, model_name=model_name, model_kwargs=model_kwargs)
+    signal = _signal_contract(arch, ch_names, ch_pos)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    weights = out / WEIGHTS_NAME
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(weights), metadata={"format": "pt", "library": "neurodecode"})
+
+    from neurodecode import __version__
+
+    config = {
+        "format_version": FORMAT_VERSION,
+        "library_name": "neurodecode",
+        "neurodecode_version": __version__,
+        "model": arch,
+        "signal": signal,
+        "preprocessing": to_jsonable(preprocessing, "preprocessing"),
+        "labels": None if labels is None else [str(label) for label in labels],
+        "task": task,
+        "dataset": dataset,
+        "metrics": to_jsonable(dict(metrics or {}), "metrics"),
+        "card": to_jsonable(dict(card or {}), "card"),
+        "weights": {
+            "file": WEIGHTS_NAME,
+            "sha256": sha256_of(weights),
+            "n_tensors": len(state),
+            "n_parameters": int(sum(p.numel() for p in model.parameters())),
+        },
+        "versions": {"neurodecode": __version__, "torch": torch.__version__},
+    }
+    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    (out / CARD_NAME).write_text(render_card(config), encoding="utf-8")
+    logger.info("exported %s (%d tensors) to %s", arch["_target_"], len(state), out)
+    return out
+
+
+def _signal_contract(
+    arch: Mapping[str, Any],
+    ch_names: Sequence[str] | None,
+    ch_pos: np.ndarray | Sequence[Sequence[float]] | None,
+) -> dict[str, Any]:
+    missing = [name for name in ("n_chans", "n_times", "sfreq") if name not in arch]
+    if missing:
+        raise ConfigError(
+            f"model arguments lack the signal contract field(s) {missing}",
+            hint="models take n_chans, n_outputs, n_times, sfreq, chs_info (DESIGN.md)",
+        )
+    chs_info = arch.get("chs_info") or []
+    if ch_names is None and chs_info:
+        ch_names = [str(ch["ch_name"]) for ch in chs_info]
+    if ch_pos is None and chs_info and all(len(ch.get("loc") or []) >= 3 for ch in chs_info):
+        ch_pos = [list(ch["loc"][:3]) for ch in chs_info]
+    n_chans = int(arch["n_chans"])
+    if ch_names is None:
+        raise ConfigError(
+            "the channel names the model expects are unknown",
+            hint="pass ch_names= (in the order of the model's input rows) or chs_info",
+        )
+    ch_names = [str(name) for name in ch_names]
+    if len(ch_names) != n_chans or len(set(ch_names)) != n_chans:
+        raise ConfigError(
+            f"{len(ch_names)} channel names (unique: {len(set(ch_names))}) for a "
+            f"model with n_chans={n_chans}: {ch_names}"
+        )
+    positions = None
+    if ch_pos is not None:
+        positions = np.asarray(ch_pos, dtype=float)
+        if positions.shape != (n_chans, 3):
+            raise ConfigError(f"ch_pos has shape {positions.shape}; expected ({n_chans}, 3)")
+    return {
+        "ch_names": ch_names,
+        "ch_pos": None if positions is None else positions.tolist(),
+        "sfreq": float(arch["sfreq"]),
+        "n_times": int(arch["n_times"]),
+        "n_outputs": int(arch["n_outputs"]) if "n_outputs" in arch else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Run directories
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Export the model trained in a run directory (see ``docs/hub.md`` for the layout)."""
+    raise NotImplementedError
