@@ -172,7 +172,7 @@ class SimulationParams:
 
 
 # Bumped whenever the generator's output changes for the same parameters.
-_GENERATOR_VERSION = 1
+_GENERATOR_VERSION = 2
 _SEIZURE_MARGIN_S = 20.0  # no seizure in the first/last 20 s
 _SEIZURE_GAP_S = 40.0  # inter-ictal gap (covers post-ictal attenuation)
 
@@ -476,7 +476,7 @@ def _background(
 ) -> np.ndarray:  # fmt: skip
     """Resting background in µV: 1/f noise, posterior alpha, blinks, muscle, line noise."""
     n_chans = len(positions)
-    mixing = _spatial_smoothing(positions, 0.03)
+    mixing = _spatial_smoothing(positions, 0.045)
     signal = 18.0 * (mixing @ _coloured_noise(rng, n_chans, n_times, sfreq, 1.6))
     posterior = 1 / (1 + np.exp((positions[:, 1] + 0.06) / 0.015))  # y < -6 cm
     alpha = _band_noise(rng, 1, n_times, sfreq, alpha_hz, 0.7)

@@ -141,3 +141,48 @@ def test_summary_names_subjects_and_classes_per_part() -> None:
     summary = dm.summary()
     assert summary["test"]["subjects"] == ["05"] and summary["valid"]["subjects"] == ["04"]
     assert sum(summary["train"]["classes"].values()) == summary["train"]["n_windows"]
+
+
+def test_on_a_window_cache_built_from_simulated_edf(tmp_path) -> None:
+    from neurodecode.data.cache import build_cache
+    from neurodecode.data.fetch import RecordingEntry
+    from neurodecode.data.preprocess import load_preprocess_config
+    from neurodecode.data.simulated import generate_dataset
+
+    root = tmp_path / "simulated"
+    generate_dataset(
+        root,
+        {"task": "seizure", "n_subjects": 2, "n_runs": 2, "duration_s": 120.0,
+         "seizures_per_run": [1, 1], "seizure_duration_s": [20.0, 30.0]},
+    )  # fmt: skip
+    entries = [
+        RecordingEntry(
+            path=edf,
+            subject=edf.name[4:6],
+            session="01",
+            run=edf.name.split("run-")[1][:2],
+            annotation_path=edf.with_name(edf.name.replace("_eeg.edf", "_events.tsv")),
+        )  # fmt: skip
+        for edf in sorted(root.rglob("*_eeg.edf"))
+    ]
+    config = load_preprocess_config(
+        "seizure", {"windows": {"label_map": {"bckg": 0, "sz": 1}, "background": "bckg"}}
+    )
+    cache = build_cache(
+        entries, config, tmp_path / "cache", dataset="simulated",
+        annotation_format="szcore_tsv", num_workers=0, progress=False,
+    )  # fmt: skip
+    dm = EEGDataModule(cache, split="recording", valid_fraction=0.25, test_fraction=0.25,
+                       balanced=True, batch_size=8)  # fmt: skip
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["x"].shape == (8, len(cache.ch_names), cache.n_times)
+    assert batch["ch_mask"].shape == (8, len(cache.ch_names))
+    recordings = {
+        part: {r for b in loader for r in b["recording"]}
+        for part, loader in [("train", dm.train_dataloader()), ("valid", dm.val_dataloader()),
+                             ("test", dm.test_dataloader())]
+    }  # fmt: skip
+    assert [len(recordings[p]) for p in ("train", "valid", "test")] == [2, 1, 1]
+    assert not recordings["train"] & (recordings["valid"] | recordings["test"])
+    assert dm.summary()["train"]["classes"]["1"] > 0  # seizure windows reach training
