@@ -60,6 +60,9 @@ def test_positions() -> None:
     np.testing.assert_array_equal(pos[3], pos[4])
     assert np.isnan(pos[5]).all()
     assert 0.05 < np.linalg.norm(pos[0]) < 0.15  # metres from the head centre
+    t7, t8, fpz, oz, cz = montage.channel_positions(["T7", "T8", "Fpz", "Oz", "Cz"])
+    assert t7[0] < 0 < t8[0] and oz[1] < 0 < fpz[1]  # head frame: x right, y front
+    assert cz[2] > max(t7[2], fpz[2], oz[2])  # z up
 
 
 def test_chbmit_crop_onto_double_banana(chbmit_crop: Recording) -> None:
