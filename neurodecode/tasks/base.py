@@ -90,6 +90,9 @@ class DecodingTask(L.LightningModule):
     """
 
     encoder: nn.Module
+    # AdamW parameter groups (e.g. layer-wise lr decay set by neurodecode.finetune);
+    # None: every trainable parameter at ``lr``.
+    param_groups: list[dict[str, Any]] | None = None
 
     def __init__(
         self,
@@ -116,7 +119,8 @@ class DecodingTask(L.LightningModule):
         )
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        parameters = self.param_groups or [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(parameters, lr=self.lr, weight_decay=self.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = max(1, round(self.warmup_fraction * total)) if self.warmup_fraction else 0
         scheduler = torch.optim.lr_scheduler.LambdaLR(

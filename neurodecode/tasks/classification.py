@@ -16,6 +16,7 @@ from neurodecode.registry import TASKS
 from neurodecode.tasks.base import DecodingTask, build_encoder
 
 _IDENTIFIERS = ("subject", "session", "recording", "start_s")
+_LOGGED = ("accuracy", "balanced_accuracy", "kappa", "roc_auc", "accuracy_lower_bound", "p_value")
 
 
 @TASKS.register("classification")
@@ -147,10 +148,7 @@ class ClassificationTask(DecodingTask):
         loggable = {
             f"{stage}/{k}": float(v)
             for k, v in metrics.items()
-            if isinstance(v, (int, float))
-            and not isinstance(v, bool)
-            and k != "n"
-            and not math.isnan(float(v))
+            if k in _LOGGED and not math.isnan(float(v))
         }
         self.log_dict(loggable)
         return frame, metrics

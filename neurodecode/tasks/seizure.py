@@ -164,19 +164,32 @@ class SeizureTask(ClassificationTask):
     def on_test_epoch_end(self) -> None:
         self.test_predictions, self.test_metrics = self._epoch_szcore("test")
 
-    def write_events(self, directory: str | Path) -> list[Path]:
+    def write_events(
+        self, directory: str | Path, paths: Mapping[str, str | Path] | None = None
+    ) -> list[Path]:
         """Write the events detected in the last test as SzCORE BIDS ``*_events.tsv`` files.
 
-        One file per recording, ``<recording>_events.tsv`` (SzCORE names files after the
-        recording, e.g. ``sub-01_ses-01_task-szMonitoring_run-00``); each event's
-        ``confidence`` is the highest seizure probability of its windows. A recording without
-        detections gets SzCORE's single ``bckg`` row.
+        Parameters
+        ----------
+        directory : str or path-like
+            Output root.
+        paths : mapping, optional
+            ``{recording: relative path}`` of each file below ``directory`` (e.g. the BIDS
+            path ``sub-01/ses-01/eeg/sub-01_ses-01_task-szMonitoring_run-00_events.tsv``, so
+            the folder can be scored against the reference dataset file by file). Default:
+            ``<recording>_events.tsv``.
+
+        Notes
+        -----
+        Each event's ``confidence`` is the highest seizure probability of its windows; a
+        recording without detections gets SzCORE's single ``bckg`` row.
         """
         from neurodecode.data.annotations import write_szcore_events
 
         if self.test_predictions is None:
             raise RuntimeError("write_events needs a finished test run (trainer.test)")
         directory = Path(directory)
+        paths = paths or {}
         written = []
         for recording, windows in self.test_predictions.groupby("recording", sort=True):
             recording = str(recording)
@@ -195,6 +208,6 @@ class SeizureTask(ClassificationTask):
                 }
             )
             _, duration = self._reference(recording, windows)
-            path = directory / f"{Path(recording).name}_events.tsv"
+            path = directory / paths.get(recording, f"{Path(recording).name}_events.tsv")
             written.append(write_szcore_events(path, table, recording_duration=duration))
         return written

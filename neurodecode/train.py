@@ -1,0 +1,513 @@
+"""Train and evaluate one recipe: ``python -m neurodecode.train recipe=<name> [overrides]``.
+
+Configs are Hydra's: ``configs/train.yaml`` composes the groups ``data``, ``preprocess``,
+``model``, ``task`` and ``trainer``; a recipe (``recipes/<name>.yaml``, a ``# @package
+_global_`` file) chooses among them and sets its own keys; the command line overrides any
+key (``model=eegnet trainer.max_epochs=3 seed=1``). ``--help`` lists the groups and
+``--cfg job`` prints the resolved config. Unknown names list the valid ones and unknown keys
+are errors (Hydra's struct mode).
+
+Each run writes into ``runs/<recipe>/<timestamp>/``::
+
+    checkpoints/best-*.ckpt, last.ckpt   Lightning checkpoints (model selection on validation)
+    results.json                         metrics, config and hashes, seed, versions
+    plots/*.png                          confusion matrix; seizure probability timeline
+    events/*_events.tsv                  seizure detections in SzCORE's BIDS format
+    qc.json                              the data QC report of the window cache
+    logs/csv/metrics.csv, logs/tensorboard/   training curves
+    .hydra/                              the composed config and the overrides
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import platform
+import shutil
+import time
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import yaml
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from neurodecode.errors import ConfigError
+from neurodecode.resources import resource_dir
+
+logger = logging.getLogger(__name__)
+
+RECIPE_HEADER = "# @package _global_"
+
+
+def register_recipes() -> list[str]:
+    """Put every ``recipes/*.yaml`` into Hydra's config group ``recipe`` (package ``_global_``).
+
+    The recipes live in their own top-level folder (where people look for them), not under
+    ``configs/``, so they are registered through Hydra's ConfigStore; this works from a
+    source checkout and from an installed wheel alike.
+    """
+    store = ConfigStore.instance()
+    names = []
+    for path in sorted(resource_dir("recipes").glob("*.yaml")):
+        text = path.read_text()
+        if not text.lstrip().startswith(RECIPE_HEADER):
+            raise ConfigError(f"a recipe must start with '{RECIPE_HEADER}'", path=path)
+        node = OmegaConf.create(yaml.safe_load(text) or {})
+        store.store(group="recipe", name=path.stem, node=node, package="_global_")
+        names.append(path.stem)
+    return names
+
+
+register_recipes()
+
+
+# --------------------------------------------------------------------------- data
+
+
+def prepare_data(cfg: DictConfig, run_dir: Path) -> Any:
+    """Build (or reuse) the window cache of ``cfg.data`` preprocessed as ``cfg.preprocess``."""
+    from neurodecode.data.cache import prepare_dataset
+
+    dataset: str | Path = cfg.data.name
+    if cfg.data.manifest:
+        dataset = _changed_manifest(cfg.data.name, cfg.data.manifest, run_dir)
+    overrides = OmegaConf.to_container(cfg.preprocess, resolve=True)
+    overrides = _deep_merge(overrides, OmegaConf.to_container(cfg.data.prepare, resolve=True))
+    return prepare_dataset(str(dataset), overrides)
+
+
+def _changed_manifest(name: str, changes: DictConfig, run_dir: Path) -> Path:
+    """Write the manifest ``name`` with ``changes`` merged in to the run folder."""
+    from neurodecode.data.manifest import _manifest_file
+
+    source = _manifest_file(name)
+    manifest = yaml.safe_load(source.read_text())
+    merged = _deep_merge(manifest, OmegaConf.to_container(changes, resolve=True))
+    path = run_dir / "manifest.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(merged, sort_keys=False))
+    return path
+
+
+def _deep_merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> list[float]:
+    """Inverse-frequency weights ``n / (n_classes * n_c)`` (scikit-learn's "balanced")."""
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    if (counts == 0).any():
+        missing = np.flatnonzero(counts == 0).tolist()
+        raise ConfigError(f"class(es) {missing} have no training windows")
+    return (counts.sum() / (n_classes * counts)).tolist()
+
+
+def seizure_references(cache: Any, seizure_class: int = 1) -> dict[str, dict[str, Any]]:
+    """Annotated seizures and duration of every cached recording, for event scoring."""
+    events = cache.events
+    references = {}
+    for recording, info in cache.meta["recordings"].items():
+        rows = events[(events["recording"] == recording) & (events["label"] == seizure_class)]
+        references[recording] = {
+            "subject": str(info.get("subject", "")),
+            "duration_s": float(info["duration_s"]),
+            "events": [
+                (float(o), float(o + d))
+                for o, d in zip(rows["onset"], rows["duration"], strict=True)
+            ],
+        }
+    return references
+
+
+def bids_event_paths(cache: Any) -> dict[str, Path]:
+    """``{recording: sub-*/.../<stem>_events.tsv}`` for recordings stored in a BIDS layout.
+
+    SzCORE scores a folder of hypotheses against the reference dataset file by file, so
+    detections keep the relative path of their recording with ``_eeg.<ext>`` replaced by
+    ``_events.tsv``. Recordings outside a BIDS layout are left to the default name.
+    """
+    paths = {}
+    for recording, info in cache.meta["recordings"].items():
+        parts = Path(info["source"]).parts
+        start = next((i for i, part in enumerate(parts) if part.startswith("sub-")), None)
+        if start is None:
+            continue
+        stem = Path(*parts[start:]).with_suffix("")
+        base = stem.name[: -len("_eeg")] if stem.name.endswith("_eeg") else stem.name
+        paths[recording] = stem.with_name(f"{base}_events.tsv")
+    return paths
+
+
+# --------------------------------------------------------------------------- model and trainer
+
+
+def build_task(cfg: DictConfig, cache: Any, train_labels: np.ndarray) -> Any:
+    """The task module of ``cfg.task`` around the model of ``cfg.model``, sized by the data."""
+    from neurodecode.registry import TASKS
+    from neurodecode.finetune import model_for_task, read_init_source
+
+    # not registry.instantiate: it would build the nested model config eagerly, while the
+    # task builds its encoder itself once the signal contract is known
+    module_cfg = OmegaConf.to_container(cfg.task.module, resolve=True)
+    task_cls = TASKS.get(module_cfg.pop("_target_"))
+    init = read_init_source(cfg.init_from) if cfg.init_from else None
+    signal = {
+        "model": model_for_task(OmegaConf.to_container(cfg.model, resolve=True), init),
+        "n_chans": len(cache.ch_names),
+        "n_times": int(cache.n_times),
+        "sfreq": float(cache.sfreq),
+        "ch_names": list(cache.ch_names),
+        "ch_pos": np.asarray(cache.ch_pos, dtype=float).tolist(),
+    }
+    from neurodecode.tasks.retrieval import RetrievalTask
+
+    if issubclass(task_cls, RetrievalTask):
+        signal["image_embeddings"] = image_embeddings(cfg, cache)
+        return initialised(task_cls(**module_cfg, **signal), cfg, init, cache)
+    n_classes = len(cache.classes)
+    if n_classes < 2 or np.unique(train_labels).size < 2:
+        raise ConfigError(
+            f"the data hold a single class ({cache.classes}); classification needs two or more",
+            hint="check preprocess.windows.label_map against the dataset's event names",
+        )
+    weights = cfg.task.class_weights
+    if weights == "balanced":
+        weights = class_weights(train_labels, n_classes)
+    elif weights is not None:
+        weights = list(weights)
+    task = task_cls(
+        **module_cfg,
+        **signal,
+        n_outputs=n_classes,
+        class_weights=weights,
+        class_names=list(cache.classes),
+    )
+    return initialised(task, cfg, init, cache)
+
+
+def initialised(task: Any, cfg: DictConfig, init: Any, cache: Any) -> Any:
+    """``task`` with its encoder loaded from ``init`` (``init_from``, neurodecode.finetune)."""
+    if init is not None:
+        from neurodecode.finetune import initialise
+
+        finetune = OmegaConf.to_container(cfg.finetune, resolve=True)
+        initialise(task, init, sfreq=float(cache.sfreq), **finetune)
+    return task
+
+
+def image_embeddings(cfg: DictConfig, cache: Any) -> np.ndarray:
+    """Image embeddings for retrieval: ``data.image_embeddings`` or the dataset's own file."""
+    if cfg.data.image_embeddings:
+        return np.load(cfg.data.image_embeddings)
+    for info in cache.meta["recordings"].values():
+        for parent in Path(info["source"]).parents:
+            candidate = parent / "stimuli" / "image_embeddings.npy"
+            if candidate.is_file():
+                return np.load(candidate)
+    raise ConfigError(
+        "no image embeddings found next to the dataset",
+        hint="set data.image_embeddings=<file.npy>",
+    )
+
+
+def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
+    """``lightning.Trainer`` keyword arguments from ``cfg.trainer`` (``precision=auto`` resolved)."""
+    import torch
+
+    arguments = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if arguments.get("precision") == "auto":
+        arguments["precision"] = "16-mixed" if torch.cuda.is_available() else "32-true"
+    return arguments
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path) -> Any:
+    """A Lightning trainer with checkpointing, early stopping and CSV + TensorBoard logs."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    monitor, mode = cfg.task.monitor, cfg.task.mode
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best-{epoch:03d}",
+            monitor=monitor,
+            mode=mode,
+            save_top_k=1,
+            save_last=True,
+        ),
+        EarlyStopping(
+            monitor=monitor,
+            mode=mode,
+            patience=cfg.early_stopping.patience,
+            min_delta=cfg.early_stopping.min_delta,
+        ),
+        LearningRateMonitor(logging_interval="epoch"),
+    ]
+    loggers = [
+        CSVLogger(run_dir, name="logs", version="csv"),
+        TensorBoardLogger(run_dir, name="logs", version="tensorboard", default_hp_metric=False),
+    ]
+    return L.Trainer(
+        default_root_dir=run_dir, callbacks=callbacks, logger=loggers, **trainer_arguments(cfg)
+    )
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """The ``last.ckpt`` to continue from (``resume=true``: latest run of this recipe)."""
+    if cfg.resume is False or cfg.resume is None:
+        return None
+    if cfg.resume is True:
+        candidates = sorted(
+            p for p in run_dir.parent.glob("*/checkpoints/last.ckpt") if p.parent.parent != run_dir
+        )
+        if not candidates:
+            raise ConfigError(
+                "resume=true but no earlier run of this recipe has a last checkpoint",
+                path=run_dir.parent,
+            )
+        return candidates[-1]
+    path = Path(str(cfg.resume))
+    checkpoint = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+    if not checkpoint.is_file():
+        raise ConfigError("no checkpoint to resume from", path=checkpoint)
+    return checkpoint
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages a result depends on."""
+    out = {"python": platform.python_version()}
+    for package in ("neurodecode", "torch", "lightning", "numpy", "mne", "timescoring",
+                    "scikit-learn", "hydra-core"):  # fmt: skip
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """SHA-256 (first 16 hex digits) of the resolved config, keys sorted."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars and arrays converted, NaN and infinities as null."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_outputs(cfg: DictConfig, run_dir: Path, task: Any, cache: Any, datamodule: Any,
+                  trainer: Any, started: float) -> dict[str, Any]:  # fmt: skip
+    """Plots, SzCORE events, QC report and ``results.json`` of a finished run."""
+    from neurodecode import plots
+    from neurodecode.tasks.classification import ClassificationTask
+    from neurodecode.tasks.seizure import SeizureTask
+
+    artifacts: dict[str, Any] = {"plots": []}
+    plot_dir = run_dir / "plots"
+    if isinstance(task, ClassificationTask) and task.test_metrics:
+        matrix = (task.test_metrics.get("window") or task.test_metrics)["confusion_matrix"]
+        path = plots.confusion_matrix(matrix, task.class_names, plot_dir / "confusion_matrix.png")
+        artifacts["plots"].append(path)
+    if isinstance(task, SeizureTask) and task.test_predictions is not None:
+        path = plots.seizure_timeline(
+            task.test_predictions,
+            task.references,
+            task.detected_events,
+            task.post_processing.threshold,
+            plot_dir / "seizure_probability.png",
+        )
+        artifacts["plots"].append(path)
+        artifacts["events"] = task.write_events(run_dir / "events", bids_event_paths(cache))
+    qc_source = Path(cache.path) / "qc.json"
+    if qc_source.is_file():
+        shutil.copyfile(qc_source, run_dir / "qc.json")
+        artifacts["qc_report"] = run_dir / "qc.json"
+
+    checkpoint = trainer.checkpoint_callback
+    config = OmegaConf.to_container(cfg, resolve=True)
+    results = {
+        "recipe": HydraConfig.get().runtime.choices.get("recipe")
+        if HydraConfig.initialized()
+        else None,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "duration_s": round(time.time() - started, 1),
+        "seed": cfg.seed,
+        "metrics": {
+            "test": task.test_metrics,
+            "best_validation": {
+                cfg.task.monitor: checkpoint.best_model_score.item()
+                if checkpoint.best_model_score is not None
+                else None
+            },
+            "epochs_trained": trainer.current_epoch,
+        },
+        "checkpoints": {
+            "best": Path(checkpoint.best_model_path).relative_to(run_dir)
+            if checkpoint.best_model_path
+            else None,
+            "last": Path(checkpoint.last_model_path).relative_to(run_dir)
+            if checkpoint.last_model_path
+            else None,
+        },
+        "data": {
+            "dataset": cfg.data.name,
+            "cache_key": cache.key,
+            "cache_path": str(cache.path),
+            "n_windows": len(cache),
+            "classes": list(cache.classes),
+            "units": cache.units,
+            "channels": list(cache.ch_names),
+            "sfreq": cache.sfreq,
+            "n_times": cache.n_times,
+            "split": datamodule.summary(),
+        },
+        "config": config,
+        "config_hash": config_hash(config),
+        "data_hash": cache.key,
+        "versions": versions(),
+        "artifacts": {
+            k: [str(Path(p).relative_to(run_dir)) for p in v]
+            if isinstance(v, list)
+            else str(Path(v).relative_to(run_dir))
+            for k, v in artifacts.items()
+        },  # fmt: skip
+    }
+    results = jsonable(results)
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def summary_lines(results: Mapping[str, Any]) -> list[str]:
+    """A few human-readable lines with the headline test metrics."""
+    test = results["metrics"]["test"] or {}
+    lines = []
+    if "szcore" in test:
+        for kind in ("event", "sample"):
+            for level in ("pooled", "per_subject"):
+                m = test["szcore"][kind][level]
+                lines.append(
+                    f"SzCORE {kind:6s} {level:11s}: sensitivity {_fmt(m['sensitivity'])}  "
+                    f"precision {_fmt(m['precision'])}  F1 {_fmt(m['f1'])}  "
+                    f"FP/24h {_fmt(m['fp_per_24h'])}"
+                )
+        test = test["window"]
+    keys = ("accuracy", "balanced_accuracy", "kappa", "roc_auc", "top1", "top5")
+    shown = [f"{k} {_fmt(test[k])}" for k in keys if k in test]
+    if shown:
+        lines.append("test: " + "  ".join(shown))
+    return lines
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Prepare the data, train with model selection on validation, test, write outputs.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        The composed config (``configs/train.yaml`` + recipe + overrides).
+    run_dir : pathlib.Path
+        Folder for checkpoints, logs, plots and ``results.json``. With ``resume``, the
+        folder of the resumed run is used instead.
+
+    Returns
+    -------
+    dict
+        The content of ``results.json``.
+    """
+    import lightning as L
+
+    from neurodecode.data.datamodule import EEGDataModule
+    from neurodecode.tasks.seizure import SeizureTask
+
+    started = time.time()
+    checkpoint = resume_checkpoint(cfg, run_dir)
+    if checkpoint is not None:
+        run_dir = checkpoint.parent.parent
+        logger.info("resuming %s from %s", run_dir, checkpoint)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    if cfg.task.module._target_ == "pretrain":
+        from neurodecode.tasks.pretrain import run_pretraining
+
+        return run_pretraining(cfg, run_dir)
+    cache = prepare_data(cfg, run_dir)
+    if (cache.labels < 0).any() and cfg.task.module._target_ != "retrieval":
+        raise ConfigError(
+            f"{int((cache.labels < 0).sum())} windows have no label",
+            path=cache.path,
+            hint="set preprocess.windows.background or a label_map covering every window",
+        )
+    datamodule = EEGDataModule(
+        cache, seed=cfg.seed, **OmegaConf.to_container(cfg.data.datamodule, resolve=True)
+    )
+    train_labels = cache.labels[datamodule.split.train]
+    task = build_task(cfg, cache, train_labels)
+    if isinstance(task, SeizureTask):
+        task.set_references(seizure_references(cache))
+
+    trainer = build_trainer(cfg, run_dir)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=False)
+    best = trainer.checkpoint_callback.best_model_path or None
+    trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=False)
+    results = write_outputs(cfg, run_dir, task, cache, datamodule, trainer, started)
+    for line in summary_lines(results):
+        logger.info(line)
+    logger.info("run folder: %s", run_dir)
+    return results
+
+
+@hydra.main(config_path=str(resource_dir("configs")), config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point (``python -m neurodecode.train``, ``neurodecode-train``)."""
+    # Lightning prints through its own console handler; Hydra's root handlers (console and
+    # train.log) already show its messages, so drop the duplicate
+    for handler in list(logging.getLogger("lightning.pytorch").handlers):
+        logging.getLogger("lightning.pytorch").removeHandler(handler)
+    hydra_dir = Path(HydraConfig.get().runtime.output_dir)
+    results = run(cfg, hydra_dir)
+    for line in summary_lines(results):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

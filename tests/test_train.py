@@ -1,0 +1,153 @@
+"""The training entry point: config composition, refusals, and one complete seizure run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException, MissingConfigException
+
+from neurodecode import train
+from neurodecode.resources import resource_dir
+
+
+def _compose(*overrides: str):
+    with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+@pytest.mark.parametrize(
+    ("recipe", "task", "simulation"),
+    [
+        ("seizure", "seizure", "seizure"),
+        ("motor_imagery", "classification", "motor_imagery"),
+        ("image_retrieval", "retrieval", "retrieval"),
+    ],
+)
+def test_recipes_compose_and_command_line_wins(recipe, task, simulation):
+    cfg = _compose(f"recipe={recipe}", "data=simulated", "trainer.max_epochs=3", "seed=7")
+    assert cfg.task.module._target_ == task
+    assert cfg.data.name == "simulated"  # the command line beats the recipe's default data
+    assert cfg.data.manifest.source.generator_params.task == simulation
+    assert cfg.trainer.max_epochs == 3 and cfg.seed == 7
+
+
+def test_seizure_recipe_uses_the_double_banana_and_chbmit_by_default():
+    cfg = _compose("recipe=seizure")
+    assert cfg.data.name == "chbmit"
+    assert cfg.preprocess.channels.target == "double_banana"
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(MissingConfigException, match="(?s)image_retrieval.*motor_imagery.*seizure"):
+        _compose("recipe=sezure")
+    with pytest.raises(MissingConfigException, match="dual_branch_conformer"):
+        _compose("recipe=seizure", "model=conformr")
+    with pytest.raises(MissingConfigException, match="chbmit"):
+        _compose("recipe=seizure", "data=chbmt")
+
+
+def test_a_recipe_is_required():
+    with pytest.raises(ConfigCompositionException, match="recipe"):
+        _compose()
+
+
+def test_key_typos_are_errors():
+    with pytest.raises(ConfigCompositionException, match="max_epoch"):
+        _compose("recipe=seizure", "trainer.max_epoch=3")
+    with pytest.raises(ConfigCompositionException, match="lenght_s"):
+        _compose("recipe=seizure", "preprocess.windows.lenght_s=2")
+
+
+def test_class_weights_are_inverse_frequencies():
+    import numpy as np
+
+    assert train.class_weights(np.array([0, 0, 0, 1]), 2) == pytest.approx([2 / 3, 2.0])
+
+
+def _szcore_by_hand(reference, hypothesis, duration):
+    """Independent SzCORE event count: merge < 90 s, split > 300 s, 30 s / 60 s tolerance."""
+
+    def normalise(events):
+        merged = []
+        for onset, offset in sorted(events):
+            if merged and onset - merged[-1][1] < 90:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], offset))
+            else:
+                merged.append((onset, offset))
+        split = []
+        for onset, offset in merged:
+            while offset - onset > 300:
+                split.append((onset, onset + 300))
+                onset += 300
+            split.append((onset, offset))
+        return split
+
+    ref, hyp = normalise(reference), normalise(hypothesis)
+    windows = [(max(0, a - 30), min(duration, b + 60)) for a, b in ref]
+    hit = [any(h0 < w1 and h1 > w0 for h0, h1 in hyp) for w0, w1 in windows]
+    covered = [w for w, h in zip(windows, hit, strict=True) if h]
+    fp = sum(not any(h0 < w1 and h1 > w0 for w0, w1 in covered) for h0, h1 in hyp)
+    return sum(hit), fp, len(ref)
+
+
+@pytest.mark.slow
+def test_seizure_recipe_on_simulated_data_writes_a_complete_run(tmp_path):
+    env = dict(os.environ, NEURODECODE_HOME=str(tmp_path / "home"))
+    command = [
+        sys.executable, "-m", "neurodecode.train", "recipe=seizure", "data=simulated",
+        f"runs_dir={tmp_path / 'runs'}", "trainer.max_epochs=2", "model.size=tiny",
+        "trainer.enable_progress_bar=false",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SzCORE event" in done.stdout
+    (run,) = (tmp_path / "runs" / "seizure").iterdir()
+
+    for relative in ("results.json", "qc.json", "checkpoints/last.ckpt",
+                     "plots/seizure_probability.png", "plots/confusion_matrix.png",
+                     "logs/csv/metrics.csv", ".hydra/config.yaml"):  # fmt: skip
+        assert (run / relative).is_file(), relative
+    assert list((run / "checkpoints").glob("best-*.ckpt"))
+    assert list((run / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    results = json.loads((run / "results.json").read_text())
+    assert results["seed"] == 0 and results["recipe"] == "seizure"
+    assert results["config"]["data"]["name"] == "simulated"
+    assert len(results["config_hash"]) == 16 and results["data_hash"]
+    assert {"torch", "lightning", "timescoring"} <= set(results["versions"])
+    szcore = results["metrics"]["test"]["szcore"]
+    assert {"per_subject", "pooled"} == set(szcore["event"])
+    assert "nanmean" in szcore["convention"]
+
+    # hand check: rescore the written detections against the cached reference events
+    test_subjects = results["data"]["split"]["test"]["subjects"]
+    cache = Path(results["data"]["cache_path"])
+    meta = json.loads((cache / "meta.json").read_text())
+    events = pd.read_csv(cache / "events.csv")
+    paths = train.bids_event_paths(SimpleNamespace(meta=meta))
+    tp = fp = n_ref = 0
+    for recording, info in meta["recordings"].items():
+        if str(info["subject"]) not in test_subjects:
+            continue
+        ref_rows = events[(events["recording"] == recording) & (events["label"] == 1)]
+        reference = list(
+            zip(ref_rows["onset"], ref_rows["onset"] + ref_rows["duration"], strict=True)
+        )
+        detected = pd.read_csv(run / "events" / paths[recording], sep="\t")
+        detected = detected[detected["eventType"] != "bckg"]
+        hypothesis = list(
+            zip(detected["onset"], detected["onset"] + detected["duration"], strict=True)
+        )
+        counts = _szcore_by_hand(reference, hypothesis, info["duration_s"])
+        tp, fp, n_ref = tp + counts[0], fp + counts[1], n_ref + counts[2]
+    pooled = szcore["event"]["pooled"]
+    assert (pooled["tp"], pooled["fp"], pooled["ref_true"]) == (tp, fp, n_ref)
+    expected_f1 = 2 * tp / (2 * tp + fp + (n_ref - tp)) if n_ref + fp else None
+    assert pooled["f1"] == pytest.approx(expected_f1)
