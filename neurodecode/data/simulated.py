@@ -11,16 +11,18 @@ its subject/session/run numbers, not on how many others are generated):
 ``seizure``
     SzCORE's 19 referential channels (10-20 names, common average, labels ``Fp1-Avg`` ...)
     at 256 Hz. Background: spatially correlated 1/f noise, posterior alpha, eye blinks
-    (frontal), muscle bursts (temporal) and a little line noise. Seizures: rhythmic
+    (frontal), muscle bursts (temporal), a little line noise, and non-ictal look-alikes:
+    isolated interictal spikes at the focus and fronto-central theta bursts. Seizures: rhythmic
     discharges whose frequency glides down (e.g. 8 → 3 Hz) while their amplitude grows,
     starting at a subject-specific focus and spreading to neighbouring electrodes,
     followed by post-ictal attenuation. Onsets and durations go to an SzCORE
     ``*_events.tsv`` (``eventType`` ``sz``) and to the EDF+ annotations.
 ``motor_imagery``
-    64 (eegmmidb layout) or 19 channels at 160 Hz. Cued left/right-hand imagery (EDF+
-    annotations ``left_hand`` / ``right_hand``, with ``rest`` between trials) desynchronises
-    the mu (8-12 Hz) and beta (18-26 Hz) rhythms over the contralateral sensorimotor cortex
-    (C4 for the left hand, C3 for the right hand).
+    64 channels (eegmmidb layout; any 10-05 set via ``channels``) at 160 Hz. Cued
+    left/right-hand imagery (EDF+ annotations ``left_hand`` / ``right_hand``, with ``rest``
+    between trials) desynchronises the mu (8-12 Hz) and beta (18-26 Hz) rhythms over the
+    contralateral sensorimotor cortex (C4 for the left hand, C3 for the right hand), by a
+    subject-specific depth that varies from trial to trial.
 ``retrieval``
     17 posterior channels at 250 Hz. Each image presentation (annotation ``concept_017``;
     ``value`` 17 in the events TSV) evokes a response produced from the image's embedding
@@ -172,7 +174,7 @@ class SimulationParams:
 
 
 # Bumped whenever the generator's output changes for the same parameters.
-_GENERATOR_VERSION = 2
+_GENERATOR_VERSION = 3
 _SEIZURE_MARGIN_S = 20.0  # no seizure in the first/last 20 s
 _SEIZURE_GAP_S = 40.0  # inter-ictal gap (covers post-ictal attenuation)
 
@@ -547,17 +549,21 @@ def simulate_seizure_recording(
     focus = int(traits.integers(len(names)))
     start_hz = params.ictal_freq_hz[0] * traits.uniform(0.85, 1.1)
     end_hz = params.ictal_freq_hz[1] * traits.uniform(0.85, 1.15)
+    peak_uv = traits.uniform(60.0, 150.0)
 
     rng = _rng(params, subject, session, run, _SIGNAL)
     n_times = int(round(params.duration_s * params.sfreq))
     signal = _background(rng, positions, n_times, params.sfreq, alpha_hz, params.line_freq)
+    # Non-ictal look-alikes, so that not every sharp or rhythmic event is a seizure.
+    signal += _interictal_spikes(rng, positions, focus, n_times, params.sfreq)
+    signal += _theta_bursts(rng, positions, n_times, params.sfreq)
     seizures = _seizure_times(rng, params)
     rows = []
     for onset, duration in seizures:
         start = int(onset * params.sfreq)
         length = int(duration * params.sfreq)
         discharge, involved = _ictal_discharge(
-            rng, positions, focus, length, params.sfreq, start_hz, end_hz
+            rng, positions, focus, length, params.sfreq, start_hz, end_hz, peak_uv
         )
         signal[:, start : start + length] += discharge
         _postictal_attenuation(signal, start + length, params.sfreq)
@@ -586,7 +592,7 @@ def _seizure_times(rng: np.random.Generator, params: SimulationParams) -> list[t
 
 def _ictal_discharge(
     rng: np.random.Generator, positions: np.ndarray, focus: int, length: int, sfreq: float,
-    start_hz: float, end_hz: float,
+    start_hz: float, end_hz: float, peak_uv: float,
 ) -> tuple[np.ndarray, list[int]]:  # fmt: skip
     """Rhythmic discharge (µV) slowing from ``start_hz`` to ``end_hz`` and growing, spreading
     from ``focus``; also the channels involved at onset."""
@@ -594,7 +600,7 @@ def _ictal_discharge(
     duration = length / sfreq
     freq = start_hz * (end_hz / start_hz) ** (t / duration)
     phase = 2 * np.pi * np.cumsum(freq) / sfreq
-    amplitude = 25 + 125 * (t / duration) ** 0.7
+    amplitude = peak_uv * (0.2 + 0.8 * (t / duration) ** 0.7)
     taper = np.clip(np.minimum(t, duration - t) / 1.5, 0, 1)
     distance = np.linalg.norm(positions - positions[focus], axis=1)
     reach = 0.075  # m: channels farther than this stay uninvolved
@@ -607,6 +613,36 @@ def _ictal_discharge(
     jitter = 1 + 0.1 * rng.standard_normal((len(positions), 1))
     involved = [int(i) for i in np.flatnonzero(joins <= 0.1 * duration)]
     return weight * jitter * (amplitude * taper)[None] * wave, involved
+
+
+def _interictal_spikes(
+    rng: np.random.Generator, positions: np.ndarray, focus: int, n_times: int, sfreq: float
+) -> np.ndarray:
+    """Isolated spike-and-slow-wave discharges at the focus, about one per 20 s."""
+    t = np.arange(int(0.4 * sfreq)) / sfreq
+    shape = -np.exp(-0.5 * ((t - 0.05) / 0.012) ** 2) + 0.4 * np.exp(
+        -0.5 * ((t - 0.17) / 0.05) ** 2
+    )
+    weight = _proximity(positions, positions[focus], 0.035)
+    trace = np.zeros(n_times)
+    for onset in rng.integers(0, n_times - len(t), rng.poisson(n_times / sfreq / 20.0)):
+        trace[onset : onset + len(t)] += rng.uniform(50, 100) * shape
+    return weight[:, None] * trace[None]
+
+
+def _theta_bursts(
+    rng: np.random.Generator, positions: np.ndarray, n_times: int, sfreq: float
+) -> np.ndarray:
+    """Drowsiness-like 1-3 s bursts of 4-7 Hz rhythm over fronto-central sites, one per 40 s."""
+    weight = _proximity(positions, np.array([0.0, 0.02, 0.09]), 0.05)
+    trace = np.zeros(n_times)
+    for _ in range(rng.poisson(n_times / sfreq / 40.0)):
+        length = int(rng.uniform(1.0, 3.0) * sfreq)
+        onset = int(rng.integers(0, n_times - length))
+        t = np.arange(length) / sfreq
+        burst = np.sin(2 * np.pi * rng.uniform(4, 7) * t + rng.uniform(0, 2 * np.pi))
+        trace[onset : onset + length] += rng.uniform(20, 35) * np.hanning(length) * burst
+    return weight[:, None] * trace[None]
 
 
 def _postictal_attenuation(signal: np.ndarray, end: int, sfreq: float) -> None:
