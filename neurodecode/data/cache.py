@@ -216,11 +216,10 @@ class _Job:
 
 
 def cache_root() -> Path:
-    """``$NEURODECODE_HOME/cache`` (default home: the user cache folder)."""
-    home = os.environ.get("NEURODECODE_HOME")
-    if home:
-        return Path(home).expanduser() / "cache"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "neurodecode" / "cache"
+    """``<NEURODECODE_HOME>/window-cache`` (not a valid dataset name, so never a dataset's)."""
+    from neurodecode.data.fetch import neurodecode_home
+
+    return neurodecode_home() / "window-cache"
 
 
 def code_version() -> str:
@@ -298,7 +297,7 @@ def build_cache(
         annotation_format = manifest.annotation_format
     entries = list(entries)
     ids = _recording_ids([Path(e.path) for e in entries])
-    label_maps, classes = _label_plan(config, manifest, entries)
+    label_map, classes = _label_plan(config, manifest)
     selection = [
         {
             "recording": r,
@@ -324,7 +323,7 @@ def build_cache(
 
     target = config.channels.target
     if target is None:
-        target = _first_channels(entries, annotation_format, config)
+        target = _first_channels(entries, config)
     config_plain = preprocess.config_dict(config)
     jobs = [
         _Job(
@@ -341,7 +340,7 @@ def build_cache(
             target=target,
             shard_dir=shard_dir,
         )
-        for r, e, label_map in zip(ids, entries, label_maps, strict=True)
+        for r, e in zip(ids, entries, strict=True)
     ]
     results = _run_jobs(jobs, num_workers, progress, dataset)
     return _finalise(directory, results, jobs, config, key=key, dataset=dataset, classes=classes)
@@ -530,6 +529,13 @@ def process_recording(
     Chains :func:`~neurodecode.data.preprocess.preprocess_recording`, windowing, window
     rejection, scaling and clipping, recording every decision in ``qc``.
     """
+    unmatched = recording.annotations["description"].astype(str)
+    unmatched = unmatched[~unmatched.isin(label_map)].value_counts()
+    if len(unmatched) and label_map:
+        qc.notes.append(
+            "events not in the label map, ignored: "
+            + ", ".join(f"{name} ×{count}" for name, count in unmatched.items())
+        )
     prepared = preprocess.preprocess_recording(recording, config, qc, target)
     rec, mask = prepared.recording, prepared.ch_mask
     win = config.windows
@@ -774,10 +780,12 @@ def _recording_ids(paths: list[Path]) -> list[str]:
     return ids
 
 
-def _first_channels(
-    entries: list[Any], annotation_format: str | None, config: DictConfig
-) -> list[str]:
-    """Canonical names of the first readable recording's channels (the dataset's target)."""
+def _first_channels(entries: list[Any], config: DictConfig) -> list[str] | None:
+    """Canonical names of the first readable recording's channels (the dataset's target).
+
+    None when its names are not standard electrode names (Bonn's single ``EEG``): the
+    recordings are then used as they are and must all have the same channels.
+    """
     from neurodecode.data import montage
     from neurodecode.data.io import read_recording
 
@@ -792,64 +800,41 @@ def _first_channels(
         names = [
             n for n, t in zip(recording.ch_names, recording.ch_types, strict=True) if t in types
         ]
-        canonical = [montage.try_canonical_name(n) for n in names]
-        known = [c for c in canonical if c is not None]
+        known = [c for c in map(montage.try_canonical_name, names) if c is not None]
         if not known:
-            raise ConfigError(
-                f"the channel names of {entry.path} are not standard names, so the dataset's "
-                "channel set cannot be inferred",
-                hint="set channels.target in the preprocessing config",
-            )
+            logger.info("%s: channel names %s are not standard; not harmonised", entry.path, names)
+            return None
         return list(dict.fromkeys(known))
     raise CacheError(
-        "none of the first recordings could be read to infer the channel set: " + "; ".join(errors)
+        "none of the first recordings could be read to infer the channel set: " + "; ".join(errors),
+        hint="set channels.target in the preprocessing config",
     )
 
 
-def _label_plan(
-    config: DictConfig, manifest: Any, entries: list[Any]
-) -> tuple[list[dict[str, int]], list[str]]:
-    """Per-recording ``{description: int}`` maps and the class names they index.
+def _label_plan(config: DictConfig, manifest: Any) -> tuple[dict[str, int], list[str]]:
+    """The ``{event description: int}`` map and the class names the integers index.
 
-    From ``windows.label_map`` when set; otherwise from the manifest's ``label_map`` (and
-    ``label_map_by_run``), whose values are class names: both the raw description (``T1``)
-    and the class name (``left_fist``, as the annotation parsers write it) map to the class.
+    From ``windows.label_map`` when set; otherwise from the manifest's ``label_map``
+    (description → class name; several descriptions may share a class, e.g. real and
+    imagined left fist), classes sorted by name with ``windows.background`` first.
     """
     explicit = config.windows.label_map
     background = config.windows.background
     if explicit is not None:
         plain = OmegaConf.to_container(explicit) if OmegaConf.is_config(explicit) else explicit
         label_map = windows.normalise_label_map(plain)
-        n_classes = max(label_map.values(), default=-1) + 1
-        classes = [""] * n_classes
+        classes = [""] * (max(label_map.values(), default=-1) + 1)
         for name, value in label_map.items():
-            if 0 <= value < n_classes and not classes[value]:
+            if value >= 0 and not classes[value]:
                 classes[value] = name
-        return [label_map] * len(entries), classes
-    if manifest is None:
-        classes = [background] if background else []
-        return [{background: 0} if background else {} for _ in entries], classes
-    per_entry = [manifest.labels_for_run(_run_number(e.run)) for e in entries]
-    names = sorted({name for m in per_entry for name in m.values()})
-    if background and background in names:
-        names.remove(background)
-    classes = ([background] if background else []) + names
+        return label_map, classes
+    names = dict(manifest.label_map) if manifest is not None else {}
+    if background:
+        names.setdefault(background, background)
+    classes = sorted(set(names.values()) - {background})
+    classes = ([background] if background else []) + classes
     index = {name: i for i, name in enumerate(classes)}
-    maps = []
-    for m in per_entry:
-        label_map = {name: index[name] for name in m.values()}
-        label_map.update({desc: index[name] for desc, name in m.items()})
-        if background:
-            label_map[background] = 0
-        maps.append(label_map)
-    return maps, classes
-
-
-def _run_number(run: Any) -> int | None:
-    if run is None:
-        return None
-    digits = re.match(r"\d+", str(run))
-    return int(digits.group()) if digits else None
+    return {description: index[name] for description, name in names.items()}, classes
 
 
 def _recording_label(entry: Any, label_map: dict[str, int]) -> str | None:
