@@ -180,7 +180,7 @@ _SEIZURE_GAP_S = 40.0  # inter-ictal gap (covers post-ictal attenuation)
 
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "seizure": {},
-    "motor_imagery": {"n_subjects": 3, "n_sessions": 2, "n_runs": 2, "sfreq": 160.0,
+    "motor_imagery": {"n_subjects": 4, "n_sessions": 2, "n_runs": 2, "sfreq": 160.0,
                       "line_freq": 60.0},
     "retrieval": {"n_subjects": 2, "n_sessions": 1, "n_runs": 2, "sfreq": 250.0},
 }  # fmt: skip
