@@ -32,6 +32,21 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, f
     return flat
 
 
+#: Metrics worth a place in the Hub's ``model-index`` (the card's table lists all of them).
+HEADLINE_METRICS = (
+    "accuracy", "balanced_accuracy", "kappa", "roc_auc", "f1", "sensitivity", "precision",
+    "specificity", "fp_per_24h", "top1", "top5",
+)  # fmt: skip
+
+
+def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Flattened test metrics (``test.*`` when present) whose last name is a headline one."""
+    flat = flatten_metrics(metrics)
+    if any(name.startswith("test.") for name in flat):
+        flat = {name: value for name, value in flat.items() if name.startswith("test.")}
+    return {name: v for name, v in flat.items() if name.rsplit(".", 1)[-1] in HEADLINE_METRICS}
+
+
 def is_seizure_model(config: Mapping[str, Any]) -> bool:
     """Whether the model detects seizures (its task or one of its labels says so)."""
     words = [str(config.get("task") or "")] + [str(x) for x in config.get("labels") or []]
@@ -48,7 +63,7 @@ def card_metadata(config: Mapping[str, Any]) -> dict[str, Any]:
     tags += [t for t in (task, *(card.get("tags") or [])) if t and t not in tags]
     if is_seizure_model(config):
         tags.append("research-only")
-    metrics = flatten_metrics(config.get("metrics") or {})
+    metrics = headline_metrics(config.get("metrics") or {})
     meta: dict[str, Any] = {
         "library_name": "neurodecode",
         "license": card.get("license") or "other",
@@ -67,7 +82,7 @@ def card_metadata(config: Mapping[str, Any]) -> dict[str, Any]:
                         "task": {"type": task or "eeg-decoding", "name": task or "EEG decoding"},
                         "dataset": {"type": dataset, "name": dataset},
                         "metrics": [
-                            {"type": name, "name": name, "value": value}
+                            {"type": name.rsplit(".", 1)[-1], "name": name, "value": value}
                             for name, value in metrics.items()
                         ],
                     }
@@ -104,6 +119,7 @@ def render_card(config: Mapping[str, Any]) -> str:
         f"- {len(signal['ch_names'])} channels, in this order: {', '.join(signal['ch_names'])}",
         f"- sampling rate: {signal['sfreq']:g} Hz",
         f"- window: {signal['n_times']} samples ({signal['n_times'] / signal['sfreq']:g} s)",
+        f"- input units: {signal.get('units') or 'not recorded'}",
         "- channel positions: "
         + ("stored in `config.json` (metres)" if signal.get("ch_pos") else "not stored"),
     ]

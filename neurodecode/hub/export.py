@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from neurodecode.errors import ConfigError, ForeignTargetError, UnknownNameError
+from neurodecode.errors import CheckpointError, ConfigError, ForeignTargetError, UnknownNameError
 from neurodecode.hub.card import render_card
 from neurodecode.hub.format import (
     CARD_NAME,
@@ -120,6 +122,7 @@ def export_model(
     *,
     ch_names: Sequence[str] | None = None,
     ch_pos: np.ndarray | Sequence[Sequence[float]] | None = None,
+    units: str | None = None,
     preprocessing: Mapping[str, Any] | None = None,
     labels: Sequence[str] | None = None,
     task: str | None = None,
@@ -142,6 +145,9 @@ def export_model(
         Channel order the model expects. Defaults to the names in ``chs_info``.
     ch_pos : array-like (n_chans, 3), optional
         Electrode positions in metres (NaN unknown). Defaults to ``chs_info`` locations.
+    units : str, optional
+        Units of the input the model expects after preprocessing (e.g. ``"uV"``, ``"V"``,
+        ``"z-score"``).
     preprocessing : mapping, optional
         The preprocessing config the training data went through (filters, reference,
         resampling, scaling); ``predict`` replays it.
@@ -164,7 +170,7 @@ def export_model(
         ``out_dir``.
     """
     arch = model_config(model, model_name=model_name, model_kwargs=model_kwargs)
-    signal = _signal_contract(arch, ch_names, ch_pos)
+    signal = {**_signal_contract(arch, ch_names, ch_pos), "units": units}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -243,9 +249,141 @@ def _signal_contract(
 
 
 # ---------------------------------------------------------------------------------------
-# Run directories
+# Run directories (``python -m neurodecode.train``; see neurodecode/train.py)
+
+RESULTS_NAME = "results.json"
+#: Where a task keeps its encoder in a Lightning checkpoint's ``state_dict``.
+ENCODER_PREFIXES = ("encoder.", "model.encoder.")
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
-    """Export the model trained in a run directory (see ``docs/hub.md`` for the layout)."""
-    raise NotImplementedError
+def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "best") -> Path:
+    """Export the encoder trained in a run directory, with the run's metrics in its card.
+
+    The run directory is what ``python -m neurodecode.train`` writes: ``results.json``
+    (metrics, data description, resolved config, checkpoint paths) and Lightning
+    checkpoints under ``checkpoints/``. The checkpoint is read with
+    ``torch.load(weights_only=True)`` (tensors and plain types only; this is for checkpoints
+    you produced yourself, downloaded files are never read this way); the architecture and
+    signal contract come from its hyper-parameters, which are those of the task. A
+    pretraining run, which exports its encoder to ``encoder/`` itself, is copied as is.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder.
+    out_dir : str or Path
+        Where to write the export.
+    checkpoint : {"best", "last"} or path
+        Which checkpoint: the run's best on validation (default), its last, or a file.
+
+    Raises
+    ------
+    CheckpointError
+        If the run has no readable checkpoint, or it holds no encoder with its config.
+    """
+    run = Path(run_dir)
+    if (run / "encoder" / CONFIG_NAME).is_file():  # a pretraining run exports its encoder
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME):
+            shutil.copy2(run / "encoder" / name, out / name)
+        return out
+    results = _read_results(run)
+    ckpt_path = _checkpoint_path(run, results, checkpoint)
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for unsafe or damaged files
+        raise CheckpointError(
+            f"cannot read the checkpoint safely (weights only): {err}", path=ckpt_path
+        ) from err
+    hparams = ckpt.get("hyper_parameters") or {}
+    state = ckpt.get("state_dict") or {}
+    encoder_state: dict[str, torch.Tensor] = {}
+    for prefix in ENCODER_PREFIXES:
+        encoder_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if encoder_state:
+            break
+    if not encoder_state or not isinstance(hparams.get("model"), Mapping):
+        raise CheckpointError(
+            "no encoder weights with a model config in the checkpoint's hyper-parameters",
+            path=ckpt_path,
+            hint="export a model object with neurodecode.hub.export_model",
+        )
+    kwargs = _encoder_arguments(hparams, results, ckpt_path)
+    name = kwargs.pop("_target_")
+    model = build_model(name, **kwargs)
+    from neurodecode.hub.load import load_state
+
+    load_state(model, encoder_state, path=ckpt_path)
+    config = results.get("config") or {}
+    data = results.get("data") or {}
+    return export_model(
+        model.eval(),
+        out_dir,
+        preprocessing=config.get("preprocess"),
+        labels=hparams.get("class_names") or data.get("classes"),
+        task=results.get("recipe") or (config.get("task") or {}).get("module", {}).get("_target_"),
+        dataset=data.get("dataset"),
+        units=data.get("units"),
+        metrics=results.get("metrics"),
+        card={
+            "run": {
+                "config_hash": results.get("config_hash"),
+                "data_hash": results.get("data_hash"),
+                "seed": results.get("seed"),
+                "checkpoint": ckpt_path.name,
+            }
+        },
+    )
+
+
+def _read_results(run: Path) -> dict[str, Any]:
+    path = run / RESULTS_NAME
+    if not path.is_file():
+        raise CheckpointError(
+            f"no {RESULTS_NAME}: not a finished run of python -m neurodecode.train",
+            path=run,
+            hint="give the run folder (runs/<recipe>/<time>/) or an exported model folder",
+        )
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"unreadable results: {err}", path=path) from err
+
+
+def _checkpoint_path(run: Path, results: Mapping[str, Any], which: str) -> Path:
+    recorded = (results.get("checkpoints") or {}).get(which) if which in ("best", "last") else None
+    candidates = [run / recorded] if recorded else []
+    if which in ("best", "last"):
+        candidates += sorted((run / "checkpoints").glob(f"{which}*.ckpt"))
+    else:
+        candidates.append(Path(which))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(
+        f"no {which!r} checkpoint in this run",
+        path=run / "checkpoints",
+        hint="checkpoint='last' or a .ckpt path selects another one",
+    )
+
+
+def _encoder_arguments(
+    hparams: Mapping[str, Any], results: Mapping[str, Any], path: Path
+) -> dict[str, Any]:
+    """Constructor arguments of the encoder a task built (``tasks.base.build_encoder``)."""
+    data = results.get("data") or {}
+    kwargs = dict(hparams["model"])
+    for key in _SIGNAL_ARGS:
+        value = hparams.get(key, data.get(key))
+        if value is None:
+            raise CheckpointError(f"the checkpoint does not record {key!r}", path=path)
+        kwargs[key] = value
+    ch_names = hparams.get("ch_names") or data.get("channels")
+    if ch_names:
+        positions = hparams.get("ch_pos") or [[math.nan] * 3] * len(ch_names)
+        kwargs["chs_info"] = [
+            {"ch_name": str(name), "loc": [float(v) for v in xyz] + [0.0] * 9}
+            for name, xyz in zip(ch_names, positions, strict=True)
+        ]
+    return kwargs

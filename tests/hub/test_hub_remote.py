@@ -18,8 +18,8 @@ import pytest
 import torch
 import yaml
 
-from neurodecode.errors import CheckpointError
-from neurodecode.hub import build_model, export_model, from_pretrained, push_to_hub
+from neurodecode.errors import CheckpointError, ContractError
+from neurodecode.hub import build_model, check_contract, export_model, from_pretrained, push_to_hub
 from tests.conftest import require_shared
 from tests.hub.hub_helpers import CH_NAMES, subprocess_env
 
@@ -116,82 +116,107 @@ _PREDICT = textwrap.dedent(
     """
     import sys, numpy as np, torch, neurodecode
     pretrained = neurodecode.from_pretrained(sys.argv[1])
-    neurodecode.hub.check_contract(pretrained, ch_names=sys.argv[3].split(","),
-                                   sfreq=float(sys.argv[4]), n_times=int(sys.argv[5]))
     with torch.no_grad():
         out = pretrained.model(torch.from_numpy(np.load(sys.argv[2])))
-    np.save(sys.argv[2].replace("window", "out-" + sys.argv[6]), out.numpy())
+    np.save(sys.argv[3], out.numpy())
     """
 )
 
 
 @pytest.mark.slow
-def test_cli_push_and_fresh_process_pull_are_bit_identical_on_a_real_recording(
-    hub, tmp_path, monkeypatch
+def test_recipe_run_pushed_then_pulled_in_a_fresh_process_is_bit_identical_on_real_eeg(
+    hub, tmp_path, monkeypatch, capsys, neurodecode_home
 ):
-    import mne
     from huggingface_hub import constants
+    from hydra import compose, initialize_config_dir
 
-    edf = require_shared("mirror/eegmmidb/S001/S001R04.edf")
-    raw = mne.io.read_raw_edf(edf, preload=False, verbose="error")
-    picks = ["Fc3.", "Fcz.", "Fc4.", "C3..", "Cz..", "C4..", "Cp3.", "Cpz.", "Cp4."]
-    names = [name.strip(".").capitalize() for name in picks]
-    sfreq, n_times = raw.info["sfreq"], 320
-    window = raw.get_data(picks=picks, start=1600, stop=1600 + n_times)[None] * 1e6  # µV
-    window = window.astype(np.float32)
+    from neurodecode import train
+    from neurodecode.data.artifacts import RecordingQC
+    from neurodecode.data.io import read_recording
+    from neurodecode.data.preprocess import load_preprocess_config, preprocess_recording
+    from neurodecode.hub.__main__ import main
+    from neurodecode.resources import resource_dir
+
+    # 1. a (very short) seizure recipe run on simulated data
+    overrides = [
+        "recipe=seizure",
+        "data=simulated",
+        "model.size=tiny",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=4",
+        "trainer.limit_val_batches=2",
+        "trainer.enable_progress_bar=false",
+        "+trainer.enable_model_summary=false",
+    ]
+    with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    results = train.run(cfg, tmp_path / "run")
+    checkpoint = tmp_path / "run" / results["checkpoints"]["best"]
+
+    # 2. published with the command line (in this process; HF_ENDPOINT is the loopback Hub)
+    assert main(["push", f"run={tmp_path / 'run'}", "repo_id=lab/seizure", "private=true"]) == 0
+    commit = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["commit"]
+    assert hub.repos["lab/seizure"].refs["main"] == commit
+    card = hub.repos["lab/seizure"].commits[commit].files["README.md"].decode()
+    assert "not a medical device" in card and "| test.window.accuracy |" in card
+
+    # 3. a real CHB-MIT seizure excerpt: 23 channels at 256 Hz do not fit the model...
+    pretrained = from_pretrained("lab/seizure")
+    recording = read_recording(require_shared("excerpts/chbmit/chb01_03_seizure_crop.edf"))
+    with pytest.raises(ContractError, match="expects 18 channels.*extra.*256 Hz"):
+        check_contract(pretrained, ch_names=recording.ch_names, sfreq=recording.sfreq)
+    # ... until the exported preprocessing config is replayed
+    preprocessing = load_preprocess_config("default", pretrained.preprocessing)
+    prepared = preprocess_recording(recording, preprocessing, RecordingQC("chb01_03", "crop"))
+    signal = prepared.recording
+    check_contract(
+        pretrained, ch_names=signal.ch_names, sfreq=signal.sfreq, n_times=pretrained.n_times
+    )
+    window = np.ascontiguousarray(signal.signal[None, :, : pretrained.n_times], dtype=np.float32)
     np.save(tmp_path / "window.npy", window)
 
-    torch.manual_seed(0)
-    arch = dict(n_chans=len(names), n_outputs=3, n_times=n_times, sfreq=sfreq, size="tiny")
-    model = build_model("dual_branch_conformer", **arch).eval()
+    # the encoder as trained, straight from the Lightning checkpoint
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    arguments = dict(pretrained.config["model"])
+    trained = build_model(arguments.pop("_target_"), **arguments).eval()
+    trained.load_state_dict({k[len("encoder."):]: v for k, v in state.items()
+                             if k.startswith("encoder.")})  # fmt: skip
     with torch.no_grad():
-        expected = model(torch.from_numpy(window)).numpy()
-    export = export_model(
-        model,
-        tmp_path / "export",
-        ch_names=names,
-        labels=["T0", "T1", "T2"],
-        preprocessing={"units": "uV"},
-        task="motor_imagery",
-        dataset="eegmmidb",
-    )
+        expected = trained(torch.from_numpy(window)).numpy()
 
-    cli = [
-        sys.executable,
-        "-m",
-        "neurodecode.hub",
-        "push",
-        f"run={export}",
-        "repo_id=lab/conformer",
-        "private=true",
-    ]
-    push = subprocess.run(cli, env=subprocess_env(), capture_output=True, text=True, timeout=120)
-    assert push.returncode == 0, push.stderr
-    commit = json.loads(push.stdout.strip().splitlines()[-1])["commit"]
-    assert hub.repos["lab/conformer"].refs["main"] == commit
-
+    # 4. a fresh process pulls it through huggingface_hub (HF_ENDPOINT from the environment)
     predict = [
         sys.executable,
         "-c",
         _PREDICT,
-        "lab/conformer",
+        "lab/seizure",
         str(tmp_path / "window.npy"),
-        ",".join(names),
-        str(sfreq),
-        str(n_times),
-        "fresh",
+        str(tmp_path / "fresh.npy"),
     ]
     fresh = subprocess.run(
-        predict, env=subprocess_env(), capture_output=True, text=True, timeout=120
+        predict, env=subprocess_env(), capture_output=True, text=True, timeout=180
     )
-    assert fresh.returncode == 0, fresh.stderr
-    assert np.array_equal(np.load(tmp_path / "out-fresh.npy"), expected)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert np.array_equal(np.load(tmp_path / "fresh.npy"), expected)
 
-    # Offline, from the cache the fresh process filled (HF_HUB_OFFLINE=1 sets this flag).
+    # 5. offline, from the cache (HF_HUB_OFFLINE=1 sets this flag at import)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
-    offline = from_pretrained("lab/conformer")
     with torch.no_grad():
-        assert np.array_equal(offline.model(torch.from_numpy(window)).numpy(), expected)
+        offline = from_pretrained("lab/seizure").model(torch.from_numpy(window)).numpy()
+    assert np.array_equal(offline, expected)
     with pytest.raises(CheckpointError, match="not in the local Hugging Face cache.*OFFLINE"):
         from_pretrained("lab/never-downloaded")
+
+
+def test_command_line_pull_and_bad_arguments(hub, tiny_model, tmp_path, capsys):
+    from neurodecode.hub.__main__ import main
+
+    info = push_to_hub(export_model(tiny_model(), tmp_path, ch_names=CH_NAMES), "lab/cli")
+    assert main(["pull", "repo_id=lab/cli", f"revision={info.oid}"]) == 0
+    pulled = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert pulled["ch_names"] == CH_NAMES and pulled["folder"].endswith(info.oid)
+    assert main(["push", "run=somewhere"]) == 1
+    assert "missing ['repo_id']" in capsys.readouterr().err
+    assert main(["pull", "repo_id=lab/absent"]) == 1
+    assert "no model repository 'lab/absent'" in capsys.readouterr().err
