@@ -28,7 +28,7 @@ def confusion_matrix(
     rows = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     n = len(class_names)
-    figure = Figure(figsize=(1.2 * n + 2.5, 1.0 * n + 2.0))
+    figure = Figure(figsize=(1.2 * n + 2.5, 1.0 * n + 2.0), layout="constrained")
     ax = figure.subplots()
     image = ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
     for i in range(n):
@@ -48,20 +48,22 @@ def seizure_timeline(
     references: Mapping[str, Mapping[str, Any]],
     detections: Mapping[str, Sequence[tuple[float, float]]],
     threshold: float,
+    window_s: float,
     path: str | Path,
 ) -> Path:
     """Seizure probability over time for each test recording (up to :data:`MAX_TIMELINES`).
 
-    Annotated seizures are shaded red, detected events drawn as bars under the curve, the
-    threshold as a dashed line.
+    Each window's probability is drawn at the window's centre; annotated seizures are
+    shaded red, detected events drawn as bars under the curve, the threshold dashed.
     """
     recordings = sorted(predictions["recording"].astype(str).unique())[:MAX_TIMELINES]
-    figure = Figure(figsize=(11, 1.7 * len(recordings) + 0.6))
+    figure = Figure(figsize=(11, 1.7 * len(recordings) + 0.6), layout="constrained")
     axes = np.atleast_1d(figure.subplots(len(recordings), 1, squeeze=False)[:, 0])
     for ax, recording in zip(axes, recordings, strict=True):
         windows = predictions[predictions["recording"].astype(str) == recording]
         windows = windows.sort_values("start_s")
-        ax.plot(windows["start_s"], windows["p_seizure"], lw=0.8, color="black")
+        centre = windows["start_s"] + window_s / 2
+        ax.plot(centre, windows["p_seizure"], lw=0.8, color="black")
         ax.axhline(threshold, ls="--", lw=0.8, color="grey")
         for onset, offset in references.get(recording, {}).get("events", []):
             ax.axvspan(onset, offset, color="tab:red", alpha=0.25, lw=0)

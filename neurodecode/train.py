@@ -158,8 +158,8 @@ def bids_event_paths(cache: Any) -> dict[str, Path]:
 
 def build_task(cfg: DictConfig, cache: Any, train_labels: np.ndarray) -> Any:
     """The task module of ``cfg.task`` around the model of ``cfg.model``, sized by the data."""
-    from neurodecode.registry import TASKS
     from neurodecode.finetune import model_for_task, read_init_source
+    from neurodecode.registry import TASKS
 
     # not registry.instantiate: it would build the nested model config eagerly, while the
     # task builds its encoder itself once the signal contract is known
@@ -346,6 +346,7 @@ def write_outputs(cfg: DictConfig, run_dir: Path, task: Any, cache: Any, datamod
             task.references,
             task.detected_events,
             task.post_processing.threshold,
+            task.window_s,
             plot_dir / "seizure_probability.png",
         )
         artifacts["plots"].append(path)
@@ -501,6 +502,8 @@ def main(cfg: DictConfig) -> None:
     """Hydra entry point (``python -m neurodecode.train``, ``neurodecode-train``)."""
     # Lightning prints through its own console handler; Hydra's root handlers (console and
     # train.log) already show its messages, so drop the duplicate
+    import lightning  # noqa: F401  (adds the handler on import)
+
     for handler in list(logging.getLogger("lightning.pytorch").handlers):
         logging.getLogger("lightning.pytorch").removeHandler(handler)
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
