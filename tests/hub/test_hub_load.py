@@ -188,3 +188,13 @@ def test_registered_architecture_name_is_checked_first(exported):
     _edit_config(folder, model={"n_chans": 4})
     with pytest.raises(ForeignTargetError, match="refusing to build None"):
         from_pretrained(folder)
+
+
+def test_import_neurodecode_stays_light_until_from_pretrained_is_used():
+    import subprocess
+    import sys
+
+    code = ("import sys, neurodecode; assert 'torch' not in sys.modules; "
+            "assert callable(neurodecode.from_pretrained); assert 'torch' in sys.modules")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
