@@ -146,13 +146,7 @@ def run_pretraining(cfg: Any, run_dir: Path) -> dict[str, Any]:
 
     from neurodecode.data.mixture import MixtureDataModule, prepare_mixture
     from neurodecode.hub import export_model
-    from neurodecode.train import (
-        build_trainer,
-        config_hash,
-        jsonable,
-        resume_checkpoint,
-        versions,
-    )
+    from neurodecode.train import config_hash, jsonable, resume_checkpoint, versions
 
     started = time.time()
     checkpoint = resume_checkpoint(cfg, run_dir)
@@ -186,7 +180,7 @@ def run_pretraining(cfg: Any, run_dir: Path) -> dict[str, Any]:
         ch_names=ch_names,
         ch_pos=ch_pos.tolist(),
     )
-    trainer = build_trainer(cfg, run_dir)
+    trainer = pretraining_trainer(cfg, run_dir)
     trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint)
 
     metrics = {
@@ -228,7 +222,9 @@ def run_pretraining(cfg: Any, run_dir: Path) -> dict[str, Any]:
                         "channels": len(d.ch_names),
                         "weight": float(w),
                     }
-                    for name, d, w in zip(mixture.names, mixture.datasets, mixture.weights, strict=True)
+                    for name, d, w in zip(
+                        mixture.names, mixture.datasets, mixture.weights, strict=True
+                    )
                 },
                 "sfreq": sfreq,
                 "split": datamodule.summary(),
@@ -244,7 +240,41 @@ def run_pretraining(cfg: Any, run_dir: Path) -> dict[str, Any]:
     return results
 
 
+def pretraining_trainer(cfg: Any, run_dir: Path) -> Any:
+    """A Lightning trainer for pretraining: last and best (``val/loss``) checkpoints, logs.
+
+    No early stopping: a step budget (``trainer.max_steps``) may end an epoch before its
+    validation, and pretraining runs for its budget.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from neurodecode.train import trainer_arguments
+
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best-{step:06d}",
+            monitor=cfg.task.monitor,
+            mode=cfg.task.mode,
+            save_top_k=1,
+            save_last=True,
+        ),
+        LearningRateMonitor(logging_interval="step"),
+    ]
+    loggers = [
+        CSVLogger(run_dir, name="logs", version="csv"),
+        TensorBoardLogger(run_dir, name="logs", version="tensorboard", default_hp_metric=False),
+    ]
+    return L.Trainer(
+        default_root_dir=run_dir, callbacks=callbacks, logger=loggers, **trainer_arguments(cfg)
+    )
+
+
 def _caches(mixture: Any) -> list[tuple[str, Any]]:
     return [
-        (name, d) for name, d in zip(mixture.names, mixture.datasets, strict=True) if hasattr(d, "meta")
+        (name, d)
+        for name, d in zip(mixture.names, mixture.datasets, strict=True)
+        if hasattr(d, "meta")
     ]
