@@ -184,3 +184,33 @@ def test_bad_parameters_are_refused() -> None:
         simulate_seizure_recording(simulation_params({"channels": ["Fp1", "XYZ"]}), 1, 1, 1)
     with pytest.raises(ConfigError, match="cannot read image embeddings"):
         load_embeddings(simulation_params({"task": "retrieval", "embeddings": "/nonexistent.npy"}))
+
+
+def test_motor_imagery_and_retrieval_files_read_back_with_their_events(tmp_path: Path) -> None:
+    from neurodecode.data.io import read_recording
+
+    small = {"n_subjects": 1, "n_sessions": 1, "n_runs": 1}
+    generate_dataset(
+        tmp_path / "mi",
+        {**small, "task": "motor_imagery", "channels": ["C3", "Cz", "C4"], "trials_per_run": 4},
+    )
+    (edf,) = edf_files(tmp_path / "mi")
+    recording = read_recording(
+        edf, annotation_format="bids_events",
+        annotation_path=edf.with_name(edf.name.replace("_eeg.edf", "_events.tsv")),
+    )  # fmt: skip
+    assert recording.ch_names == ["C3", "Cz", "C4"] and recording.sfreq == 160
+    trials = recording.annotations[recording.annotations["description"] != "rest"]
+    assert sorted(trials["description"]) == ["left_hand"] * 2 + ["right_hand"] * 2
+    assert (trials["duration"] == 4.0).all()
+
+    generate_dataset(
+        tmp_path / "rsvp",
+        {**small, "task": "retrieval", "n_concepts": 10, "embedding_dim": 8},
+    )
+    embeddings = np.load(tmp_path / "rsvp" / "stimuli" / "image_embeddings.npy")
+    assert embeddings.shape == (10, 8)
+    (edf,) = edf_files(tmp_path / "rsvp")
+    raw = mne.io.read_raw_edf(edf, verbose="error")
+    assert len(raw.ch_names) == 17 and raw.info["sfreq"] == 250
+    assert sorted(set(raw.annotations.description)) == [f"concept_{i:03d}" for i in range(10)]
