@@ -6,6 +6,7 @@ card can always be rebuilt from an exported folder.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -161,17 +162,18 @@ def render_card(config: Mapping[str, Any]) -> str:
 
     arguments = {k: v for k, v in arch.items() if k not in ("_target_", "chs_info")}
     lines += ["", "## Architecture", "", f"`{arch['_target_']}` with arguments:", "", "```json"]
-    lines += [yaml.safe_dump(arguments, sort_keys=False, default_flow_style=True).strip(), "```"]
+    lines += [json.dumps(arguments), "```"]
     lines += [
         "",
         "## How to load",
         "",
         "```python",
         "import neurodecode",
+        "from neurodecode.hub import check_contract",
         "",
         'pretrained = neurodecode.from_pretrained("<org/name>")  # or a local folder',
-        "model = pretrained.model.eval()",
-        "neurodecode.hub.check_contract(pretrained, ch_names=..., sfreq=..., n_times=...)",
+        "model = pretrained.model  # eval mode, weights loaded",
+        "check_contract(pretrained, ch_names=..., sfreq=..., n_times=...)  # before predicting",
         "```",
         "",
     ]

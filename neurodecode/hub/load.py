@@ -59,6 +59,8 @@ class Pretrained:
         Samples per window.
     ch_pos : numpy.ndarray or None
         ``(n_chans, 3)`` electrode positions in metres (NaN unknown).
+    units : str or None
+        Units of the input after preprocessing (e.g. ``"uV"``), when recorded.
     preprocessing : dict or None
         Preprocessing config of the training data.
     labels : list of str or None
@@ -76,6 +78,7 @@ class Pretrained:
     sfreq: float
     n_times: int
     ch_pos: np.ndarray | None
+    units: str | None
     preprocessing: dict[str, Any] | None
     labels: list[str] | None
     source: Path
@@ -133,6 +136,7 @@ def from_pretrained(
         sfreq=float(signal["sfreq"]),
         n_times=int(signal["n_times"]),
         ch_pos=None if ch_pos is None else np.asarray(ch_pos, dtype=float),
+        units=signal.get("units"),
         preprocessing=config.get("preprocessing"),
         labels=config.get("labels"),
         source=folder,
@@ -238,8 +242,8 @@ def _download(
         raise CheckpointError(
             f"no model repository {repo_id!r} on {constants.ENDPOINT} (or it is private)",
             path=url,
-            hint="check the org/name spelling; for a private repository log in with "
-            "`hf auth login` or set HF_TOKEN",
+            hint="check the org/name spelling (no local folder of that name exists either); "
+            "for a private repository log in with `hf auth login` or set HF_TOKEN",
         ) from err
     except LocalEntryNotFoundError as err:
         raise CheckpointError(

@@ -60,11 +60,10 @@ def _hub_server() -> Iterator[tuple[str, HubState]]:
 def hub(
     _hub_server: tuple[str, HubState], hf_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> HubState:
-    """The loopback Hub-protocol server, with huggingface_hub pointed at it; ``.url`` is set."""
+    """The loopback Hub-protocol server, with huggingface_hub pointed at it."""
     url, state = _hub_server
     use_endpoint(monkeypatch, url)
     monkeypatch.setenv("HF_TOKEN", "test-token")
-    state.url = url
     return state
 
 
