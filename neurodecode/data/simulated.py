@@ -145,8 +145,13 @@ class SimulationParams:
         for name in ("n_subjects", "n_sessions", "n_runs"):
             if not 1 <= getattr(self, name) <= 99:
                 raise ConfigError(f"simulation parameter {name} must be between 1 and 99")
-        if self.sfreq < 2 * 45:
-            raise ConfigError(f"simulation sfreq {self.sfreq} Hz is too low (at least 90 Hz)")
+        if self.sfreq < 2 * 45 or self.sfreq != int(self.sfreq):
+            raise ConfigError(
+                f"simulation sfreq {self.sfreq} Hz must be a whole number of at least 90 Hz",
+                hint="EDF stores whole 1-s records",
+            )
+        if self.duration_s != int(self.duration_s):
+            raise ConfigError(f"simulation duration_s {self.duration_s} must be whole seconds")
         if self.task == "seizure":
             lo, hi = self.seizures_per_run
             longest = hi * (self.seizure_duration_s[1] + _SEIZURE_GAP_S) + 2 * _SEIZURE_MARGIN_S

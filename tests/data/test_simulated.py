@@ -178,6 +178,8 @@ def test_bad_parameters_are_refused() -> None:
         simulation_params({"task": "seizure", "n_subject": 3})
     with pytest.raises(ConfigError, match="do not fit"):
         simulation_params({"task": "seizure", "duration_s": 60.0})
+    with pytest.raises(ConfigError, match="whole number"):
+        simulation_params({"task": "motor_imagery", "sfreq": 173.61})
     with pytest.raises(ConfigError, match="unknown simulated task"):
         simulation_params({"task": "sleep"})
     with pytest.raises(ConfigError, match="no standard 10-05 position"):
