@@ -6,7 +6,13 @@ repo_id=<org/name>`` or :func:`push_to_hub`; loading is :func:`from_pretrained` 
 ``neurodecode.from_pretrained``).
 """
 
-from neurodecode.hub.export import build_model, export_model, export_run, model_config
+from neurodecode.hub.export import (
+    build_model,
+    export_model,
+    export_run,
+    model_config,
+    read_task_checkpoint,
+)
 from neurodecode.hub.format import FORMAT_VERSION
 from neurodecode.hub.load import (
     Pretrained,
@@ -28,5 +34,6 @@ __all__ = [
     "load_weights",
     "model_config",
     "push_to_hub",
+    "read_task_checkpoint",
     "resolve_init_source",
 ]

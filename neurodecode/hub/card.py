@@ -177,6 +177,11 @@ def render_card(config: Mapping[str, Any]) -> str:
         "```",
         "",
     ]
+    run = card.get("run") or {}
+    if run:
+        lines += ["Trained by `python -m neurodecode.train`: "
+                  + ", ".join(f"{key} `{value}`" for key, value in run.items() if value is not None)
+                  + ".", ""]  # fmt: skip
     license_note = card.get("license") or "not stated by the publisher (check the datasets' terms)"
     lines += [f"Licence of these weights: {license_note}.", ""]
     if card.get("citation"):

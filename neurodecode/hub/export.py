@@ -38,6 +38,7 @@ from neurodecode.hub.format import (
     sha256_of,
     to_jsonable,
 )
+from neurodecode.hub.load import load_state
 from neurodecode.registry import MODELS
 
 logger = logging.getLogger(__name__)
@@ -256,6 +257,43 @@ RESULTS_NAME = "results.json"
 ENCODER_PREFIXES = ("encoder.", "model.encoder.")
 
 
+def read_task_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The encoder weights and the hyper-parameters of a task's Lightning checkpoint.
+
+    Read with ``torch.load(weights_only=True)`` (tensors and plain types only), for
+    checkpoints you produced; downloaded files are never read this way.
+
+    Returns
+    -------
+    encoder_state : dict of str to Tensor
+        The weights under the first of :data:`ENCODER_PREFIXES` found, prefix removed.
+    hparams : dict
+        The task's hyper-parameters; ``hparams["model"]`` is the encoder config.
+
+    Raises
+    ------
+    CheckpointError
+        If the file cannot be read weights-only, or holds no encoder with a model config.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for unsafe or damaged files
+        raise CheckpointError(
+            f"cannot read the checkpoint safely (weights only): {err}", path=path
+        ) from err
+    hparams = dict(ckpt.get("hyper_parameters") or {})
+    state = ckpt.get("state_dict") or {}
+    for prefix in ENCODER_PREFIXES:
+        encoder = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if encoder and isinstance(hparams.get("model"), Mapping):
+            return encoder, hparams
+    raise CheckpointError(
+        "no encoder weights with a model config in the checkpoint's hyper-parameters",
+        path=path,
+        hint="export a model object with neurodecode.hub.export_model",
+    )
+
+
 def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "best") -> Path:
     """Export the encoder trained in a run directory, with the run's metrics in its card.
 
@@ -290,30 +328,10 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
         return out
     results = _read_results(run)
     ckpt_path = _checkpoint_path(run, results, checkpoint)
-    try:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for unsafe or damaged files
-        raise CheckpointError(
-            f"cannot read the checkpoint safely (weights only): {err}", path=ckpt_path
-        ) from err
-    hparams = ckpt.get("hyper_parameters") or {}
-    state = ckpt.get("state_dict") or {}
-    encoder_state: dict[str, torch.Tensor] = {}
-    for prefix in ENCODER_PREFIXES:
-        encoder_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        if encoder_state:
-            break
-    if not encoder_state or not isinstance(hparams.get("model"), Mapping):
-        raise CheckpointError(
-            "no encoder weights with a model config in the checkpoint's hyper-parameters",
-            path=ckpt_path,
-            hint="export a model object with neurodecode.hub.export_model",
-        )
+    encoder_state, hparams = read_task_checkpoint(ckpt_path)
     kwargs = _encoder_arguments(hparams, results, ckpt_path)
     name = kwargs.pop("_target_")
     model = build_model(name, **kwargs)
-    from neurodecode.hub.load import load_state
-
     load_state(model, encoder_state, path=ckpt_path)
     config = results.get("config") or {}
     data = results.get("data") or {}

@@ -170,6 +170,7 @@ def test_export_run_from_lightning_checkpoint(tiny_model, tmp_path):
     assert pretrained.preprocessing["bandpass"] == {"l_freq": 8, "h_freq": 30}
     card = (out / "README.md").read_text()
     assert "| test.kappa | 0.4 |" in card and "research software" not in card
+    assert "config_hash `0123456789abcdef`" in card and "best-epoch=003.ckpt" in card
 
 
 def test_export_run_refuses_unsafe_or_incomplete_runs(tiny_model, tmp_path):
