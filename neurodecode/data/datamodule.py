@@ -161,28 +161,32 @@ class EEGDataModule(L.LightningDataModule):
             )
         return self.splits[self.fold]
 
-    @property
-    def classes(self) -> list[Any]:
-        """Sorted classes present in the index (unlabelled windows left out)."""
-        labels = self.index["label"]
-        return sorted(labels[is_labelled(labels)].unique().tolist(), key=str)
-
     def _make_splits(self) -> list[Split]:
         if self.split_name in GROUP_UNITS:
             return [
                 split_by_group(
-                    self.index, self.split_name, valid_fraction=self.valid_fraction,
-                    test_fraction=self.test_fraction, seed=self.seed,
-                    require_all_classes=self.require_all_classes, **self.members,
+                    self.index,
+                    self.split_name,
+                    valid_fraction=self.valid_fraction,
+                    test_fraction=self.test_fraction,
+                    seed=self.seed,
+                    require_all_classes=self.require_all_classes,
+                    **self.members,
                 )
-            ]  # fmt: skip
+            ]
         if any(m is not None for m in self.members.values()):
-            raise ConfigError(f"explicit train/valid/test members do not apply to {self.split_name!r}")  # fmt: skip
+            raise ConfigError(
+                f"explicit train/valid/test members do not apply to {self.split_name!r}"
+            )
         return protocol_splits(
-            self.index, self.split_name, valid_fraction=self.valid_fraction,
-            valid_by=self.valid_by, seed=self.seed, n_folds=self.n_folds_per_session,
+            self.index,
+            self.split_name,
+            valid_fraction=self.valid_fraction,
+            valid_by=self.valid_by,
+            seed=self.seed,
+            n_folds=self.n_folds_per_session,
             require_all_classes=self.require_all_classes,
-        )  # fmt: skip
+        )
 
     def setup(self, stage: str | None = None) -> None:
         """Compute the split (once) and log what each part holds."""
@@ -190,9 +194,13 @@ class EEGDataModule(L.LightningDataModule):
         for part in ("train", "valid", "test"):
             rows = self.index.iloc[split.part(part)]
             logger.info(
-                "%s %s: %d windows from %d subject(s)%s", split.name, part, len(rows),
-                rows["subject"].nunique(), _class_counts(rows),
-            )  # fmt: skip
+                "%s %s: %d windows from %d subject(s)%s",
+                split.name,
+                part,
+                len(rows),
+                rows["subject"].nunique(),
+                _class_counts(rows),
+            )
 
     def summary(self) -> dict[str, Any]:
         """Per part: number of windows, the subjects, and windows per class (for reports)."""
@@ -211,9 +219,11 @@ class EEGDataModule(L.LightningDataModule):
         generator = torch.Generator().manual_seed(self.seed)
         if self.balanced:
             sampler = WeightedRandomSampler(
-                balanced_weights(self.index["label"].iloc[positions]), num_samples=len(positions),
-                replacement=True, generator=generator,
-            )  # fmt: skip
+                balanced_weights(self.index["label"].iloc[positions]),
+                num_samples=len(positions),
+                replacement=True,
+                generator=generator,
+            )
             return self._loader(positions, sampler=sampler)
         return self._loader(positions, shuffle=True, generator=generator)
 

@@ -171,9 +171,9 @@ def _explicit_assignment(
             member = str(member)
             if member not in groups:
                 raise ConfigError(
-                    f"split lists {by} {member!r} under {part}, but the data have no such "
-                    f"{by}", hint=f"{by}s present: {', '.join(groups[:20])}"
-                )  # fmt: skip
+                    f"split lists {by} {member!r} under {part}, but the data have no such {by}",
+                    hint=f"{by}s present: {', '.join(groups[:20])}",
+                )
             if member in assignment:
                 raise ConfigError(
                     f"{by} {member!r} is listed under both {assignment[member]} and {part}"

@@ -40,10 +40,17 @@ class TinyWindows(torch.utils.data.Dataset):
 def windows(n_subjects: int = 6, per_recording: int = 20, seizure_rate: float = 0.1):
     rng = np.random.default_rng(0)
     rows = [
-        {"subject": f"{s:02d}", "session": None, "recording": f"sub-{s:02d}_run-{r}",
-         "start_s": 2.0 * w, "label": int(rng.random() < seizure_rate or w == 0)}
-        for s in range(n_subjects) for r in range(2) for w in range(per_recording)
-    ]  # fmt: skip
+        {
+            "subject": f"{s:02d}",
+            "session": None,
+            "recording": f"sub-{s:02d}_run-{r}",
+            "start_s": 2.0 * w,
+            "label": int(rng.random() < seizure_rate or w == 0),
+        }
+        for s in range(n_subjects)
+        for r in range(2)
+        for w in range(per_recording)
+    ]
     return TinyWindows(pd.DataFrame(rows))
 
 
@@ -82,9 +89,12 @@ def test_loaders_see_disjoint_groups(split: str) -> None:
     keys = group_keys(data.index, unit).to_numpy()
     seen = {
         part: set(keys[rows_seen(loader)])
-        for part, loader in [("train", dm.train_dataloader()), ("valid", dm.val_dataloader()),
-                             ("test", dm.test_dataloader())]
-    }  # fmt: skip
+        for part, loader in [
+            ("train", dm.train_dataloader()),
+            ("valid", dm.val_dataloader()),
+            ("test", dm.test_dataloader()),
+        ]
+    }
     assert seen["train"] and seen["valid"] and seen["test"]
     assert not seen["train"] & seen["valid"] and not seen["train"] & seen["test"]
     assert not seen["valid"] & seen["test"]
@@ -152,9 +162,15 @@ def test_on_a_window_cache_built_from_simulated_edf(tmp_path) -> None:
     root = tmp_path / "simulated"
     generate_dataset(
         root,
-        {"task": "seizure", "n_subjects": 2, "n_runs": 2, "duration_s": 120.0,
-         "seizures_per_run": [1, 1], "seizure_duration_s": [20.0, 30.0]},
-    )  # fmt: skip
+        {
+            "task": "seizure",
+            "n_subjects": 2,
+            "n_runs": 2,
+            "duration_s": 120.0,
+            "seizures_per_run": [1, 1],
+            "seizure_duration_s": [20.0, 30.0],
+        },
+    )
     entries = [
         RecordingEntry(
             path=edf,
@@ -162,27 +178,41 @@ def test_on_a_window_cache_built_from_simulated_edf(tmp_path) -> None:
             session="01",
             run=edf.name.split("run-")[1][:2],
             annotation_path=edf.with_name(edf.name.replace("_eeg.edf", "_events.tsv")),
-        )  # fmt: skip
+        )
         for edf in sorted(root.rglob("*_eeg.edf"))
     ]
     config = load_preprocess_config(
         "seizure", {"windows": {"label_map": {"bckg": 0, "sz": 1}, "background": "bckg"}}
     )
     cache = build_cache(
-        entries, config, tmp_path / "cache", dataset="simulated",
-        annotation_format="szcore_tsv", num_workers=0, progress=False,
-    )  # fmt: skip
-    dm = EEGDataModule(cache, split="recording", valid_fraction=0.25, test_fraction=0.25,
-                       balanced=True, batch_size=8)  # fmt: skip
+        entries,
+        config,
+        tmp_path / "cache",
+        dataset="simulated",
+        annotation_format="szcore_tsv",
+        num_workers=0,
+        progress=False,
+    )
+    dm = EEGDataModule(
+        cache,
+        split="recording",
+        valid_fraction=0.25,
+        test_fraction=0.25,
+        balanced=True,
+        batch_size=8,
+    )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["x"].shape == (8, len(cache.ch_names), cache.n_times)
     assert batch["ch_mask"].shape == (8, len(cache.ch_names))
     recordings = {
         part: {r for b in loader for r in b["recording"]}
-        for part, loader in [("train", dm.train_dataloader()), ("valid", dm.val_dataloader()),
-                             ("test", dm.test_dataloader())]
-    }  # fmt: skip
+        for part, loader in [
+            ("train", dm.train_dataloader()),
+            ("valid", dm.val_dataloader()),
+            ("test", dm.test_dataloader()),
+        ]
+    }
     assert [len(recordings[p]) for p in ("train", "valid", "test")] == [2, 1, 1]
     assert not recordings["train"] & (recordings["valid"] | recordings["test"])
     assert dm.summary()["train"]["classes"]["1"] > 0  # seizure windows reach training

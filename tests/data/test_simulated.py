@@ -24,9 +24,13 @@ from neurodecode.errors import ConfigError
 from tests.conftest import require_shared
 
 SMALL_SEIZURE = {
-    "task": "seizure", "n_subjects": 2, "n_runs": 1, "duration_s": 120.0,
-    "seizures_per_run": [1, 1], "seizure_duration_s": [20.0, 30.0],
-}  # fmt: skip
+    "task": "seizure",
+    "n_subjects": 2,
+    "n_runs": 1,
+    "duration_s": 120.0,
+    "seizures_per_run": [1, 1],
+    "seizure_duration_s": [20.0, 30.0],
+}
 
 
 @pytest.fixture(scope="module")
@@ -198,9 +202,10 @@ def test_motor_imagery_and_retrieval_files_read_back_with_their_events(tmp_path:
     )
     (edf,) = edf_files(tmp_path / "mi")
     recording = read_recording(
-        edf, annotation_format="bids_events",
+        edf,
+        annotation_format="bids_events",
         annotation_path=edf.with_name(edf.name.replace("_eeg.edf", "_events.tsv")),
-    )  # fmt: skip
+    )
     assert recording.ch_names == ["C3", "Cz", "C4"] and recording.sfreq == 160
     trials = recording.annotations[recording.annotations["description"] != "rest"]
     assert sorted(trials["description"]) == ["left_hand"] * 2 + ["right_hand"] * 2

@@ -26,10 +26,14 @@ def make_index(seed: int, *, n_subjects: int | None = None, rare: float = 0.3) -
             for rec in range(int(rng.integers(1, 4))):
                 for w in range(int(rng.integers(5, 20))):
                     rows.append(
-                        {"subject": f"{s:02d}", "session": f"{ses:02d}",
-                         "recording": f"run-{rec:02d}", "start_s": 2.0 * w,
-                         "label": int(rng.random() < rare)}
-                    )  # fmt: skip
+                        {
+                            "subject": f"{s:02d}",
+                            "session": f"{ses:02d}",
+                            "recording": f"run-{rec:02d}",
+                            "start_s": 2.0 * w,
+                            "label": int(rng.random() < rare),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -109,9 +113,14 @@ def test_cross_session_holds_out_one_session_of_one_subject() -> None:
 def test_within_session_folds_partition_each_session() -> None:
     rng = np.random.default_rng(0)
     index = pd.DataFrame(
-        {"subject": np.repeat(["1", "2"], 40), "session": np.tile(np.repeat(["a", "b"], 20), 2),
-         "recording": "r", "start_s": np.arange(80.0), "label": rng.permutation(80) % 2}
-    )  # fmt: skip
+        {
+            "subject": np.repeat(["1", "2"], 40),
+            "session": np.tile(np.repeat(["a", "b"], 20), 2),
+            "recording": "r",
+            "start_s": np.arange(80.0),
+            "label": rng.permutation(80) % 2,
+        }
+    )
     splits = protocol_splits(index, "within_session", n_folds=4, valid_fraction=0.25, seed=1)
     assert len(splits) == 2 * 2 * 4  # one per fold of each session of each subject
     tested = np.concatenate([s.test for s in splits])
@@ -163,9 +172,14 @@ def test_overlapping_windows_in_different_parts_are_refused() -> None:
     # Sliding 4-s windows every 2 s: a within-session k-fold would put shared samples
     # in training and test.
     index = pd.DataFrame(
-        {"subject": "1", "session": "a", "recording": "r", "start_s": np.arange(0.0, 80, 2),
-         "label": np.arange(40) % 2}
-    ).assign(end_s=lambda t: t["start_s"] + 4)  # fmt: skip
+        {
+            "subject": "1",
+            "session": "a",
+            "recording": "r",
+            "start_s": np.arange(0.0, 80, 2),
+            "label": np.arange(40) % 2,
+        }
+    ).assign(end_s=lambda t: t["start_s"] + 4)
     with pytest.raises(ConfigError, match="overlaps the window at"):
         protocol_splits(index, "within_session", n_folds=4, valid_fraction=0.0)
     trials = index.assign(end_s=index["start_s"] + 1.5)  # event-locked, no overlap: fine
