@@ -52,7 +52,7 @@ def assert_no_leak(index: pd.DataFrame, split: Split, by: str) -> None:
 @pytest.mark.parametrize("by", ["subject", "session", "recording"])
 def test_group_splits_never_leak_and_cover_every_window(by: str) -> None:
     made = 0
-    for seed in range(150):
+    for seed in range(100):
         index = make_index(seed)
         try:
             split = split_by_group(index, by, valid_fraction=0.2, test_fraction=0.25, seed=seed)
@@ -64,7 +64,7 @@ def test_group_splits_never_leak_and_cover_every_window(by: str) -> None:
         every = np.sort(np.concatenate(list(parts_of(split).values())))
         np.testing.assert_array_equal(every, np.arange(len(index)))
         assert set(index["label"].iloc[split.train]) == set(index["label"])
-    assert made > 100
+    assert made > 70
 
 
 def test_session_and_recording_keys_are_qualified_by_their_parents() -> None:
