@@ -27,6 +27,7 @@ import concurrent.futures as cf
 import dataclasses
 import datetime as dt
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -402,7 +403,7 @@ def _build_shard(job: _Job) -> dict[str, Any]:
     """Worker: read, preprocess, window and write one recording. Never raises for bad data."""
     from neurodecode.data.io import read_recording
 
-    config = OmegaConf.create(job.config)
+    config = _config(json.dumps(job.config, sort_keys=True))
     qc = artifacts.RecordingQC(
         recording=job.recording,
         source=str(job.path),
@@ -462,15 +463,19 @@ def _build_shard(job: _Job) -> dict[str, Any]:
     return summary
 
 
+@functools.lru_cache(maxsize=4)
+def _config(text: str) -> DictConfig:
+    """The job's config as a DictConfig, built once per worker process."""
+    return OmegaConf.create(json.loads(text))
+
+
 def _write_shard(shard_dir: Path, recording: str, x: np.ndarray, summary: dict) -> None:
     """Write ``<recording>.npy`` then ``<recording>.json``, each via a temporary file."""
     final = shard_dir / f"{recording}.npy"
     tmp = shard_dir / f".{recording}.npy.tmp"
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=x.dtype, shape=x.shape)
-        out[...] = x
-        out.flush()
-        del out
+        with open(tmp, "wb") as file:  # the .npy format, memory-mapped when read
+            np.lib.format.write_array(file, np.ascontiguousarray(x), allow_pickle=False)
         os.replace(tmp, final)
         done = shard_dir / f"{recording}.json"
         tmp_json = shard_dir / f".{recording}.json.tmp"

@@ -6,8 +6,8 @@ one; :func:`preprocess_recording` chains them with the artifact checks of
 (``configs/preprocess/*.yaml``, loaded by :func:`load_preprocess_config`).
 
 Band-pass and notch are one zero-phase FIR filter (the two windowed-sinc kernels convolved),
-applied to all channels at once by FFT overlap-add in float32: one pass over the data instead
-of one per filter and channel.
+applied together with resampling in a single FFT pair over all channels in float32: one pass
+over the data instead of one per step, filter and channel.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from scipy import fft as sp_fft
 from scipy import signal as sps
 
 from neurodecode.data import artifacts
@@ -217,17 +218,8 @@ def harmonise_channels(
 
 
 def resample(recording: Recording, sfreq: float) -> Recording:
-    """Resample to ``sfreq`` Hz: polyphase when the ratio is a small fraction, else FFT."""
-    if np.isclose(recording.sfreq, sfreq):
-        return recording
-    ratio = Fraction(sfreq / recording.sfreq).limit_denominator(1000)
-    data = recording.signal.astype(np.float32, copy=False)
-    n_out = int(round(recording.n_times * sfreq / recording.sfreq))
-    if abs(ratio.numerator / ratio.denominator * recording.sfreq - sfreq) < 1e-6 * sfreq:
-        out = sps.resample_poly(data, ratio.numerator, ratio.denominator, axis=1)[:, :n_out]
-    else:
-        out = sps.resample(data, n_out, axis=1)
-    return dataclasses.replace(recording, signal=out.astype(np.float32, copy=False), sfreq=sfreq)
+    """Resample to ``sfreq`` Hz in the frequency domain (see :func:`resample_filter`)."""
+    return resample_filter(recording, sfreq, None)
 
 
 def line_frequencies(
@@ -269,18 +261,77 @@ def bandpass_notch(
 ) -> Recording:
     """Zero-phase FIR band-pass and band-stop at ``notch_freqs``, in one filtering pass.
 
-    Transition bands follow MNE's defaults (high-pass: ``min(max(0.25 l, 2), l)``, low-pass:
-    ``min(max(0.25 h, 2), nyquist - h)``, notch: 1 Hz); the edges are the -6 dB points'
-    passband side, i.e. ``l_freq`` and ``h_freq`` pass unattenuated.
+    The kernel comes from :func:`design_filter`; it is applied by :func:`resample_filter`.
     """
     kernel = design_filter(recording.sfreq, l_freq, h_freq, tuple(notch_freqs), notch_width)
-    if kernel is None:
+    return resample_filter(recording, None, kernel)
+
+
+def resample_filter(
+    recording: Recording, sfreq: float | None, kernel: np.ndarray | None
+) -> Recording:
+    """Resample to ``sfreq`` and apply a zero-phase FIR ``kernel``, in one FFT pair.
+
+    The signal is padded by odd reflection (at least half the kernel), transformed once,
+    its spectrum truncated or zero-extended to the new rate (the FFT resampling of MNE and
+    ``scipy.signal.resample``) and multiplied by the kernel's zero-phase frequency response,
+    which equals linear convolution with the symmetric kernel; then transformed back and
+    cropped. All channels at once, in float32.
+
+    Parameters
+    ----------
+    recording : Recording
+    sfreq : float or None
+        New rate; None keeps the rate.
+    kernel : numpy.ndarray or None
+        Odd-length symmetric FIR kernel designed for the **new** rate (:func:`design_filter`);
+        None only resamples.
+    """
+    new_sfreq = recording.sfreq if sfreq is None else float(sfreq)
+    same_rate = np.isclose(new_sfreq, recording.sfreq)
+    if kernel is None and same_rate:
         return recording
     data = recording.signal.astype(np.float32, copy=False)
+    n_in = data.shape[1]
+    fraction = Fraction(new_sfreq / recording.sfreq).limit_denominator(1000)
+    exact = same_rate or abs(float(fraction) * recording.sfreq - new_sfreq) < 1e-9 * new_sfreq
+    step = fraction.denominator if exact and not same_rate else 1
+    half = 0 if kernel is None else len(kernel) // 2
+    pad = int(np.ceil(half * recording.sfreq / new_sfreq)) + 8
+    m_in = n_in + 2 * pad
+    m_in += -m_in % step
+    while sp_fft.next_fast_len(m_in, real=True) != m_in:
+        m_in += step
+    padded = _pad_reflect(data, pad, m_in - n_in - pad)
+    if same_rate:
+        m_out = m_in
+    elif exact:
+        m_out = m_in * fraction.numerator // fraction.denominator
+    else:
+        m_out = int(round(m_in * new_sfreq / recording.sfreq))
+    spectrum = sp_fft.rfft(padded, axis=1)
+    n_bins = m_out // 2 + 1
+    if n_bins <= spectrum.shape[1]:
+        spectrum = spectrum[:, :n_bins]
+    else:
+        spectrum = np.pad(spectrum, ((0, 0), (0, n_bins - spectrum.shape[1])))
+    gain = np.full(n_bins, m_out / m_in, dtype=np.float32)
+    if kernel is not None:
+        gain *= _zero_phase_response(kernel, m_out)
+    out = sp_fft.irfft(spectrum * gain, n=m_out, axis=1)
+    start = int(round(pad * new_sfreq / recording.sfreq))
+    n_out = int(round(n_in * new_sfreq / recording.sfreq))
+    out = np.ascontiguousarray(out[:, start : start + n_out], dtype=np.float32)
+    return dataclasses.replace(recording, signal=out, sfreq=new_sfreq)
+
+
+def _zero_phase_response(kernel: np.ndarray, n: int) -> np.ndarray:
+    """Real frequency response (``n // 2 + 1`` bins) of a symmetric kernel centred at 0."""
     half = len(kernel) // 2
-    padded = _pad_reflect(data, half)
-    out = sps.oaconvolve(padded, kernel[None, :].astype(np.float32), mode="valid", axes=1)
-    return dataclasses.replace(recording, signal=out.astype(np.float32, copy=False))
+    centred = np.zeros(n)
+    centred[: half + 1] = kernel[half:]
+    centred[n - half :] = kernel[:half]
+    return sp_fft.rfft(centred).real.astype(np.float32)
 
 
 @lru_cache(maxsize=32)
@@ -325,14 +376,19 @@ def _odd(n: float) -> int:
     return n + 1 if n % 2 == 0 else n
 
 
-def _pad_reflect(data: np.ndarray, n: int) -> np.ndarray:
-    """Odd reflection about the end samples (MNE's ``reflect_limited``), zeros beyond."""
+def _pad_reflect(data: np.ndarray, left: int, right: int) -> np.ndarray:
+    """Pad by odd reflection about the end samples; beyond one signal length, the end value."""
     n_times = data.shape[1]
-    k = min(n, n_times - 1)
-    left = 2 * data[:, :1] - data[:, k:0:-1]
-    right = 2 * data[:, -1:] - data[:, -2 : -k - 2 : -1]
-    zeros = np.zeros((data.shape[0], n - k), dtype=data.dtype)
-    return np.concatenate([zeros, left, data, right, zeros], axis=1)
+    k_left, k_right = min(left, n_times - 1), min(right, n_times - 1)
+    first, last = data[:, :1], data[:, -1:]
+    parts = [
+        np.repeat(2 * first - data[:, k_left : k_left + 1], left - k_left, axis=1),
+        2 * first - data[:, k_left:0:-1],
+        data,
+        2 * last - data[:, -2 : -k_right - 2 : -1],
+        np.repeat(2 * last - data[:, -k_right - 1 : -k_right], right - k_right, axis=1),
+    ]
+    return np.concatenate(parts, axis=1)
 
 
 def rereference(recording: Recording, reference: str | None, good: np.ndarray) -> Recording:
@@ -480,14 +536,16 @@ def preprocess_recording(
     qc.notch_freq = line_freq
 
     work = dataclasses.replace(recording, signal=raw_uv)
-    if config.resample is not None:
-        work = resample(work, float(config.resample))
-    notch_freqs = line_frequencies(
-        line_freq, work.sfreq, config.notch.harmonics, config.notch.width
+    new_sfreq = raw_sfreq if config.resample is None else float(config.resample)
+    notch_freqs = line_frequencies(line_freq, new_sfreq, config.notch.harmonics, config.notch.width)
+    kernel = design_filter(
+        new_sfreq,
+        config.bandpass.l_freq,
+        config.bandpass.h_freq,
+        tuple(notch_freqs),
+        config.notch.width,
     )
-    work = bandpass_notch(
-        work, config.bandpass.l_freq, config.bandpass.h_freq, notch_freqs, config.notch.width
-    )
+    work = resample_filter(work, new_sfreq, kernel)
 
     good = present & ~np.isin(work.ch_names, list(qc.bad_channels))
     if art.enabled:
