@@ -36,6 +36,8 @@ def parse_overrides(command: str, items: list[str]) -> dict[str, Any]:
     if any("=" not in item for item in items):
         raise ConfigError(f"arguments must be key=value, got {items}")
     values = OmegaConf.to_container(OmegaConf.from_dotlist(items))
+    # a revision "1" or a commit hash of digits is a name, not a number
+    values = {k: v if k == "private" or v is None else str(v) for k, v in values.items()}
     allowed = set(_REQUIRED[command]) | set(_OPTIONAL[command])
     unknown = sorted(set(values) - allowed)
     missing = [key for key in _REQUIRED[command] if key not in values]
@@ -45,6 +47,8 @@ def parse_overrides(command: str, items: list[str]) -> dict[str, Any]:
             hint=f"expected {', '.join(_REQUIRED[command])} and optionally "
             f"{', '.join(_OPTIONAL[command]) or 'nothing else'}",
         )
+    if not isinstance(values.get("private", False), bool):
+        raise ConfigError(f"private must be true or false, got {values['private']!r}")
     return values
 
 
@@ -53,17 +57,17 @@ def run(command: str, args: dict[str, Any]) -> dict[str, Any]:
     from neurodecode import hub
 
     if command == "export":
-        return {"exported": str(hub.export_run(str(args["run"]), str(args["out"])))}
+        return {"exported": str(hub.export_run(args["run"], args["out"]))}
     if command == "push":
         info = hub.push_to_hub(
-            str(args["run"]),
-            str(args["repo_id"]),
-            private=bool(args.get("private", False)),
+            args["run"],
+            args["repo_id"],
+            private=args.get("private", False),
             revision=args.get("revision"),
             commit_message=args.get("commit_message"),
         )
         return {"repo_id": args["repo_id"], "commit": info.oid, "url": info.commit_url}
-    pretrained = hub.from_pretrained(str(args["repo_id"]), revision=args.get("revision"))
+    pretrained = hub.from_pretrained(args["repo_id"], revision=args.get("revision"))
     return {
         "folder": str(pretrained.source),
         "model": pretrained.config["model"]["_target_"],

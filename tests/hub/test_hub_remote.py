@@ -220,3 +220,5 @@ def test_command_line_pull_and_bad_arguments(hub, tiny_model, tmp_path, capsys):
     assert "missing ['repo_id']" in capsys.readouterr().err
     assert main(["pull", "repo_id=lab/absent"]) == 1
     assert "no model repository 'lab/absent'" in capsys.readouterr().err
+    assert main(["push", "run=x", "repo_id=a/b", "private=maybe"]) == 1
+    assert "private must be true or false" in capsys.readouterr().err
