@@ -81,7 +81,7 @@ def measure(args: argparse.Namespace) -> dict:
     model = build(args.model, n_chans, n_times, sfreq).to(device).train()
     if hasattr(model, "check_inputs_finite"):
         model.check_inputs_finite = False  # a device sync per step; not what is measured
-    forward = torch.compile(model) if args.compile else model
+    forward = torch.compile(model, mode=args.compile_mode) if args.compile else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=device.type == "cuda")
     x = torch.randn(args.batch, n_chans, n_times, device=device)
     y = torch.randint(0, N_OUTPUTS, (args.batch,), device=device)
@@ -142,6 +142,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument(
+        "--compile-mode", default="default", help="torch.compile mode, e.g. reduce-overhead"
+    )
     parser.add_argument("--batch", type=int, default=None, help="default 16 (CPU), 256 (GPU)")
     parser.add_argument("--steps", type=int, default=None, help="default 5 (CPU), 50 (GPU)")
     parser.add_argument("--warmup", type=int, default=None, help="default 2 (CPU), 10 (GPU)")
@@ -160,7 +163,8 @@ def main() -> None:
         print(json.dumps(measure(args)))
         return
 
-    settings = f"batch {args.batch}" + ", bf16" * args.bf16 + ", compiled" * args.compile
+    settings = f"batch {args.batch}" + ", bf16" * args.bf16
+    settings += f", compiled ({args.compile_mode})" * args.compile
     for input_name in args.inputs:
         results = {}
         for model in args.models:
@@ -170,6 +174,7 @@ def main() -> None:
             command = [sys.executable, __file__, "--model", model, "--input", input_name]
             command += [f"--{k}={getattr(args, k)}" for k in ("device", "batch", "steps")]
             command += [f"--{k}={getattr(args, k)}" for k in ("warmup", "threads")]
+            command += [f"--compile-mode={args.compile_mode}"]
             command += ["--bf16"] * args.bf16 + ["--compile"] * args.compile
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode:

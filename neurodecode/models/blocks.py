@@ -149,9 +149,25 @@ def sinusoidal_positions(n_tokens: int, dim: int, *, device: torch.device, dtype
     return encoding.to(dtype)
 
 
+def log_power(z: Tensor, dim: int = -1) -> Tensor:
+    """``log(mean(z**2) + LOG_EPS)`` along ``dim``, computed in float32.
+
+    Works for any signal scale (volts, microvolts, normalised units): the log turns a gain
+    into an offset that the following normalisation removes.
+    """
+    return torch.log(z.float().square().mean(dim=dim) + LOG_EPS)
+
+
+LOG_EPS = 1e-20  # below the power of any real recording, in volts² too
+
+
 class TemporalPatchEmbedding(nn.Module):
     """Electrodes mixed by a 1x1 conv, a depthwise temporal conv, pooled into time patches.
 
+    Each patch of each virtual channel is summarised by its mean (slow, phase-locked
+    activity such as ERPs) and its log power (oscillations, as in ShallowFBCSPNet); both
+    are normalised (BatchNorm over the few pooled values, not over every sample, which is
+    what keeps it fast on GPU) and projected to ``dim``.
     ``(batch, n_chans, n_times)`` → ``(batch, n_patches, dim)`` with
     ``n_patches = (n_times - kernel + 1) // patch``.
 
@@ -175,8 +191,8 @@ class TemporalPatchEmbedding(nn.Module):
         self.patch = patch
         self.mix = nn.Conv1d(n_chans, dim, 1, bias=False)
         self.temporal = nn.Conv1d(dim, dim, kernel, groups=dim, bias=False)
-        self.norm = nn.BatchNorm1d(dim)
-        self.pool = nn.AvgPool1d(patch, patch)
+        self.norm = nn.BatchNorm1d(2 * dim)
+        self.proj = nn.Linear(2 * dim, dim)
         self.dropout = nn.Dropout(dropout)
 
     @property
@@ -185,16 +201,21 @@ class TemporalPatchEmbedding(nn.Module):
         return self.kernel + self.patch - 1
 
     def forward(self, x: Tensor) -> Tensor:
-        z = F.elu(self.norm(self.temporal(self.mix(x))))
-        return self.dropout(self.pool(z).transpose(1, 2))
+        z = self.temporal(self.mix(x))
+        n_patches = z.shape[-1] // self.patch
+        patches = z[..., : n_patches * self.patch].unflatten(-1, (n_patches, self.patch))
+        summary = torch.cat([patches.float().mean(dim=-1), log_power(patches)], dim=1)
+        tokens = self.norm(summary.to(z.dtype)).transpose(1, 2)
+        return self.dropout(self.proj(tokens))
 
 
 class ElectrodeTokenizer(nn.Module):
     """One token per electrode: a temporal conv shared by all electrodes, then log power.
 
     Each electrode's signal goes through the same ``n_filters`` temporal filters; the token
-    is a linear map of the log mean power of each filter's output (a learned band-power
-    feature), so it does not depend on the number of samples or of electrodes.
+    is a linear map of the normalised log mean power of each filter's output (a learned
+    band-power feature), so it does not depend on the number of samples or of electrodes.
+    Power is estimated from a strided filter output, which is unbiased and cheap.
     ``(batch, n_chans, n_times)`` → ``(batch, n_chans, dim)``.
 
     Parameters
@@ -223,9 +244,9 @@ class ElectrodeTokenizer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         batch, n_chans, n_times = x.shape
-        z = self.norm(self.conv(x.reshape(batch * n_chans, 1, n_times)))
-        log_power = torch.log(z.float().square().mean(dim=-1) + 1e-6).to(z.dtype)
-        return self.proj(log_power).reshape(batch, n_chans, -1)
+        z = self.conv(x.reshape(batch * n_chans, 1, n_times))
+        features = self.norm(log_power(z).to(z.dtype))
+        return self.proj(features).reshape(batch, n_chans, -1)
 
 
 class ChannelPositionEncoding(nn.Module):
