@@ -184,7 +184,12 @@ def _explicit_assignment(
 
 
 def check_split(
-    index: pd.DataFrame, split: Split, by: str | None, *, require_all_classes: bool = True
+    index: pd.DataFrame,
+    split: Split,
+    by: str | None,
+    *,
+    valid_by: str | None = None,
+    require_all_classes: bool = True,
 ) -> None:
     """Refuse a split that leaks groups or samples across parts or leaves a class untrained.
 
@@ -196,6 +201,10 @@ def check_split(
         The split to check.
     by : str or None
         Unit that must not span two parts (``None``: only rows must not repeat).
+    valid_by : str, optional
+        A finer unit that separates validation from training only, where ``by`` cannot
+        (a cross-session fold may train on a single session: validation is one of its
+        recordings). Test stays separated by ``by``.
     require_all_classes : bool
         Whether every labelled class of ``index`` must have a training window.
 
@@ -209,17 +218,16 @@ def check_split(
     positions = np.concatenate([split.part(p) for p in PARTS])
     if len(np.unique(positions)) != len(positions):
         raise ConfigError(f"split {split.name!r} puts some windows in two parts")
-    if by is not None:
-        keys = group_keys(index, by).to_numpy()
-        members = {p: set(keys[split.part(p)]) for p in PARTS}
-        for i, first in enumerate(PARTS):
-            for second in PARTS[i + 1 :]:
-                shared = sorted(members[first] & members[second])
-                if shared:
-                    raise ConfigError(
-                        f"split {split.name!r} leaks {by} {shared[0]!r} into both {first} "
-                        f"and {second}"
-                    )
+    pairs = [("train", "test", by), ("valid", "test", by), ("train", "valid", valid_by or by)]
+    for first, second, unit in pairs:
+        if unit is None:
+            continue
+        keys = group_keys(index, unit).to_numpy()
+        shared = sorted(set(keys[split.part(first)]) & set(keys[split.part(second)]))
+        if shared:
+            raise ConfigError(
+                f"split {split.name!r} leaks {unit} {shared[0]!r} into both {first} and {second}"
+            )
     _check_time_overlap(index, split)
     if require_all_classes and "label" in index.columns:
         labels = index["label"][is_labelled(index["label"])]
@@ -287,7 +295,7 @@ def protocol_splits(
         Fraction of each fold's training groups moved to validation (0: none).
     valid_by : str, optional
         Unit of the validation groups; default ``subject`` for ``cross_subject``,
-        ``session`` for ``cross_session``, and single windows (trials) for
+        ``recording`` for ``cross_session``, and single windows (trials) for
         ``within_session``.
     seed, n_folds : int
         Seed of the fold shuffling and of the validation draw; folds per session.
@@ -299,15 +307,18 @@ def protocol_splits(
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown split protocol {protocol!r}; expected one of {PROTOCOLS}")
     kwargs = {"n_folds": n_folds, "seed": seed} if protocol == "within_session" else {}
-    default_unit = {"cross_subject": "subject", "cross_session": "session"}
-    unit = valid_by if valid_by is not None else default_unit.get(protocol)
-    leak_unit = default_unit.get(protocol)
+    # The unit that must not leak into the test part, and the default validation unit:
+    # a cross-session fold trains on one subject's other sessions, often just one, so its
+    # validation set is a recording of those.
+    leak_unit = {"cross_subject": "subject", "cross_session": "session"}.get(protocol)
+    default_valid = {"cross_subject": "subject", "cross_session": "recording"}.get(protocol)
+    unit = valid_by if valid_by is not None else default_valid
     index = index.reset_index(drop=True)  # the protocols return positions
     splits = []
     for fold in protocols.folds(index, protocol, **kwargs):
         train, valid = _carve_validation(index, fold.train, unit, valid_fraction, seed)
         split = Split(f"{protocol}/{fold.name}", train, valid, np.sort(fold.test))
-        check_split(index, split, leak_unit, require_all_classes=require_all_classes)
+        check_split(index, split, leak_unit, valid_by=unit, require_all_classes=require_all_classes)
         splits.append(split)
     return splits
 

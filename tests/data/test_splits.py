@@ -194,3 +194,23 @@ def test_label_split_holds_out_whole_classes_for_zero_shot() -> None:
     split = split_by_group(index, "label", valid_fraction=0.1, test_fraction=0.2, seed=0)
     train, test = (set(index["label"].iloc[p]) for p in (split.train, split.test))
     assert len(test) == 10 and not train & test
+
+
+def test_cross_session_validation_is_a_recording_of_the_training_sessions() -> None:
+    index = pd.DataFrame(
+        [
+            {"subject": s, "session": ses, "recording": f"run-{r}", "label": w % 2}
+            for s in ("1", "2")
+            for ses in ("a", "b")
+            for r in (1, 2)
+            for w in range(10)
+        ]
+    )
+    sessions, recordings = group_keys(index, "session"), group_keys(index, "recording")
+    for split in protocol_splits(index, "cross_session", valid_fraction=0.5):
+        (tested,) = set(sessions.iloc[split.test])
+        assert tested not in set(sessions.iloc[np.concatenate([split.train, split.valid])])
+        assert not set(recordings.iloc[split.train]) & set(recordings.iloc[split.valid])
+        valid = index.iloc[split.valid]
+        assert valid[["subject", "session", "recording"]].drop_duplicates().shape[0] == 1
+        assert len(split.train) == len(split.valid) == len(split.test) // 2
