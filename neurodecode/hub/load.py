@@ -449,6 +449,15 @@ def _preview(items: Sequence[str], limit: int = 8) -> str:
     return f"[{shown}{', ...' if len(items) > limit else ''}]"
 
 
+def _respelled(given: Sequence[str], wanted: Sequence[str]) -> dict[str, str]:
+    """``{given name: wanted name}`` for names that differ only in spelling (10-05 rules)."""
+    from neurodecode.data.montage import try_canonical_name
+
+    wanted_set = set(wanted)
+    pairs = {name: try_canonical_name(name) for name in given}
+    return {name: canon for name, canon in pairs.items() if canon in wanted_set}
+
+
 def check_contract(
     pretrained: Pretrained,
     *,
@@ -488,6 +497,14 @@ def check_contract(
                 f"the model expects {len(expected)} channels, the data have {len(given)}: "
                 f"missing {missing}, extra {extra}"
             )
+            renamed = _respelled(extra, missing)
+            if renamed:
+                hints.append(
+                    f"{len(renamed)} missing channel(s) are there under another spelling ("
+                    + ", ".join(f"{a} → {b}" for a, b in list(renamed.items())[:4])
+                    + (", ..." if len(renamed) > 4 else "")
+                    + "): neurodecode.data.montage.canonical_name renames them"
+                )
             hints.append(
                 "map the recording onto the model's channels with "
                 "neurodecode.data.montage.harmonise(recording, pretrained.ch_names) (missing "

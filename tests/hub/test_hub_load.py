@@ -158,6 +158,10 @@ def test_contract_19_channel_model_on_23_channel_recording(tiny_model, tmp_path)
     assert "missing ['Pz']" in message and "extra ['FT9', 'FT10', 'T9', 'T10', 'ECG']" in message
     assert "harmonise" in message
     check_contract(pretrained, ch_names=names19, sfreq=256.0, n_times=512)
+    upper = [name.upper() for name in names19]
+    with pytest.raises(ContractError, match=r"5 missing channel\(s\) are there under another "
+                       r"spelling \(FP1 → Fp1, FP2 → Fp2"):  # fmt: skip
+        check_contract(pretrained, ch_names=upper)
 
 
 def test_contract_rate_length_and_order(exported):
