@@ -162,3 +162,19 @@ def test_all_channels_bad_fails_with_reasons():
         PreprocessingError, match=r"all 64 channels are bad \(flat: Fc5\., .* and 58 more\)"
     ):
         process_recording(flat, config, LABELS, qc)
+
+
+def test_real_chbmit_crops_line_noise_and_ictal_amplitude():
+    """Real CHB-MIT: 60 Hz mains is found; ictal windows exceed default limits, not seizure's."""
+    labels = {"background": 0, "seizure": 1}
+    background = require_shared("excerpts/chbmit/chb01_03_background_crop.edf")
+    _, qc = run_qc(background, "chbmit", ["notch.line_freq=auto"], labels, annotation_format="file")
+    assert qc.notch_freq == 60.0 and qc.line_noise_db["60"] > 10 > qc.line_noise_db["50"]
+    assert not qc.bad_channels and not qc.windows_rejected
+    seizure = require_shared(CHBMIT)
+    _, strict = run_qc(
+        seizure, "chbmit", ["artifacts.windows.max_ptp_uv=800"], labels, annotation_format="file"
+    )
+    assert strict.windows_rejected.get("peak_to_peak", 0) >= 3
+    _, loose = run_qc(seizure, "chbmit", [], labels, annotation_format="file")
+    assert not loose.windows_rejected and loose.windows_kept == loose.windows_total
