@@ -1,6 +1,6 @@
 """The on-disk window cache: build it in parallel, resume it, read it as a torch Dataset.
 
-Layout of one cache (``$NEURODECODE_HOME/cache/<dataset>/<key>/``)::
+Layout of one cache (``<NEURODECODE_HOME>/window-cache/<dataset>/<key[:16]>/``)::
 
     shards/<recording>.npy    (n_windows, n_chans, n_times) windows, float32 (np.save format,
                               memory-mapped when read)
@@ -51,7 +51,15 @@ logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = "neurodecode-window-cache/1"
 _ID_COLUMNS = ("subject", "session", "run", "recording", "description")
-_BUILD_OPTIONS = ("preprocess", "subjects", "runs", "num_workers", "cache_dir", "rebuild")
+_BUILD_OPTIONS = (
+    "preprocess",
+    "subjects",
+    "sessions",
+    "runs",
+    "num_workers",
+    "cache_dir",
+    "rebuild",
+)
 # Modules whose code shapes the cached windows: their source enters the cache key.
 _KEYED_MODULES = (
     "recording",
@@ -132,6 +140,8 @@ class WindowCache(torch.utils.data.Dataset):
         self._rows = self.index["row"].to_numpy(np.int64)
         self._labels = self.index["label"].to_numpy(np.int64)
         self._starts = self.index["start_s"].to_numpy(float)
+        self._subjects = self.index["subject"].to_numpy(object)
+        self._sessions = self.index["session"].to_numpy(object)
         self._masks = torch.tensor(
             np.array(
                 [self.meta["recordings"][r]["ch_mask"] for r in recordings], dtype=bool
@@ -168,16 +178,15 @@ class WindowCache(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         shard = int(self._shard_of[i])
-        record = self.index.iloc[i]
         x = np.array(self._array(shard)[self._rows[i]], dtype=np.float32)
         return {
             "x": torch.from_numpy(x),
             "y": int(self._labels[i]),
             "ch_pos": self._pos,
             "ch_mask": self._masks[shard],
-            "subject": record["subject"],
-            "session": record["session"],
-            "recording": record["recording"],
+            "subject": self._subjects[i],
+            "session": self._sessions[i],
+            "recording": self._shard_names[shard],
             "start_s": float(self._starts[i]),
         }
 
@@ -661,9 +670,9 @@ def _finalise(
         raise CacheError(
             f"cannot write the QC report ({err.strerror or err})", path=directory
         ) from err
-    print(artifacts.format_summary(report))
     n_windows = sum(len(f) for f in frames)
     if n_windows == 0:
+        logger.error("%s", artifacts.format_summary(report))
         raise CacheError(
             "no recording produced a window; nothing was cached",
             path=directory / "qc.json",
@@ -865,7 +874,7 @@ def prepare_dataset(
         A dataset manifest name (``eegmmidb``, ``bonn``, ...) or path.
     overrides : list of ``key=value``, mapping or DictConfig, optional
         Build options ``preprocess`` (config name; default ``configs/preprocess/<name>.yaml``
-        if it exists, else ``default``), ``subjects``, ``runs``, ``num_workers``,
+        if it exists, else ``default``), ``subjects``, ``sessions``, ``runs``, ``num_workers``,
         ``cache_dir``, ``rebuild``; any other key overrides the preprocessing config, e.g.
         ``bandpass.h_freq=30``.
 
@@ -884,7 +893,12 @@ def prepare_dataset(
         else "default"
     )
     config = preprocess.load_preprocess_config(config_name, changes)
-    entries = fetch_dataset(manifest, subjects=options.get("subjects"), runs=options.get("runs"))
+    entries = fetch_dataset(
+        manifest,
+        subjects=options.get("subjects"),
+        sessions=options.get("sessions"),
+        runs=options.get("runs"),
+    )
     root = Path(options["cache_dir"]) if options.get("cache_dir") else cache_root() / manifest.name
     return build_cache(
         entries,
@@ -921,6 +935,7 @@ def _split_overrides(
 def prepare_command(args: Any) -> int:
     """``python -m neurodecode.data prepare <dataset> [overrides]``."""
     cache = prepare_dataset(args.target, list(args.overrides))
+    print(artifacts.format_summary(cache.qc))
     print(
         f"{len(cache)} windows of {len(cache.ch_names)} channels × {cache.n_times} samples "
         f"at {cache.sfreq:g} Hz in {cache.path}"
