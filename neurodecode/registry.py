@@ -17,13 +17,6 @@ from neurodecode.errors import ForeignTargetError, UnknownNameError
 
 T = TypeVar("T")
 
-# Modules whose import registers neurodecode's own classes. Listed here (not discovered)
-# so that the set of instantiable classes is fixed by the package, not by sys.path.
-_REGISTERING_MODULES = (
-    "neurodecode.models",
-    "neurodecode.tasks",
-)
-
 
 class Registry:
     """A named collection of classes (or factories) of one kind.
@@ -32,11 +25,22 @@ class Registry:
     ----------
     kind : str
         What the registry holds, used in messages ("model", "task", ...).
+    module : str, optional
+        The neurodecode package whose import registers every entry. Named here (not
+        discovered) so the set of instantiable classes is fixed by the package, not by
+        ``sys.path``; imported on first lookup, so a model lookup never imports the tasks.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, module: str | None = None) -> None:
         self.kind = kind
+        self.module = module
         self._entries: dict[str, Callable[..., Any]] = {}
+        self._loaded = False
+
+    def _load(self) -> None:
+        if not self._loaded and self.module is not None:
+            self._loaded = True
+            importlib.import_module(self.module)
 
     def register(self, name: str) -> Callable[[T], T]:
         """Class decorator adding the decorated class under ``name``."""
@@ -51,12 +55,12 @@ class Registry:
 
     def names(self) -> list[str]:
         """Sorted registered names."""
-        _load_registering_modules()
+        self._load()
         return sorted(self._entries)
 
     def get(self, name: str) -> Callable[..., Any]:
         """Return the class registered as ``name`` (short name or import path)."""
-        _load_registering_modules()
+        self._load()
         if name in self._entries:
             return self._entries[name]
         for obj in self._entries.values():
@@ -79,30 +83,18 @@ class Registry:
         raise UnknownNameError(f"{_import_path(cls)} is not a registered {self.kind}")
 
     def __contains__(self, name: object) -> bool:
-        _load_registering_modules()
+        self._load()
         return name in self._entries
 
 
-MODELS = Registry("model")
-TASKS = Registry("task")
+MODELS = Registry("model", "neurodecode.models")
+TASKS = Registry("task", "neurodecode.tasks")
 
 _ALL = (MODELS, TASKS)
 
 
 def _import_path(obj: Any) -> str:
     return f"{obj.__module__}.{obj.__qualname__}"
-
-
-_loaded = False
-
-
-def _load_registering_modules() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in _REGISTERING_MODULES:
-        importlib.import_module(module)
 
 
 def instantiate(config: Mapping[str, Any], **overrides: Any) -> Any:
@@ -137,7 +129,6 @@ def _instantiate_nested(value: Any) -> Any:
 
 
 def _lookup(target: str) -> Callable[..., Any]:
-    _load_registering_modules()
     for registry in _ALL:
         try:
             return registry.get(target)
