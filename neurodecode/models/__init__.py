@@ -4,4 +4,4 @@ braindecode is not imported here: :mod:`neurodecode.models.baselines` imports it
 when a baseline is built.
 """
 
-from neurodecode.models import baselines, conformer, pretraining  # noqa: F401  (registration)
+from neurodecode.models import baselines, conformer, pretraining, spiking  # noqa: F401  (registration)
