@@ -24,7 +24,6 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
 from neurodecode.data.splits import split_by_group
@@ -292,6 +291,8 @@ def prepare_mixture(
     min_times, require_positions
         See :class:`WindowMixture`.
     """
+    from omegaconf import OmegaConf
+
     from neurodecode.data.cache import prepare_dataset
 
     caches, weights = {}, {}

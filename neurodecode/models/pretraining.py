@@ -400,6 +400,9 @@ class MaskedAutoencoder(nn.Module):
         self.masking, self.block_len = masking, block_len
         self.loss_kind, self.target_norm, self.spectral_weight = loss, target_norm, spectral_weight
         self.encoder = encoder
+        # The encoder's output head plays no part in reconstruction: frozen, so that data
+        # parallel training (DDP) finds no parameter without a gradient.
+        encoder.head.requires_grad_(False)
         self.mask_token = nn.Parameter(torch.zeros(encoder.n_features))
         nn.init.trunc_normal_(self.mask_token, std=0.02)
         patch_len = encoder.patch_len

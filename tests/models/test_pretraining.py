@@ -193,3 +193,12 @@ def test_linear_probe_freezes_the_encoder_and_finetune_decays_by_layer(tmp_path)
     assert [g["lr"] for g in groups] == [0.125, 0.25, 0.5, 1.0]  # embedding, 2 layers, head
     with pytest.raises(ConfigError):
         initialise(task, read_init_source(tmp_path), mode="partial")
+
+
+def test_every_trainable_parameter_gets_a_gradient_for_data_parallel_training():
+    torch.manual_seed(0)
+    mae = MaskedAutoencoder(small_encoder(), spectral_weight=0.5)
+    mae(torch.randn(2, 4, 128), positions(4))["loss"].backward()
+    without = [n for n, p in mae.named_parameters() if p.requires_grad and p.grad is None]
+    assert not without, f"DDP would fail: no gradient for {without}"
+    assert not any(p.requires_grad for p in mae.encoder.head.parameters())
