@@ -12,11 +12,12 @@ worker processes: read EDF, resample to 128 Hz, band-pass 0.5-40 Hz, notch 60 Hz
 
 The recordings are the real eegmmidb S001 task runs (R03-R14, 125 s each) from
 ``../shared/data/mirror``, repeated through symbolic links until ``--hours`` is reached.
-Each measurement runs in a fresh subprocess, imports done before the clock starts; peak
+Each measurement runs in a fresh subprocess, imports done before the clock starts. Peak
 memory is the largest summed proportional set size (PSS) of that process and its children,
-sampled every 50 ms. neurodecode also runs on half
-the hours, to show that its peak memory does not grow with the amount of data. Prints one
-JSON line per figure: name, value, unit, baseline, ratio, machine.
+sampled every 0.5 s; CPU time is that tree's user + system time, the sampler's excluded.
+neurodecode also runs on half the hours, to show that its peak memory does not grow with
+the amount of data. Prints one JSON line per figure: name, value, unit, baseline, ratio,
+machine (plus each run's raw figures on stderr).
 
     python benchmarks/preprocess.py --hours 10 --workers 2
 """
@@ -92,10 +93,11 @@ class ProcessTreeMonitor:
     Sampled in a thread every ``interval`` seconds. PSS (proportional set size) counts pages
     shared between processes (forked workers, mapped libraries) once in total, so the sum is
     the memory the tree really holds. CPU time is each process's last sampled user + system
-    time, summed (workers that live less than one interval are missed).
+    time, summed, minus the monitor thread's own (reading PSS is not free); workers that
+    live less than one interval are missed.
     """
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.5) -> None:
         import psutil
 
         self._process = psutil.Process()
@@ -103,13 +105,14 @@ class ProcessTreeMonitor:
         self._stop = threading.Event()
         self._cpu: dict[int, float] = {}
         self._cpu_start = sum(self._process.cpu_times()[:2])
+        self._own_cpu = 0.0
         self.peak = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     @property
     def cpu_seconds(self) -> float:
         """CPU time used by the tree since the monitor started."""
-        return sum(self._cpu.values()) - self._cpu_start
+        return sum(self._cpu.values()) - self._cpu_start - self._own_cpu
 
     def _sample(self) -> None:
         import psutil
@@ -127,6 +130,7 @@ class ProcessTreeMonitor:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._sample()
+            self._own_cpu = time.thread_time()
             self._stop.wait(self._interval)
 
     def __enter__(self) -> ProcessTreeMonitor:
@@ -136,7 +140,9 @@ class ProcessTreeMonitor:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._sample()
+        own = self._own_cpu
+        self._sample()  # final CPU times, in this thread: the monitor's total is already known
+        self._own_cpu = own
 
 
 def run_neurodecode(paths: list[Path], out: Path, workers: int) -> int:

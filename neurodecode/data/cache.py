@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -543,9 +544,10 @@ def process_recording(
     Chains :func:`~neurodecode.data.preprocess.preprocess_recording`, windowing, window
     rejection, scaling and clipping, recording every decision in ``qc``.
     """
-    unmatched = recording.annotations["description"].astype(str)
-    unmatched = unmatched[~unmatched.isin(label_map)].value_counts()
-    if len(unmatched) and label_map:
+    unmatched = Counter(
+        d for d in np.asarray(recording.annotations["description"], dtype=str) if d not in label_map
+    )
+    if unmatched and label_map:
         qc.notes.append(
             "events not in the label map, ignored: "
             + ", ".join(f"{name} ×{count}" for name, count in unmatched.items())

@@ -53,11 +53,20 @@ def normalise_label_map(label_map: Mapping | Sequence | None) -> dict[str, int]:
 
 
 def labelled_events(annotations: pd.DataFrame, label_map: Mapping[str, int]) -> pd.DataFrame:
-    """Annotations whose description is in ``label_map``, with their integer ``label``."""
-    events = annotations[annotations["description"].astype(str).isin(label_map)].copy()
-    events["description"] = events["description"].astype(str)
-    events["label"] = events["description"].map(label_map).astype(int)
-    return events.sort_values("onset").reset_index(drop=True)
+    """Annotations whose description is in ``label_map``, sorted by onset, with ``label``."""
+    description = np.asarray(annotations["description"], dtype=str)
+    keep = np.isin(description, list(label_map))
+    onset = np.asarray(annotations["onset"], dtype=float)[keep]
+    order = np.argsort(onset, kind="stable")
+    description = description[keep][order]
+    return pd.DataFrame(
+        {
+            "onset": onset[order],
+            "duration": np.asarray(annotations["duration"], dtype=float)[keep][order],
+            "description": description,
+            "label": np.array([label_map[d] for d in description], dtype=np.int64),
+        }
+    )
 
 
 def n_window_samples(seconds: float, sfreq: float) -> int:

@@ -54,10 +54,9 @@ def built(eegmmidb_copies, config, tmp_path_factory) -> WindowCache:
 
 
 def test_cache_content_and_batches(built):
-    assert (
-        len(built)
-        == 90 - built.qc["summary"]["windows_total"] + built.qc["summary"]["windows_kept"]
-    )
+    summary = built.qc["summary"]
+    assert summary["windows_total"] == 90  # 30 cues in each of the 3 runs
+    assert len(built) == summary["windows_kept"] >= 85
     assert built.sfreq == 128.0 and built.n_times == 512 and len(built.ch_names) == 64
     assert built.ch_names[:3] == ["FC5", "FC3", "FC1"]  # canonical 10-05 names
     assert built.classes == ["rest", "imagined_left_fist", "imagined_right_fist"]
