@@ -13,9 +13,11 @@ identical samples (CHB-MIT's ``T8-P8``) are kept once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -531,3 +533,153 @@ def info_command(args: Any) -> int:
     lines += [f"  - {finding}" for finding in findings]
     print("\n".join(lines))
     return 0
+
+
+# ---------------------------------------------------------------------------- reading in pieces
+
+
+@dataclass
+class RecordingReader:
+    """A recording opened for reading in pieces, so that long files fit in bounded memory.
+
+    Attributes
+    ----------
+    header : Recording
+        Everything :func:`read_recording` returns except the samples (``signal`` has no
+        columns): rate, channels, positions, events, identifiers.
+    n_times : int
+        Samples per channel in the file.
+    """
+
+    header: Recording
+    n_times: int
+    _raw: Any = field(repr=False)
+    _rows: list[int] = field(repr=False)
+    _factors: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.n_times / self.header.sfreq
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start:stop`` of every channel: float32 volts, ``(n_chans, stop - start)``.
+
+        Raises
+        ------
+        RecordingError
+            Unreadable data or NaN/inf samples in that stretch.
+        """
+        start, stop = max(0, int(start)), min(self.n_times, int(stop))
+        try:
+            data = self._raw.get_data(picks=self._rows, start=start, stop=stop)
+        except Exception as err:  # MNE raises many unrelated types on damaged files
+            raise RecordingError(
+                f"cannot read samples {start}-{stop}: {err}", path=self.header.source
+            ) from err
+        data = data.astype(np.float32)
+        if self._factors is not None:
+            data *= self._factors[:, np.newaxis]
+        _check_finite(data, self.header.ch_names, self.header.sfreq, self.header.source)
+        return data
+
+
+def open_recording(
+    path: str | Path,
+    *,
+    annotation_format: str | None = None,
+    annotation_path: str | Path | None = None,
+    subject: str | None = None,
+    session: str | None = None,
+    run: str | None = None,
+) -> RecordingReader:
+    """Open a recording like :func:`read_recording` without loading its samples.
+
+    Takes the same arguments. Channels listed twice are kept once when their first minute
+    is identical (:func:`read_recording` compares them whole). Bonn segments, which are
+    tiny, are read at once.
+
+    Raises
+    ------
+    RecordingError, ChannelError, AnnotationError
+        As :func:`read_recording`, for what the header and annotations reveal.
+    """
+    import mne
+
+    path = Path(path)
+    if not path.exists():
+        raise RecordingError("file not found", path=path)
+    bids_file = _bids_data_file(path)
+    data_path = bids_file or path
+    fmt = _format_of(data_path)
+    if fmt is None or fmt == "bonn":
+        recording = read_recording(
+            path,
+            annotation_format=annotation_format,
+            annotation_path=annotation_path,
+            subject=subject,
+            session=session,
+            run=run,
+        )
+        info = mne.create_info(recording.ch_names, recording.sfreq, "misc")
+        raw = mne.io.RawArray(recording.signal, info, verbose="error")
+        header = dataclasses.replace(recording, signal=recording.signal[:, :0])
+        return RecordingReader(header, recording.n_times, raw, list(range(recording.n_chans)))
+    if fmt in ("edf", "bdf"):
+        _check_edf_size(data_path, bytes_per_sample=2 if fmt == "edf" else 3)
+    readers = {
+        "edf": mne.io.read_raw_edf,
+        "bdf": mne.io.read_raw_bdf,
+        "gdf": mne.io.read_raw_gdf,
+        "fif": mne.io.read_raw_fif,
+        "brainvision": mne.io.read_raw_brainvision,
+        "eeglab": mne.io.read_raw_eeglab,
+    }
+    try:
+        raw = readers[fmt](data_path, preload=False, verbose="error")
+    except Exception as err:  # MNE's readers raise many unrelated types on damaged files
+        raise RecordingError(
+            f"MNE cannot read this {fmt.upper()} file: {err}", path=data_path
+        ) from err
+    sfreq = float(raw.info["sfreq"])
+    names = _original_names(raw.ch_names)
+    factors = _gdf_unit_correction(data_path, raw).astype(np.float32) if fmt == "gdf" else None
+    if fmt in ("edf", "bdf"):
+        _check_own_annotations(data_path, raw.n_times / sfreq)
+    annotations = raw.annotations
+    offset = raw.first_time if annotations.orig_time is not None else 0.0
+    probe = Recording(
+        signal=raw.get_data(stop=min(raw.n_times, int(sfreq * _CHUNK_SECONDS))).astype(np.float32),
+        sfreq=sfreq,
+        ch_names=names,
+        ch_types=list(raw.get_channel_types()),
+        source=data_path,
+        annotations=pd.DataFrame(
+            {
+                "onset": np.asarray(annotations.onset, float) - offset,
+                "duration": np.asarray(annotations.duration, float),
+                "description": pd.Series(list(annotations.description), dtype=str),
+            }
+        ),
+        meas_date=raw.info["meas_date"],
+        ch_pos=_positions(raw.info, names),
+    )
+    kept = montage.deduplicate(probe)
+    rows = [names.index(name) for name in kept.ch_names]  # first copy of each name
+    header = dataclasses.replace(kept, signal=kept.signal[:, :0])
+    ids = infer_ids(data_path)
+    header.subject = subject if subject is not None else ids["subject"]
+    header.session = session if session is not None else ids["session"]
+    header.run = run if run is not None else ids["run"]
+    if annotation_format is None:
+        annotation_format = _default_annotation_format(data_path, fmt, bids_file is not None)
+    if annotation_path is None:
+        annotation_path = _annotation_file(data_path, annotation_format)
+    # parsers check events against the duration: a read-only zero view of the full length
+    full_length = np.broadcast_to(np.float32(0), (header.n_chans, raw.n_times))
+    header.annotations = parse_annotations(
+        annotation_format, annotation_path, dataclasses.replace(header, signal=full_length)
+    )
+    return RecordingReader(
+        header, int(raw.n_times), raw, rows, None if factors is None else factors[rows]
+    )

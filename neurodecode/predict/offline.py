@@ -1,0 +1,423 @@
+"""Seizure detection on recorded files: events TSV, per-second probabilities, review figure.
+
+:func:`predict_recording` runs a :class:`~neurodecode.predict.detector.Detector` over one
+file in spans (see :mod:`neurodecode.predict.pipeline`), so memory stays flat however long
+the recording; :func:`predict` does it for a file or every recording in a folder (a BIDS
+dataset), goes on past recordings that fail and writes ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurodecode.data import io
+from neurodecode.errors import (
+    ChannelError,
+    ContractError,
+    NeurodecodeError,
+    PreprocessingError,
+    RecordingError,
+)
+from neurodecode.evaluation.seizure import probabilities_to_events
+from neurodecode.predict import pipeline
+from neurodecode.predict.detector import Detector, load_detector
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_NAME = "summary.json"
+FOLDER_SKIP_SUFFIXES = {".txt"}  # README.txt and the like, not Bonn segments, in a folder
+
+
+@dataclasses.dataclass
+class Prediction:
+    """What :func:`predict_recording` found in one recording.
+
+    Attributes
+    ----------
+    source : Path
+        The recording file.
+    duration_s : float
+    start_s, probabilities : numpy.ndarray
+        Window starts (s) and seizure probabilities (NaN where a span failed).
+    per_second : pandas.DataFrame
+        ``second``, ``p_seizure`` and ``in_event`` for every second.
+    events : list of (onset_s, offset_s)
+    confidence : list of float
+        Highest window probability within each event.
+    qc : dict
+        Channel decisions over the spans (:func:`pipeline.qc_summary`) and failed spans.
+    outputs : dict
+        Written files by kind (``events``, ``probabilities``, ``figure``).
+    elapsed_s : float
+        Wall time of the prediction (reading to events, figure excluded).
+    """
+
+    source: Path
+    duration_s: float
+    start_s: np.ndarray
+    probabilities: np.ndarray
+    per_second: pd.DataFrame
+    events: list[tuple[float, float]]
+    confidence: list[float]
+    qc: dict[str, Any]
+    meas_date: Any = None
+    outputs: dict[str, Path] = dataclasses.field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no arrays)."""
+        return {
+            "input": str(self.source),
+            "status": "ok",
+            "duration_s": round(self.duration_s, 3),
+            "n_windows": int(self.probabilities.size),
+            "n_events": len(self.events),
+            "events": [
+                {"onset_s": round(a, 3), "duration_s": round(b - a, 3), "confidence": round(c, 4)}
+                for (a, b), c in zip(self.events, self.confidence, strict=True)
+            ],
+            "max_probability": None
+            if not np.isfinite(self.probabilities).any()
+            else round(float(np.nanmax(self.probabilities)), 4),
+            "qc": self.qc,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "realtime_factor": round(self.duration_s / self.elapsed_s, 1)
+            if self.elapsed_s > 0
+            else None,
+            "outputs": {k: str(v) for k, v in self.outputs.items()},
+        }
+
+
+def check_channels(detector: Detector, header: Any, allow_missing: bool = False) -> list[str]:
+    """Check that the recording yields the model's channels; return the missing ones.
+
+    Raises
+    ------
+    ChannelError
+        When channels are missing (and ``allow_missing`` is false) or none can be derived:
+        the message lists the missing channels, the recorded ones and how they were read.
+    ContractError
+        When the harmonised channels are not the model's (a checkpoint inconsistency).
+    """
+    from neurodecode.data import montage, preprocess
+
+    empty = dataclasses.replace(header, signal=np.zeros((header.n_chans, 0), np.float32))
+    kept = preprocess.pick_types(empty, list(detector.preprocess.channels.types))
+    readings = [f"{n} → {montage.try_canonical_name(n) or '?'}" for n in kept.ch_names]
+    target = detector.target if isinstance(detector.target, str) else "the model's channels"
+    mapping = (
+        f"tried: harmonise to {target} (pairs derived from chains of recorded channels, "
+        f"referential targets need referential recordings); recorded channels read as "
+        f"{', '.join(readings)}"
+    )
+    try:
+        harmonised, mask = preprocess.harmonise_channels(kept, detector.target)
+    except ChannelError as err:
+        raise ChannelError(
+            f"none of the model's {len(detector.ch_names)} channels can be derived; {mapping}",
+            path=header.source,
+            hint="rename the channels in the file (10-05 names) or use a model trained "
+            "on this montage",
+        ) from err
+    if list(harmonised.ch_names) != detector.ch_names:
+        raise ContractError(
+            f"harmonising to {target} gives {harmonised.ch_names}, the model expects "
+            f"{detector.ch_names}",
+            path=detector.source,
+        )
+    missing = [n for n, ok in zip(harmonised.ch_names, mask, strict=True) if not ok]
+    if missing and not allow_missing:
+        raise ChannelError(
+            f"{len(missing)} of the model's {len(mask)} channels are missing: "
+            f"{', '.join(missing)}; {mapping}",
+            path=header.source,
+            hint="allow_missing_channels=true predicts with them zeroed and masked (less "
+            "reliable), or rename the channels in the file",
+        )
+    return missing
+
+
+def predict_recording(
+    path: str | Path,
+    detector: Detector | str | Path,
+    output: str | Path | None = None,
+    *,
+    stem: str | Path | None = None,
+    chunk_s: float = 600.0,
+    batch_size: int = 256,
+    allow_missing_channels: bool = False,
+    figure: bool = True,
+    annotation_format: str | None = None,
+    progress: bool | None = None,
+) -> Prediction:
+    """Detect seizures in one recording, in bounded memory.
+
+    Parameters
+    ----------
+    path : str or Path
+        An EDF/BDF/GDF/FIF/BrainVision/EEGLAB file or a BIDS recording folder.
+    detector : Detector or str or Path
+        A loaded detector, or a checkpoint for :func:`load_detector`.
+    output : str or Path, optional
+        Folder for the outputs; None writes nothing.
+    stem : str or Path, optional
+        Output path stem relative to ``output`` (default: the file name without suffix
+        and without BIDS's ``_eeg``); files are ``<stem>_events.tsv`` (SzCORE BIDS),
+        ``<stem>_probabilities.csv`` (one row per second) and ``<stem>_review.png``.
+    chunk_s : float
+        Seconds processed at once (memory and scaling statistics; see
+        :mod:`neurodecode.predict.pipeline`).
+    batch_size : int
+        Windows per model call.
+    allow_missing_channels : bool
+        Predict even if some model channels cannot be derived (zeroed and masked).
+    figure : bool
+        Write the review figure.
+    annotation_format : str, optional
+        Passed to the reader (the recording's own annotations are not used for prediction).
+    progress : bool, optional
+        Progress bar; None shows it on a terminal only.
+
+    Returns
+    -------
+    Prediction
+
+    Raises
+    ------
+    RecordingError, ChannelError, PreprocessingError, ContractError
+        Unreadable file, missing channels, unusable sampling rate, shorter than a window.
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(detector, Detector):
+        detector = load_detector(detector)
+    started = time.perf_counter()
+    reader = io.open_recording(path, annotation_format=annotation_format)
+    header = reader.header
+    pipeline.check_recording(detector, header, reader.n_times)
+    missing = check_channels(detector, header, allow_missing_channels)
+    grid = pipeline.make_grid(detector, header.sfreq, reader.n_times)
+    starts = grid.window_starts()
+    chunk = grid.chunk(chunk_s)
+    bounds = list(range(0, grid.n_out, chunk))
+    if len(bounds) > 1 and grid.n_out - bounds[-1] < chunk // 2:
+        bounds.pop()  # fold a short tail into the previous span
+    bounds.append(grid.n_out)
+    probabilities = np.full(len(starts), np.nan, dtype=np.float32)
+    qcs, failed = [], []
+    for lo, hi in tqdm(
+        list(zip(bounds[:-1], bounds[1:], strict=True)),
+        desc=Path(path).name,
+        unit="span",
+        disable=None if progress is None else not progress,
+    ):
+        inside = np.flatnonzero((starts >= lo) & (starts < hi))
+        if inside.size == 0:
+            continue
+        out_stop = int(starts[inside[-1]]) + grid.window
+        try:
+            span = pipeline.process_span(detector, reader, grid, lo, out_stop, starts[inside])
+        except (PreprocessingError, RecordingError) as err:
+            logger.warning("%s: %.0f-%.0f s not predicted: %s", path, lo / grid.sfreq,
+                           out_stop / grid.sfreq, err.reason)  # fmt: skip
+            failed.append({"start_s": lo / grid.sfreq, "stop_s": out_stop / grid.sfreq,
+                           "error": str(err)})  # fmt: skip
+            continue
+        qcs.append(span.qc)
+        probabilities[inside] = detector.probabilities(span.x, span.mask, batch_size)
+    if not qcs:
+        raise PreprocessingError(
+            f"every span failed: {failed[0]['error'] if failed else 'no windows'}",
+            path=header.source,
+        )
+    start_s = starts / grid.sfreq
+    events = probabilities_to_events(
+        np.nan_to_num(probabilities, nan=0.0), start_s, detector.window_s, detector.post
+    )
+    confidence = [
+        float(np.nanmax(probabilities[(start_s < b) & (start_s + detector.window_s > a)]))
+        for a, b in events
+    ]
+    duration = reader.n_times / header.sfreq
+    table = pipeline.per_second(probabilities, start_s, detector.window_s, duration)
+    seconds = table["second"].to_numpy()
+    table["in_event"] = np.zeros(len(table), dtype=bool)
+    for a, b in events:
+        table.loc[(seconds + 1 > a) & (seconds < b), "in_event"] = True
+    qc = pipeline.qc_summary(qcs) | {"failed_spans": failed, "missing_channels": missing}
+    result = Prediction(
+        source=Path(path),
+        duration_s=duration,
+        start_s=start_s,
+        probabilities=probabilities,
+        per_second=table,
+        events=events,
+        confidence=confidence,
+        qc=qc,
+        meas_date=header.meas_date,
+    )
+    result.elapsed_s = time.perf_counter() - started
+    if output is not None:
+        write_outputs(result, detector, reader, grid, Path(output), stem, figure)
+    return result
+
+
+def output_stem(path: Path, root: Path | None = None) -> Path:
+    """``sub-01/ses-01/eeg/sub-01_..._run-01`` for a file under ``root``, else its name,
+    without suffix and without BIDS's ``_eeg``/``_ieeg``/``_meg``."""
+    data = io._bids_data_file(path) if path.is_dir() else path  # noqa: SLF001
+    data = data or path
+    name = io._strip_suffix(data)  # noqa: SLF001
+    for suffix in ("_eeg", "_ieeg", "_meg"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    if root is not None:
+        return data.parent.relative_to(root) / name
+    return Path(name)
+
+
+def write_outputs(
+    result: Prediction,
+    detector: Detector,
+    reader: Any,
+    grid: pipeline.Grid,
+    output: Path,
+    stem: str | Path | None,
+    figure: bool,
+) -> None:
+    """Write the events TSV, the per-second CSV and the review figure of one recording."""
+    from neurodecode.data.annotations import write_szcore_events
+
+    base = output / (stem if stem is not None else output_stem(result.source))
+    base.parent.mkdir(parents=True, exist_ok=True)
+    events = pd.DataFrame(
+        {
+            "onset": [a for a, _ in result.events],
+            "duration": [b - a for a, b in result.events],
+            "eventType": "sz",
+            "confidence": result.confidence,
+        }
+    )
+    date_time = result.meas_date.replace(tzinfo=None) if result.meas_date else None
+    result.outputs["events"] = write_szcore_events(
+        base.with_name(base.name + "_events.tsv"),
+        events,
+        recording_duration=result.duration_s,
+        date_time=date_time,
+    )
+    csv = base.with_name(base.name + "_probabilities.csv")
+    result.per_second.to_csv(csv, index=False, float_format="%.4f")
+    result.outputs["probabilities"] = csv
+    if figure:
+        from neurodecode.predict.figure import review_figure
+
+        result.outputs["figure"] = review_figure(
+            result, detector, reader, grid, base.with_name(base.name + "_review.png")
+        )
+
+
+def find_recordings(folder: Path) -> list[Path]:
+    """Recording files under ``folder`` (any suffix the readers know), sorted."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.suffix.lower() in FOLDER_SKIP_SUFFIXES:
+            continue
+        if io._format_of(path) is not None:  # noqa: SLF001
+            found.append(path)
+    return found
+
+
+def predict(
+    checkpoint: str | Path | Detector,
+    input: str | Path,  # noqa: A002 (the CLI's name)
+    output: str | Path,
+    **options: Any,
+) -> dict[str, Any]:
+    """Predict on a file or on every recording in a folder; write ``summary.json``.
+
+    Recordings that fail (unreadable, missing channels, unusable rate, too short) are
+    listed in the summary with the reason, logged, and the others are processed.
+
+    Parameters
+    ----------
+    checkpoint : str, Path or Detector
+        See :func:`~neurodecode.predict.detector.load_detector`.
+    input : str or Path
+        A recording file, a BIDS recording folder, or a folder of recordings.
+    output : str or Path
+        Output folder (created).
+    **options
+        Passed to :func:`predict_recording` (``chunk_s``, ``batch_size``,
+        ``allow_missing_channels``, ``figure``, ``progress``).
+
+    Returns
+    -------
+    dict
+        The content of ``summary.json``.
+    """
+    detector = checkpoint if isinstance(checkpoint, Detector) else load_detector(checkpoint)
+    source, output = Path(input), Path(output)
+    if not source.exists():
+        raise RecordingError("no such file or folder", path=source)
+    output.mkdir(parents=True, exist_ok=True)
+    single = source.is_file() or _is_bids_recording_folder(source)
+    paths = [source] if single else find_recordings(source)
+    if not paths:
+        raise RecordingError(
+            "no recording files in this folder",
+            path=source,
+            hint=f"recognised suffixes: {', '.join(io.FORMATS)}",
+        )
+    recordings, failed = [], []
+    for path in paths:
+        stem = None if single else output_stem(path, source)
+        try:
+            result = predict_recording(path, detector, output, stem=stem, **options)
+        except NeurodecodeError as err:
+            logger.error("%s", err)
+            failed.append({"input": str(path), "status": "failed",
+                           "error": type(err).__name__, "message": str(err)})  # fmt: skip
+            continue
+        logger.info(
+            "%s: %d event(s), %.0f s at %.0f× real time",
+            path,
+            len(result.events),
+            result.duration_s,
+            result.duration_s / max(result.elapsed_s, 1e-9),
+        )
+        recordings.append(result.to_dict())
+    summary = {
+        "checkpoint": detector.source,
+        "model": detector.info,
+        "input": str(source),
+        "output": str(output),
+        "channels": detector.ch_names,
+        "sfreq": detector.sfreq,
+        "window_s": detector.window_s,
+        "stride_s": detector.stride_s,
+        "post_processing": dataclasses.asdict(detector.post),
+        "options": {k: v for k, v in options.items() if k != "progress"},
+        "n_recordings": len(paths),
+        "n_ok": len(recordings),
+        "n_failed": len(failed),
+        "recordings": recordings,
+        "failed": failed,
+    }
+    (output / SUMMARY_NAME).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def _is_bids_recording_folder(path: Path) -> bool:
+    try:
+        return path.is_dir() and io._bids_data_file(path) is not None  # noqa: SLF001
+    except RecordingError:
+        return False
