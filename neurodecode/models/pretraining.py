@@ -48,17 +48,44 @@ def _attendable(key_mask: Tensor) -> Tensor:
     return key_mask | ~key_mask.any(dim=-1, keepdim=True)
 
 
+class _SpikingResidual(nn.Module):
+    """``x + firing rates of a one-layer spiking transformer over x`` (same interface)."""
+
+    def __init__(self, dim: int, mlp_ratio: float, time_steps: int) -> None:
+        super().__init__()
+        from neurodecode.models.spiking import SpikingTransformerEncoder
+
+        self.encoder = SpikingTransformerEncoder(dim, 1, time_steps, mlp_ratio, {})
+
+    def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
+        return x + self.encoder(x, key_mask).to(x.dtype)
+
+
 class FactorisedLayer(nn.Module):
     """Temporal attention within each channel, then spatial attention within each patch.
 
     ``(batch, n_chans, n_patches, dim)`` tokens and a ``(batch, n_chans, n_patches)`` bool
-    mask of real tokens (keys outside it are not attended to).
+    mask of real tokens (keys outside it are not attended to). With ``spiking_time_steps``
+    > 0 both sub-layers are spike-driven transformer layers of
+    :mod:`neurodecode.models.spiking` (LIF neurons over that many time steps) added to the
+    token stream.
     """
 
-    def __init__(self, dim: int, n_heads: int, mlp_ratio: float, dropout: float) -> None:
+    def __init__(
+        self,
+        dim: int,
+        n_heads: int,
+        mlp_ratio: float,
+        dropout: float,
+        spiking_time_steps: int = 0,
+    ) -> None:
         super().__init__()
-        self.temporal = TransformerEncoderLayer(dim, n_heads, mlp_ratio, dropout)
-        self.spatial = TransformerEncoderLayer(dim, n_heads, mlp_ratio, dropout)
+        if spiking_time_steps:
+            self.temporal = _SpikingResidual(dim, mlp_ratio, spiking_time_steps)
+            self.spatial = _SpikingResidual(dim, mlp_ratio, spiking_time_steps)
+        else:
+            self.temporal = TransformerEncoderLayer(dim, n_heads, mlp_ratio, dropout)
+            self.spatial = TransformerEncoderLayer(dim, n_heads, mlp_ratio, dropout)
 
     def forward(self, tokens: Tensor, valid: Tensor) -> Tensor:
         batch, n_chans, count, dim = tokens.shape
@@ -96,6 +123,9 @@ class PatchConformer(nn.Module):
         Frequencies of the electrode-position Fourier features.
     head_hidden : int
         Hidden size of the output head.
+    spiking_time_steps : int
+        0: analog attention layers; > 0: spike-driven layers (LIF neurons, this many
+        simulation time steps) from :mod:`neurodecode.models.spiking`.
     check_inputs_finite : bool
         Reject NaN/inf input in eager mode.
 
@@ -123,15 +153,18 @@ class PatchConformer(nn.Module):
         dropout: float = 0.1,
         position_freqs: int = 8,
         head_hidden: int = 64,
+        spiking_time_steps: int = 0,
         check_inputs_finite: bool = True,
     ) -> None:
         super().__init__()
+        if spiking_time_steps < 0:
+            raise ConfigError(f"spiking_time_steps must be >= 0, got {spiking_time_steps}")
         self._arguments = dict(
             n_chans=n_chans, n_outputs=n_outputs, n_times=n_times, sfreq=float(sfreq),
             chs_info=None if chs_info is None else [dict(ch) for ch in chs_info],
             patch_s=patch_s, dim=dim, depth=depth, n_heads=n_heads, mlp_ratio=mlp_ratio,
             dropout=dropout, position_freqs=position_freqs, head_hidden=head_hidden,
-            check_inputs_finite=check_inputs_finite,
+            spiking_time_steps=spiking_time_steps, check_inputs_finite=check_inputs_finite,
         )  # fmt: skip
         self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
         self.patch_len = max(1, round(patch_s * sfreq))
@@ -145,7 +178,8 @@ class PatchConformer(nn.Module):
         self.check_inputs_finite = check_inputs_finite
         self.tokenizer = PatchTokenizer(self.patch_len, dim, position_freqs)
         self.layers = nn.ModuleList(
-            FactorisedLayer(dim, n_heads, mlp_ratio, dropout) for _ in range(depth)
+            FactorisedLayer(dim, n_heads, mlp_ratio, dropout, spiking_time_steps)
+            for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)
         self.n_features = dim

@@ -202,3 +202,17 @@ def test_every_trainable_parameter_gets_a_gradient_for_data_parallel_training():
     without = [n for n, p in mae.named_parameters() if p.requires_grad and p.grad is None]
     assert not without, f"DDP would fail: no gradient for {without}"
     assert not any(p.requires_grad for p in mae.encoder.head.parameters())
+
+
+def test_spiking_encoder_option_pretrains_with_lif_layers():
+    torch.manual_seed(0)
+    encoder = small_encoder(spiking_time_steps=2)
+    assert "SpikingTransformerEncoder" in repr(encoder)
+    mae = MaskedAutoencoder(encoder)
+    ch_mask = torch.tensor([[True, True, True, False]] * 2)
+    out = mae(torch.randn(2, 4, 128), positions(4), ch_mask)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"])
+    assert encoder.layers[0].temporal.encoder.input_norm.weight.grad is not None
+    with pytest.raises(ConfigError):
+        small_encoder(spiking_time_steps=-1)
