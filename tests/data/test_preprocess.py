@@ -152,3 +152,19 @@ def test_preprocess_recording_output(eegmmidb_r04):
     assert rec.sfreq == 128.0 and rec.n_chans == 19 and prepared.ch_mask.all()
     assert 5 < np.std(rec.signal) < 200  # µV
     assert qc.line_noise_db.keys() == {"50", "60"}
+
+
+def test_hydra_composes_the_configs_as_the_loader_does():
+    """`configs/preprocess` is also a Hydra group (train recipes): both must agree."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from neurodecode.data.preprocess import preprocess_config_dir
+
+    names = sorted(p.stem for p in preprocess_config_dir().glob("*.yaml"))
+    assert {"default", "seizure", "motor_imagery"} <= set(names)
+    with initialize_config_dir(config_dir=str(preprocess_config_dir().parent), version_base=None):
+        for name in names:
+            composed = compose(config_name=f"preprocess/{name}").preprocess
+            expected = OmegaConf.to_container(load_preprocess_config(name))
+            assert OmegaConf.to_container(composed) == expected, name
