@@ -73,16 +73,24 @@ register_recipes()
 # --------------------------------------------------------------------------- data
 
 
-def prepare_data(cfg: DictConfig, run_dir: Path) -> Any:
-    """Build (or reuse) the window cache of ``cfg.data`` preprocessed as ``cfg.preprocess``."""
+def dataset_source(cfg: DictConfig, run_dir: Path) -> str:
+    """The manifest name of ``cfg.data``, or a changed copy of it (``data.manifest``)."""
+    if cfg.data.manifest:
+        return str(_changed_manifest(cfg.data.name, cfg.data.manifest, run_dir))
+    return str(cfg.data.name)
+
+
+def prepare_data(cfg: DictConfig, run_dir: Path, changes: Mapping[str, Any] | None = None) -> Any:
+    """Build (or reuse) the window cache of ``cfg.data`` preprocessed as ``cfg.preprocess``.
+
+    ``data.prepare`` and then ``changes`` are merged over the preprocessing config.
+    """
     from neurodecode.data.cache import prepare_dataset
 
-    dataset: str | Path = cfg.data.name
-    if cfg.data.manifest:
-        dataset = _changed_manifest(cfg.data.name, cfg.data.manifest, run_dir)
     overrides = OmegaConf.to_container(cfg.preprocess, resolve=True)
     overrides = _deep_merge(overrides, OmegaConf.to_container(cfg.data.prepare, resolve=True))
-    return prepare_dataset(str(dataset), overrides)
+    overrides = _deep_merge(overrides, changes or {})
+    return prepare_dataset(dataset_source(cfg, run_dir), overrides)
 
 
 def _changed_manifest(name: str, changes: DictConfig, run_dir: Path) -> Path:
@@ -156,7 +164,9 @@ def bids_event_paths(cache: Any) -> dict[str, Path]:
 # --------------------------------------------------------------------------- model and trainer
 
 
-def build_task(cfg: DictConfig, cache: Any, train_labels: np.ndarray) -> Any:
+def build_task(
+    cfg: DictConfig, cache: Any, train_labels: np.ndarray, embeddings: np.ndarray | None = None
+) -> Any:
     """The task module of ``cfg.task`` around the model of ``cfg.model``, sized by the data."""
     from neurodecode.finetune import model_for_task, read_init_source
     from neurodecode.registry import TASKS
@@ -177,7 +187,7 @@ def build_task(cfg: DictConfig, cache: Any, train_labels: np.ndarray) -> Any:
     from neurodecode.tasks.retrieval import RetrievalTask
 
     if issubclass(task_cls, RetrievalTask):
-        signal["image_embeddings"] = image_embeddings(cfg, cache)
+        signal["image_embeddings"] = embeddings
         return initialised(task_cls(**module_cfg, **signal), cfg, init, cache)
     n_classes = len(cache.classes)
     if n_classes < 2 or np.unique(train_labels).size < 2:
@@ -210,19 +220,51 @@ def initialised(task: Any, cfg: DictConfig, init: Any, cache: Any) -> Any:
     return task
 
 
-def image_embeddings(cfg: DictConfig, cache: Any) -> np.ndarray:
-    """Image embeddings for retrieval: ``data.image_embeddings`` or the dataset's own file."""
+def image_embeddings(cfg: DictConfig, dataset: str) -> np.ndarray:
+    """Image embeddings for retrieval: ``data.image_embeddings`` or the dataset's own
+    ``stimuli/image_embeddings.npy`` (row ``i`` = concept ``i``)."""
     if cfg.data.image_embeddings:
         return np.load(cfg.data.image_embeddings)
-    for info in cache.meta["recordings"].values():
-        for parent in Path(info["source"]).parents:
+    from neurodecode.data.fetch import fetch_dataset
+
+    for entry in fetch_dataset(dataset)[:1]:
+        for parent in Path(entry.path).parents:
             candidate = parent / "stimuli" / "image_embeddings.npy"
             if candidate.is_file():
                 return np.load(candidate)
     raise ConfigError(
         "no image embeddings found next to the dataset",
+        path=dataset,
         hint="set data.image_embeddings=<file.npy>",
     )
+
+
+def concept_label_map(cfg: DictConfig, n_concepts: int) -> dict[str, Any]:
+    """Preprocessing changes labelling each window by its concept (``data.concepts``)."""
+    if not cfg.data.concepts or cfg.preprocess.windows.label_map is not None:
+        return {}
+    label_map = {cfg.data.concepts.format(i): i for i in range(n_concepts)}
+    return {"windows": {"label_map": label_map}}
+
+
+def zero_shot_datamodule(cache: Any, seed: int, **kwargs: Any) -> Any:
+    """A data module whose split holds out whole concepts (THINGS-EEG2 protocol)."""
+    from neurodecode.data.datamodule import EEGDataModule
+    from neurodecode.data.splits import Split
+    from neurodecode.evaluation.protocols import zero_shot_split
+
+    class ZeroShotDataModule(EEGDataModule):
+        def _make_splits(self) -> list[Split]:
+            parts = zero_shot_split(
+                self.index,
+                test_fraction=self.test_fraction,
+                valid_fraction=self.valid_fraction,
+                seed=self.seed,
+            )
+            return [Split("zero_shot_concepts", *parts)]
+
+    kwargs.update(split="subject", require_all_classes=False)
+    return ZeroShotDataModule(cache, seed=seed, **kwargs)
 
 
 def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
@@ -235,8 +277,54 @@ def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
     return arguments
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path) -> Any:
-    """A Lightning trainer with checkpointing, early stopping and CSV + TensorBoard logs."""
+def epoch_seeding(seed: int) -> Any:
+    """A callback making each epoch's randomness a function of ``(seed, epoch)`` only.
+
+    When an epoch starts, torch, NumPy and Python are reseeded with ``seed + epoch``
+    (dropout and other draws), and so is the generator that orders (or, with balanced
+    sampling, draws) the training windows; after a restart, the data module's ``seed`` is
+    set for the first resumed epoch. An epoch after ``resume=true`` therefore draws exactly
+    what it would have drawn in an uninterrupted run, so both end with the same metrics.
+    """
+    import random
+
+    import torch
+    from lightning.pytorch.callbacks import Callback
+
+    class EpochSeeding(Callback):
+        def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict) -> None:
+            # The first epoch after a restart is drawn by a loader Lightning builds before
+            # any epoch hook runs: seed the data module for that epoch already.
+            datamodule = trainer.datamodule
+            if datamodule is not None and hasattr(datamodule, "seed"):
+                datamodule.seed = seed + int(checkpoint["epoch"]) + 1
+
+        def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+            self.first_epoch = True
+
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            epoch_seed = seed + trainer.current_epoch
+            torch.manual_seed(epoch_seed)
+            np.random.seed(epoch_seed % 2**32)  # noqa: NPY002 (the global RNG others draw from)
+            random.seed(epoch_seed)
+            if self.first_epoch:  # its loader was just built, seeded for this epoch
+                self.first_epoch = False
+                return
+            loader = trainer.train_dataloader
+            for owner in (loader, getattr(loader, "sampler", None)):
+                generator = getattr(owner, "generator", None)
+                if isinstance(generator, torch.Generator):
+                    generator.manual_seed(epoch_seed)
+
+    return EpochSeeding()
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, resuming: bool = False) -> Any:
+    """A Lightning trainer with checkpointing, early stopping and CSV + TensorBoard logs.
+
+    A resumed run logs into new ``logs/csv-resumed-<time>`` / ``logs/tensorboard-resumed-
+    <time>`` folders, so the curves of the interrupted part are kept.
+    """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -258,13 +346,20 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> Any:
             min_delta=cfg.early_stopping.min_delta,
         ),
         LearningRateMonitor(logging_interval="epoch"),
+        epoch_seeding(int(cfg.seed)),
     ]
+    suffix = f"-resumed-{dt.datetime.now():%Y-%m-%d_%H-%M-%S}" if resuming else ""
     loggers = [
-        CSVLogger(run_dir, name="logs", version="csv"),
-        TensorBoardLogger(run_dir, name="logs", version="tensorboard", default_hp_metric=False),
+        CSVLogger(run_dir, name="logs", version=f"csv{suffix}"),
+        TensorBoardLogger(
+            run_dir, name="logs", version=f"tensorboard{suffix}", default_hp_metric=False
+        ),
     ]
     return L.Trainer(
-        default_root_dir=run_dir, callbacks=callbacks, logger=loggers, **trainer_arguments(cfg)
+        default_root_dir=run_dir,
+        callbacks=callbacks,
+        logger=loggers,
+        **trainer_arguments(cfg),
     )
 
 
@@ -457,6 +552,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     import lightning as L
 
     from neurodecode.data.datamodule import EEGDataModule
+    from neurodecode.registry import TASKS
+    from neurodecode.tasks.retrieval import RetrievalTask
     from neurodecode.tasks.seizure import SeizureTask
 
     started = time.time()
@@ -471,22 +568,27 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         from neurodecode.tasks.pretrain import run_pretraining
 
         return run_pretraining(cfg, run_dir)
-    cache = prepare_data(cfg, run_dir)
-    if (cache.labels < 0).any() and cfg.task.module._target_ != "retrieval":
-        raise ConfigError(
-            f"{int((cache.labels < 0).sum())} windows have no label",
-            path=cache.path,
-            hint="set preprocess.windows.background or a label_map covering every window",
-        )
-    datamodule = EEGDataModule(
-        cache, seed=cfg.seed, **OmegaConf.to_container(cfg.data.datamodule, resolve=True)
-    )
+    loaders = OmegaConf.to_container(cfg.data.datamodule, resolve=True)
+    if TASKS.get(cfg.task.module._target_) is RetrievalTask:
+        embeddings = image_embeddings(cfg, dataset_source(cfg, run_dir))
+        cache = prepare_data(cfg, run_dir, concept_label_map(cfg, len(embeddings)))
+        datamodule = zero_shot_datamodule(cache, cfg.seed, **loaders)
+    else:
+        embeddings = None
+        cache = prepare_data(cfg, run_dir)
+        if (cache.labels < 0).any():
+            raise ConfigError(
+                f"{int((cache.labels < 0).sum())} windows have no label",
+                path=cache.path,
+                hint="set preprocess.windows.background or a label_map covering every window",
+            )
+        datamodule = EEGDataModule(cache, seed=cfg.seed, **loaders)
     train_labels = cache.labels[datamodule.split.train]
-    task = build_task(cfg, cache, train_labels)
+    task = build_task(cfg, cache, train_labels, embeddings)
     if isinstance(task, SeizureTask):
         task.set_references(seizure_references(cache))
 
-    trainer = build_trainer(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir, resuming=checkpoint is not None)
     trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=False)
     best = trainer.checkpoint_callback.best_model_path or None
     trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=False)

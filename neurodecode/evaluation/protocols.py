@@ -118,3 +118,37 @@ def folds(index: pd.DataFrame, protocol: str, **kwargs) -> Iterator[Fold]:
             + ", ".join(sorted(PROTOCOLS))
         )
     return PROTOCOLS[protocol](index, **kwargs)
+
+
+def zero_shot_split(
+    index: pd.DataFrame,
+    *,
+    test_fraction: float = 0.2,
+    valid_fraction: float = 0.1,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out whole concepts (labels): THINGS-EEG2's zero-shot protocol.
+
+    Test concepts are never seen in training; validation concepts (for model selection) are
+    carved from the training concepts, never from the test ones. Every trial of a concept,
+    from every subject and session, lands in the same part.
+
+    Returns
+    -------
+    train, valid, test : numpy.ndarray
+        Sorted positions into ``index``.
+    """
+    labels = index["label"].to_numpy()
+    concepts = np.unique(labels[labels >= 0])
+    n_test = max(1, round(test_fraction * concepts.size))
+    n_valid = max(1, round(valid_fraction * concepts.size)) if valid_fraction else 0
+    if n_test + n_valid >= concepts.size:
+        raise ConfigError(
+            f"{concepts.size} concept(s) cannot be split into training, validation "
+            f"({valid_fraction:g}) and test ({test_fraction:g}) concepts"
+        )
+    order = np.random.default_rng(seed).permutation(concepts)
+    test, valid = order[:n_test], order[n_test : n_test + n_valid]
+    part = np.where(np.isin(labels, test), 2, np.where(np.isin(labels, valid), 1, 0))
+    part[labels < 0] = -1
+    return tuple(np.flatnonzero(part == p) for p in (0, 1, 2))

@@ -62,3 +62,16 @@ def test_refusals_name_the_reason():
         list(folds(lopsided, "cross_subject"))
     with pytest.raises(UnknownNameError, match="within_session"):
         folds(_index(), "loso")
+
+
+def test_zero_shot_split_holds_out_whole_concepts():
+    from neurodecode.evaluation.protocols import zero_shot_split
+
+    index = pd.DataFrame({"subject": "1", "session": "0", "label": np.repeat(np.arange(50), 4)})
+    train, valid, test = zero_shot_split(index, test_fraction=0.2, valid_fraction=0.1, seed=0)
+    concepts = [set(index["label"].iloc[p]) for p in (train, valid, test)]
+    assert [len(c) for c in concepts] == [35, 5, 10]
+    assert not (concepts[0] & concepts[2]) and not (concepts[0] & concepts[1])
+    assert len(train) + len(valid) + len(test) == len(index)
+    with pytest.raises(ConfigError, match="cannot be split"):
+        zero_shot_split(index.iloc[:8], test_fraction=0.5, valid_fraction=0.5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -27,8 +28,32 @@ class TinyEncoder(nn.Module):
 @pytest.fixture()
 def tiny_model(monkeypatch):
     """Register ``TinyEncoder`` as model ``tiny`` for the duration of one test."""
-    import neurodecode.registry as registry
-
-    registry._load_registering_modules()
+    MODELS.names()  # import the registered models first, so "tiny" is added, not replaced
     monkeypatch.setitem(MODELS._entries, "tiny", TinyEncoder)
     return {"_target_": "tiny", "hidden": 8}
+
+
+@pytest.fixture()
+def make_variance_dataset():
+    """Factory of window dicts where class 1 has twice the amplitude of class 0 on channel 0."""
+    return variance_dataset
+
+
+def variance_dataset(n: int, n_chans: int = 4, n_times: int = 32, seed: int = 0) -> list[dict]:
+    """Class 1 has twice the amplitude of class 0 on channel 0."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(n):
+        y = i % 2
+        x = rng.standard_normal((n_chans, n_times)).astype(np.float32)
+        x[0] *= 1 + y
+        items.append(
+            {
+                "x": torch.from_numpy(x),
+                "y": y,
+                "subject": f"{i % 3}",
+                "recording": f"r{i % 5}",
+                "start_s": float(i),
+            }
+        )
+    return items

@@ -13,26 +13,6 @@ from neurodecode.tasks.base import warmup_cosine
 from neurodecode.tasks.classification import ClassificationTask
 
 
-def variance_dataset(n: int, n_chans: int = 4, n_times: int = 32, seed: int = 0) -> list[dict]:
-    """Class 1 has twice the amplitude of class 0 on channel 0."""
-    rng = np.random.default_rng(seed)
-    items = []
-    for i in range(n):
-        y = i % 2
-        x = rng.standard_normal((n_chans, n_times)).astype(np.float32)
-        x[0] *= 1 + y
-        items.append(
-            {
-                "x": torch.from_numpy(x),
-                "y": y,
-                "subject": f"{i % 3}",
-                "recording": f"r{i % 5}",
-                "start_s": float(i),
-            }
-        )
-    return items
-
-
 def quiet_trainer(**kwargs) -> L.Trainer:
     return L.Trainer(
         accelerator="cpu",
@@ -54,7 +34,7 @@ def test_warmup_then_cosine():
     assert warmup_cosine(500, 10, 100, min_ratio=0.1) == pytest.approx(0.1)
 
 
-def test_trains_and_scores_held_out_data(tiny_model):
+def test_trains_and_scores_held_out_data(tiny_model, make_variance_dataset):
     L.seed_everything(0, verbose=False)
     task = ClassificationTask(
         tiny_model,
@@ -66,8 +46,8 @@ def test_trains_and_scores_held_out_data(tiny_model):
         class_names=["low", "high"],
         ch_names=["C3", "Cz", "C4", "Pz"],
     )
-    train = DataLoader(variance_dataset(128), batch_size=16, shuffle=True)
-    test = DataLoader(variance_dataset(64, seed=1), batch_size=16)
+    train = DataLoader(make_variance_dataset(128), batch_size=16, shuffle=True)
+    test = DataLoader(make_variance_dataset(64, seed=1), batch_size=16)
     trainer = quiet_trainer(max_epochs=6)
     trainer.fit(task, train, test)
     assert "val/balanced_accuracy" in trainer.callback_metrics
@@ -90,10 +70,10 @@ def test_class_weights_are_checked_and_used(tiny_model):
     assert task.class_weights.tolist() == [1.0, 3.0]
 
 
-def test_checkpoint_round_trip(tiny_model, tmp_path):
+def test_checkpoint_round_trip(tiny_model, tmp_path, make_variance_dataset):
     task = ClassificationTask(tiny_model, 4, 3, 32, 32.0)
     trainer = quiet_trainer(max_epochs=1, limit_train_batches=1)
-    trainer.fit(task, DataLoader(variance_dataset(8), batch_size=8))
+    trainer.fit(task, DataLoader(make_variance_dataset(8), batch_size=8))
     trainer.save_checkpoint(tmp_path / "t.ckpt")
     loaded = ClassificationTask.load_from_checkpoint(tmp_path / "t.ckpt")
     batch = {"x": torch.randn(2, 4, 32)}
