@@ -98,18 +98,34 @@ def _szcore_by_hand(reference, hypothesis, duration):
     return sum(hit), fp, len(ref)
 
 
-@pytest.mark.slow
-def test_seizure_recipe_on_simulated_data_writes_a_complete_run(tmp_path):
-    env = dict(os.environ, NEURODECODE_HOME=str(tmp_path / "home"))
-    command = [
-        sys.executable, "-m", "neurodecode.train", "recipe=seizure", "data=simulated",
-        f"runs_dir={tmp_path / 'runs'}", "trainer.max_epochs=2", "model.size=tiny",
-        "trainer.enable_progress_bar=false",
-    ]  # fmt: skip
+QUICK = [
+    "recipe=seizure", "data=simulated", "trainer.max_epochs=2", "model.size=tiny",
+    "preprocess.windows.stride_s=4", "data.datamodule.batch_size=64",
+    "trainer.enable_progress_bar=false",
+]  # fmt: skip
+
+
+def _train(home: Path, runs: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NEURODECODE_HOME=str(home))
+    command = [sys.executable, "-m", "neurodecode.train", *QUICK, f"runs_dir={runs}", *extra]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "SzCORE event" in done.stdout
-    (run,) = (tmp_path / "runs" / "seizure").iterdir()
+    return done
+
+
+@pytest.fixture(scope="module")
+def seizure_run(tmp_path_factory):
+    """One uninterrupted quick seizure run on simulated data: (home, run folder, stdout)."""
+    root = tmp_path_factory.mktemp("seizure_run")
+    done = _train(root / "home", root / "runs")
+    (run,) = (root / "runs" / "seizure").iterdir()
+    return root / "home", run, done.stdout
+
+
+@pytest.mark.slow
+def test_seizure_recipe_on_simulated_data_writes_a_complete_run(seizure_run):
+    _, run, stdout = seizure_run
+    assert "SzCORE event" in stdout
 
     for relative in ("results.json", "qc.json", "checkpoints/last.ckpt",
                      "plots/seizure_probability.png", "plots/confusion_matrix.png",
@@ -151,3 +167,23 @@ def test_seizure_recipe_on_simulated_data_writes_a_complete_run(tmp_path):
     assert (pooled["tp"], pooled["fp"], pooled["ref_true"]) == (tp, fp, n_ref)
     expected_f1 = 2 * tp / (2 * tp + fp + (n_ref - tp)) if n_ref + fp else None
     assert pooled["f1"] == pytest.approx(expected_f1)
+
+
+def test_resume_finds_the_latest_earlier_run(tmp_path):
+    from omegaconf import OmegaConf
+
+    from neurodecode.errors import ConfigError
+
+    runs = tmp_path / "runs" / "seizure"
+    for name in ("2026-01-01_00-00-00", "2026-01-02_00-00-00"):
+        (runs / name / "checkpoints").mkdir(parents=True)
+        (runs / name / "checkpoints" / "last.ckpt").write_bytes(b"")
+    current = runs / "2026-01-03_00-00-00"
+    latest = runs / "2026-01-02_00-00-00" / "checkpoints" / "last.ckpt"
+    assert train.resume_checkpoint(OmegaConf.create({"resume": False}), current) is None
+    assert train.resume_checkpoint(OmegaConf.create({"resume": True}), current) == latest
+    earlier = runs / "2026-01-01_00-00-00"
+    chosen = train.resume_checkpoint(OmegaConf.create({"resume": str(earlier)}), current)
+    assert chosen == earlier / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError, match="no earlier run"):
+        train.resume_checkpoint(OmegaConf.create({"resume": True}), tmp_path / "x" / "run")
