@@ -122,3 +122,12 @@ def test_pretrain_recipe_runs_and_exports_an_encoder(tmp_path, monkeypatch):
     assert exported["model"]["_target_"] == "patch_conformer"
     assert exported["task"] == "pretrain" and len(exported["signal"]["ch_names"]) == 8
     assert json.loads((tmp_path / "results.json").read_text())["encoder"] == "encoder"
+
+    # init_from accepts the run folder, its export and its Lightning checkpoint alike
+    from neurodecode.finetune import read_init_source
+
+    exported = read_init_source(tmp_path)
+    checkpoint = read_init_source(tmp_path / "checkpoints" / "last.ckpt")
+    assert checkpoint.model["_target_"] == "patch_conformer" and checkpoint.sfreq == 32.0
+    assert exported.state.keys() == checkpoint.state.keys()
+    assert all(torch.equal(exported.state[k], checkpoint.state[k]) for k in exported.state)
