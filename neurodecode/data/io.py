@@ -356,6 +356,8 @@ def _check_own_annotations(path: Path, duration: float) -> None:
     """EDF+ annotations ending after the data mean data records are missing."""
     import mne
 
+    if not _has_annotation_signal(path):  # plain EDF/BDF: nothing to check, and MNE would
+        return  # scan the whole file (memory and time grow with its length)
     own = mne.read_annotations(path)
     if not len(own):
         return
@@ -369,6 +371,21 @@ def _check_own_annotations(path: Path, duration: float) -> None:
             path=path,
             hint="download the file again and check its checksum",
         )
+
+
+def _has_annotation_signal(path: Path) -> bool:
+    """Whether an EDF/BDF header lists an ``EDF Annotations``/``BDF Annotations`` signal."""
+    with path.open("rb") as file:
+        head = file.read(256)
+        try:
+            n_signals = int(head[252:256])
+        except ValueError:
+            return True  # let the full check (and MNE) report the damage
+        labels = file.read(16 * n_signals).decode("latin-1")
+    return any(
+        labels[16 * i : 16 * (i + 1)].strip() in ("EDF Annotations", "BDF Annotations")
+        for i in range(n_signals)
+    )
 
 
 def _gdf_unit_correction(path: Path, raw: Any) -> np.ndarray:

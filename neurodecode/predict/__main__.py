@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(argv)
         from neurodecode.predict import load_detector, predict
 
+        if cfg.threads is not None:
+            import torch
+
+            torch.set_num_threads(int(cfg.threads))
+
         detector = load_detector(
             str(cfg.checkpoint),
             post=OmegaConf.to_container(cfg.post),

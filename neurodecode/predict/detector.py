@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -262,7 +261,7 @@ def _positive_output(labels: list[str] | None, config: Mapping[str, Any], where:
             hint="prediction writes seizure events; use a seizure-detection checkpoint",
         )
     n_outputs = (config.get("signal") or {}).get("n_outputs")
-    if n_outputs not in (None, 2) or (isinstance(n_outputs, float) and math.isnan(n_outputs)):
+    if n_outputs not in (None, 2):
         raise CheckpointError(
             f"unlabelled model with {n_outputs} outputs: which one is seizure?", path=where
         )

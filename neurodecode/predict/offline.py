@@ -273,9 +273,9 @@ def predict_recording(
 def output_stem(path: Path, root: Path | None = None) -> Path:
     """``sub-01/ses-01/eeg/sub-01_..._run-01`` for a file under ``root``, else its name,
     without suffix and without BIDS's ``_eeg``/``_ieeg``/``_meg``."""
-    data = io._bids_data_file(path) if path.is_dir() else path  # noqa: SLF001
+    data = io._bids_data_file(path) if path.is_dir() else path
     data = data or path
-    name = io._strip_suffix(data)  # noqa: SLF001
+    name = io._strip_suffix(data)
     for suffix in ("_eeg", "_ieeg", "_meg"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
@@ -331,7 +331,7 @@ def find_recordings(folder: Path) -> list[Path]:
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.suffix.lower() in FOLDER_SKIP_SUFFIXES:
             continue
-        if io._format_of(path) is not None:  # noqa: SLF001
+        if io._format_of(path) is not None:
             found.append(path)
     return found
 
@@ -418,6 +418,6 @@ def predict(
 
 def _is_bids_recording_folder(path: Path) -> bool:
     try:
-        return path.is_dir() and io._bids_data_file(path) is not None  # noqa: SLF001
+        return path.is_dir() and io._bids_data_file(path) is not None
     except RecordingError:
         return False

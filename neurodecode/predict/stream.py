@@ -240,7 +240,9 @@ class StreamDetector:
                 self._open = (self._open[0], b)
                 break
         if self._open is None:
-            keep = post.smoothing_windows + int(math.ceil(post.merge_gap_s / d.stride_s)) + 2
+            # windows that an event still forming (shorter than min_duration_s) may cover
+            reach = post.merge_gap_s + post.min_duration_s + d.window_s
+            keep = post.smoothing_windows + int(math.ceil(reach / d.stride_s)) + 2
             self._anchor = max(self._anchor, settled - keep)
         self.events.extend(emitted)
         return emitted

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from neurodecode.data.annotations import read_szcore_events
-from neurodecode.errors import ChannelError, ConfigError, PreprocessingError
+from neurodecode.errors import ChannelError, CheckpointError, ConfigError, PreprocessingError
 from neurodecode.predict import (
     StreamDetector,
     load_detector,
@@ -142,13 +142,14 @@ def test_command_line_refuses_unknown_keys(capsys):
         load_config(["checkpoint=x", "input=y"])
 
 
+@pytest.mark.slow
 def test_streaming_replay_agrees_with_offline_within_its_latency(detector, simulated_root):
     from neurodecode.data.io import read_recording
 
     path = sorted(simulated_root.rglob("*_eeg.edf"))[0]
     offline = predict_recording(path, detector)
     recording = read_recording(path)
-    stream = StreamDetector(detector, recording.ch_names, recording.sfreq, context_s=240)
+    stream = StreamDetector(detector, recording.ch_names, recording.sfreq, context_s=120)
     emitted = []
     step = int(recording.sfreq)  # one-second chunks, as an amplifier would send them
     for start in range(0, recording.n_times, step):
@@ -161,3 +162,51 @@ def test_streaming_replay_agrees_with_offline_within_its_latency(detector, simul
     for event, (a, _) in zip(onsets, offline.events, strict=True):
         assert abs(event.onset_s - a) <= stream.latency_s
         assert 0 < event.delay_s <= stream.latency_s
+
+
+def test_run_folder_and_its_ckpt_load_like_the_export(exported_detector, detector, tmp_path):
+    """A training run (results.json + Lightning checkpoint) is read weights-only."""
+    import torch
+    from safetensors.torch import load_file
+
+    config = json.loads((exported_detector / "config.json").read_text())
+    arch = {k: v for k, v in config["model"].items() if k != "chs_info"}
+    signal = config["signal"]
+    state = load_file(str(exported_detector / "model.safetensors"))
+    run = tmp_path / "runs" / "seizure" / "2026-01-01_00-00-00"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = run / "checkpoints" / "best-epoch=000.ckpt"
+    hparams = {"model": arch, "n_chans": len(signal["ch_names"]),
+               "n_outputs": 2, "n_times": signal["n_times"], "sfreq": signal["sfreq"],
+               "ch_names": signal["ch_names"], "ch_pos": signal["ch_pos"],
+               "class_names": ["background", "seizure"], "threshold": 0.7}  # fmt: skip
+    torch.save({"state_dict": {f"encoder.{k}": v for k, v in state.items()},
+                "hyper_parameters": hparams}, ckpt)  # fmt: skip
+    results = {"checkpoints": {"best": str(ckpt.relative_to(run))},
+               "config": {"preprocess": config["preprocessing"],
+                          "task": {"module": {"_target_": "seizure", "threshold": 0.7}}},
+               "data": {"dataset": "simulated", "classes": ["background", "seizure"]}}  # fmt: skip
+    (run / "results.json").write_text(json.dumps(results))
+    x = np.random.default_rng(0).normal(size=(3, 18, detector.n_times)).astype(np.float32)
+    mask = np.ones(18, bool)
+    expected = detector.probabilities(x, mask)
+    for source in (run, ckpt):
+        loaded = load_detector(source)
+        assert loaded.post.threshold == 0.7  # the run's own post-processing
+        assert loaded.post.min_duration_s == detector.post.min_duration_s
+        np.testing.assert_array_equal(loaded.probabilities(x, mask), expected)
+    lonely = tmp_path / "lonely.ckpt"
+    shutil.copy(ckpt, lonely)
+    with pytest.raises(CheckpointError, match="run folder"):
+        load_detector(lonely)
+
+
+def test_lsl_needs_mne_lsl_and_says_so():
+    import importlib.util
+
+    from neurodecode.predict import lsl_chunks
+
+    if importlib.util.find_spec("mne_lsl") is not None:
+        pytest.skip("mne-lsl is installed; the message for its absence cannot be shown")
+    with pytest.raises(ConfigError, match="pip install mne-lsl"):
+        lsl_chunks("EEG")
