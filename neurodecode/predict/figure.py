@@ -64,6 +64,10 @@ def _timeline(ax: Any, result: Any, detector: Any) -> None:
     for k, (onset, offset) in enumerate(result.events):
         ax.axvspan(onset / scale, offset / scale, color="tab:red", alpha=0.3, lw=0,
                    label="detected event" if k == 0 else None)  # fmt: skip
+        # a marker and the event's number, visible even when the span is below a pixel
+        ax.plot(onset / scale, 1.0, marker="v", color="tab:red", ms=6, clip_on=False)
+        ax.annotate(str(k + 1), (onset / scale, 1.0), xytext=(0, 5), textcoords="offset points",
+                    ha="center", fontsize=8, color="tab:red", annotation_clip=False)  # fmt: skip
     ax.set_xlim(0, result.duration_s / scale)
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("p(seizure)")
