@@ -210,3 +210,37 @@ def test_lsl_needs_mne_lsl_and_says_so():
         pytest.skip("mne-lsl is installed; the message for its absence cannot be shown")
     with pytest.raises(ConfigError, match="pip install mne-lsl"):
         lsl_chunks("EEG")
+
+
+def test_spans_filter_exactly_like_the_whole_recording(detector, simulated_root):
+    """With per-span decisions taken out (fixed scaling, fixed notch, no channel QC), spans
+    of 30 s read with their filter margins give the windows of one pass over the file."""
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    from neurodecode.data.io import open_recording
+    from neurodecode.predict import pipeline
+
+    config = OmegaConf.merge(
+        detector.preprocess,
+        {
+            "scaling": {"method": "fixed"},
+            "notch": {"line_freq": 50},
+            "artifacts": {"enabled": False},
+        },
+    )
+    fixed = dataclasses.replace(detector, preprocess=config)
+    reader = open_recording(sorted(simulated_root.rglob("*_eeg.edf"))[1])
+    grid = pipeline.make_grid(fixed, reader.header.sfreq, reader.n_times)
+    starts = grid.window_starts()
+    whole = pipeline.process_span(fixed, reader, grid, 0, grid.n_out, starts).x
+    chunk = grid.chunk(30.0)
+    parts = []
+    for lo in range(0, grid.n_out, chunk):
+        inside = starts[(starts >= lo) & (starts < lo + chunk)]
+        if inside.size:
+            hi = int(inside[-1]) + grid.window
+            parts.append(pipeline.process_span(fixed, reader, grid, lo, hi, inside).x)
+    assert len(parts) == 8
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-5)
