@@ -254,7 +254,7 @@ def predict_recording(
         table.loc[(seconds + 1 > a) & (seconds < b), "in_event"] = True
     qc = pipeline.qc_summary(qcs) | {"failed_spans": failed, "missing_channels": missing}
     result = Prediction(
-        source=Path(path),
+        source=Path(header.source),
         duration_s=duration,
         start_s=start_s,
         probabilities=probabilities,
@@ -273,16 +273,22 @@ def predict_recording(
 def output_stem(path: Path, root: Path | None = None) -> Path:
     """``sub-01/ses-01/eeg/sub-01_..._run-01`` for a file under ``root``, else its name,
     without suffix and without BIDS's ``_eeg``/``_ieeg``/``_meg``."""
-    data = io._bids_data_file(path) if path.is_dir() else path
-    data = data or path
-    name = io._strip_suffix(data)
-    for suffix in ("_eeg", "_ieeg", "_meg"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
+    name = path.name
+    suffix = _recording_suffix(path)
+    name = name[: -len(suffix)] if suffix else name
+    for bids in ("_eeg", "_ieeg", "_meg"):
+        if name.endswith(bids):
+            name = name[: -len(bids)]
             break
     if root is not None:
-        return data.parent.relative_to(root) / name
+        return path.parent.relative_to(root) / name
     return Path(name)
+
+
+def _recording_suffix(path: Path) -> str | None:
+    """The reader suffix (:data:`neurodecode.data.io.FORMATS`) the file name ends with."""
+    lower = path.name.lower()
+    return next((suffix for suffix in io.FORMATS if lower.endswith(suffix)), None)
 
 
 def write_outputs(
@@ -331,7 +337,7 @@ def find_recordings(folder: Path) -> list[Path]:
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.suffix.lower() in FOLDER_SKIP_SUFFIXES:
             continue
-        if io._format_of(path) is not None:
+        if _recording_suffix(path) is not None:
             found.append(path)
     return found
 
@@ -352,7 +358,8 @@ def predict(
     checkpoint : str, Path or Detector
         See :func:`~neurodecode.predict.detector.load_detector`.
     input : str or Path
-        A recording file, a BIDS recording folder, or a folder of recordings.
+        A recording file, or a folder: every recording file below it (a BIDS dataset,
+        one subject, one recording folder).
     output : str or Path
         Output folder (created).
     **options
@@ -369,8 +376,7 @@ def predict(
     if not source.exists():
         raise RecordingError("no such file or folder", path=source)
     output.mkdir(parents=True, exist_ok=True)
-    single = source.is_file() or _is_bids_recording_folder(source)
-    paths = [source] if single else find_recordings(source)
+    paths = [source] if source.is_file() else find_recordings(source)
     if not paths:
         raise RecordingError(
             "no recording files in this folder",
@@ -379,7 +385,7 @@ def predict(
         )
     recordings, failed = [], []
     for path in paths:
-        stem = None if single else output_stem(path, source)
+        stem = None if source.is_file() else output_stem(path, source)
         try:
             result = predict_recording(path, detector, output, stem=stem, **options)
         except NeurodecodeError as err:
@@ -414,10 +420,3 @@ def predict(
     }
     (output / SUMMARY_NAME).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
-
-
-def _is_bids_recording_folder(path: Path) -> bool:
-    try:
-        return path.is_dir() and io._bids_data_file(path) is not None
-    except RecordingError:
-        return False
