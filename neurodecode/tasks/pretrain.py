@@ -68,8 +68,8 @@ class PretrainTask(DecodingTask):
         decoder_depth: int = 1,
         decoder_heads: int = 2,
         loss: str = "mse",
-        target_norm: str = "patch",
-        spectral_weight: float = 0.0,
+        target_norm: str = "none",
+        spectral_weight: float = 1.0,
         **optim: float,
     ) -> None:
         super().__init__(**optim)
