@@ -3,7 +3,7 @@
 Configs are Hydra's: ``configs/train.yaml`` composes the groups ``data``, ``preprocess``,
 ``model``, ``task`` and ``trainer``; a recipe (``recipes/<name>.yaml``, a ``# @package
 _global_`` file) chooses among them and sets its own keys; the command line overrides any
-key (``model=eegnet trainer.max_epochs=3 seed=1``). ``--help`` lists the groups and
+key (``model=eegnet trainer.max_epochs=3 seed=1``). ``recipe=<name> --help`` lists the groups;
 ``--cfg job`` prints the resolved config. Unknown names list the valid ones and unknown keys
 are errors (Hydra's struct mode).
 
