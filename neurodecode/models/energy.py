@@ -25,7 +25,7 @@ per word) is left out: the models here fit on chip. Firing rates come from
 Command line::
 
     python -m neurodecode.models.energy model=spiking data=S001R04.edf [n_windows=32]
-        [window_s=4] [size=small] [time_steps=4] [out=energy.json]
+        [window_s=4] [size=small] [time_steps=4] [encoding=direct|delta] [out=energy.json]
 
 ``model=spiking`` (or ``analog``, or any registered name) is measured next to its
 counterpart (analog ↔ spiking) with the same size, on the same windows. ``data`` is a
@@ -67,6 +67,8 @@ COUNTERPARTS = {
     "spiking_dual_branch_conformer": "dual_branch_conformer",
     "dual_branch_conformer": "spiking_dual_branch_conformer",
 }
+
+SPIKING_ONLY = ("time_steps", "encoding")  # options the analog counterpart does not take
 
 _aten = torch.ops.aten
 _ATTENTION_OPS = tuple(
@@ -532,7 +534,7 @@ def compare(model: str, batches: Sequence[Tensor | dict[str, Any]], signal: dict
     names.sort(key=lambda n: n.startswith("spiking"))
     reports = []
     for each in names:
-        own = {k: v for k, v in arch.items() if k != "time_steps" or each.startswith("spiking")}
+        own = {k: v for k, v in arch.items() if k not in SPIKING_ONLY or each.startswith("spiking")}
         torch.manual_seed(0)
         built = MODELS.build(each, n_outputs=n_outputs, **signal, **own)
         calibrate_batchnorm(built, batches)
@@ -556,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parse_overrides(sys.argv[1:] if argv is None else argv)
     allowed = {"model", "data", "n_windows", "window_s", "batch_size", "size", "time_steps",
-               "out"}  # fmt: skip
+               "encoding", "out"}  # fmt: skip
     unknown = set(args) - allowed
     if unknown or "data" not in args:
         raise ConfigError(
@@ -574,6 +576,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arch: dict[str, Any] = {"size": args.get("size", "small")}
     if "time_steps" in args:
         arch["time_steps"] = int(args["time_steps"])
+    if "encoding" in args:
+        arch["encoding"] = args["encoding"]
     reports = compare(args.get("model", "spiking"), batches, signal, **arch)
     print(format_table(reports))
     for report in reports:
