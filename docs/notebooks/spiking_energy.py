@@ -17,7 +17,7 @@
 # leaky integrate-and-fire (LIF) neurons trained with surrogate gradients, attention between
 # spikes, membrane shortcuts. It takes the same inputs and arguments as the analog model
 # (`n_chans, n_outputs, n_times, sfreq, chs_info`, and `time_steps`), so any recipe can use it
-# (`model._target_=spiking_dual_branch_conformer`).
+# (`model=spiking`, e.g. `python -m neurodecode.train recipe=seizure data=simulated model=spiking`).
 #
 # Its appeal is energy: a spike (0 or 1) times a weight is an addition (AC, 0.9 pJ at 45 nm)
 # instead of a multiply-accumulate (MAC, 4.6 pJ). `neurodecode.models.energy` counts both
