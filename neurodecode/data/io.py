@@ -241,7 +241,8 @@ def _read_bonn(path: Path) -> Recording:
     )
 
 
-def _read_with_mne(path: Path, fmt: str) -> Recording:
+def _open_with_mne(path: Path, fmt: str) -> Any:
+    """Open ``path`` with MNE's reader for ``fmt`` without loading samples."""
     import mne
 
     if fmt in ("edf", "bdf"):
@@ -255,17 +256,18 @@ def _read_with_mne(path: Path, fmt: str) -> Recording:
         "eeglab": mne.io.read_raw_eeglab,
     }
     try:
-        raw = readers[fmt](path, preload=False, verbose="error")
-        signal = _load_float32(raw)
+        return readers[fmt](path, preload=False, verbose="error")
     except Exception as err:  # MNE's readers raise many unrelated types on damaged files
         raise RecordingError(f"MNE cannot read this {fmt.upper()} file: {err}", path=path) from err
+
+
+def _recording_from_raw(
+    raw: Any, fmt: str, signal: np.ndarray, names: list[str], path: Path
+) -> Recording:
+    """A Recording of ``signal`` with the header, annotations and positions of ``raw``."""
     sfreq = float(raw.info["sfreq"])
-    names = _original_names(raw.ch_names)
-    if fmt == "gdf":
-        signal *= _gdf_unit_correction(path, raw)[:, np.newaxis].astype(np.float32)
-    _check_finite(signal, names, sfreq, path)
     if fmt in ("edf", "bdf"):
-        _check_own_annotations(path, signal.shape[1] / sfreq)
+        _check_own_annotations(path, raw.n_times / sfreq)
     annotations = raw.annotations
     offset = raw.first_time if annotations.orig_time is not None else 0.0
     return Recording(
@@ -284,6 +286,19 @@ def _read_with_mne(path: Path, fmt: str) -> Recording:
         meas_date=raw.info["meas_date"],
         ch_pos=_positions(raw.info, names),
     )
+
+
+def _read_with_mne(path: Path, fmt: str) -> Recording:
+    raw = _open_with_mne(path, fmt)
+    try:
+        signal = _load_float32(raw)
+    except Exception as err:  # MNE's readers raise many unrelated types on damaged files
+        raise RecordingError(f"MNE cannot read this {fmt.upper()} file: {err}", path=path) from err
+    names = _original_names(raw.ch_names)
+    if fmt == "gdf":
+        signal *= _gdf_unit_correction(path, raw)[:, np.newaxis].astype(np.float32)
+    _check_finite(signal, names, float(raw.info["sfreq"]), path)
+    return _recording_from_raw(raw, fmt, signal, names, path)
 
 
 def _load_float32(raw: Any) -> np.ndarray:
@@ -642,45 +657,11 @@ def open_recording(
         raw = mne.io.RawArray(recording.signal, info, verbose="error")
         header = dataclasses.replace(recording, signal=recording.signal[:, :0])
         return RecordingReader(header, recording.n_times, raw, list(range(recording.n_chans)))
-    if fmt in ("edf", "bdf"):
-        _check_edf_size(data_path, bytes_per_sample=2 if fmt == "edf" else 3)
-    readers = {
-        "edf": mne.io.read_raw_edf,
-        "bdf": mne.io.read_raw_bdf,
-        "gdf": mne.io.read_raw_gdf,
-        "fif": mne.io.read_raw_fif,
-        "brainvision": mne.io.read_raw_brainvision,
-        "eeglab": mne.io.read_raw_eeglab,
-    }
-    try:
-        raw = readers[fmt](data_path, preload=False, verbose="error")
-    except Exception as err:  # MNE's readers raise many unrelated types on damaged files
-        raise RecordingError(
-            f"MNE cannot read this {fmt.upper()} file: {err}", path=data_path
-        ) from err
-    sfreq = float(raw.info["sfreq"])
+    raw = _open_with_mne(data_path, fmt)
     names = _original_names(raw.ch_names)
     factors = _gdf_unit_correction(data_path, raw).astype(np.float32) if fmt == "gdf" else None
-    if fmt in ("edf", "bdf"):
-        _check_own_annotations(data_path, raw.n_times / sfreq)
-    annotations = raw.annotations
-    offset = raw.first_time if annotations.orig_time is not None else 0.0
-    probe = Recording(
-        signal=raw.get_data(stop=min(raw.n_times, int(sfreq * _CHUNK_SECONDS))).astype(np.float32),
-        sfreq=sfreq,
-        ch_names=names,
-        ch_types=list(raw.get_channel_types()),
-        source=data_path,
-        annotations=pd.DataFrame(
-            {
-                "onset": np.asarray(annotations.onset, float) - offset,
-                "duration": np.asarray(annotations.duration, float),
-                "description": pd.Series(list(annotations.description), dtype=str),
-            }
-        ),
-        meas_date=raw.info["meas_date"],
-        ch_pos=_positions(raw.info, names),
-    )
+    first_chunk = raw.get_data(stop=min(raw.n_times, int(raw.info["sfreq"] * _CHUNK_SECONDS)))
+    probe = _recording_from_raw(raw, fmt, first_chunk.astype(np.float32), names, data_path)
     kept = montage.deduplicate(probe)
     rows = [names.index(name) for name in kept.ch_names]  # first copy of each name
     header = dataclasses.replace(kept, signal=kept.signal[:, :0])
