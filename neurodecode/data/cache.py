@@ -680,20 +680,7 @@ def _finalise(
             path=directory / "qc.json",
             hint="the QC report lists why each recording failed or lost its windows",
         )
-    columns = [
-        "subject",
-        "session",
-        "run",
-        "recording",
-        "start_s",
-        "end_s",
-        "label",
-        "description",
-        "overlap",
-        "event_onset_s",
-        "event_offset_s",
-        "row",
-    ]
+    columns = ["subject", "session", "run", "recording", *windows.WINDOW_COLUMNS, "row"]
     index = pd.concat(frames, ignore_index=True)
     extra = [c for c in index.columns if c not in columns]
     events = pd.concat(event_frames, ignore_index=True) if event_frames else pd.DataFrame()
