@@ -123,6 +123,15 @@ figures = sorted(out.glob("*_review.png"))
 display(Image(filename=str(figures[0])))
 
 # %% [markdown]
+# Read the figure before the events. The demonstration detector above (one epoch on a
+# simulation) has never seen real EEG: on this excerpt, ictal from its second second to its
+# end, it stays below the threshold, and the lower panel then shows the window of highest
+# probability instead of an event. A trained checkpoint is needed for real detections.
+
+# %%
+print(f"highest seizure probability: {result.per_second['p_seizure'].max():.2f}")
+
+# %% [markdown]
 # ## 5. Export the events
 #
 # `<stem>_events.tsv` is in SzCORE's BIDS format (`onset`, `duration`, `eventType`,
