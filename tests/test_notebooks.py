@@ -19,8 +19,10 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "docs" / "notebooks"
 NAMES = sorted(path.name for path in NOTEBOOKS.glob("*.py"))
 
 
-def test_every_notebook_is_listed():
+def test_every_notebook_is_listed_in_the_docs_index():
     assert NAMES, f"no notebooks in {NOTEBOOKS}"
+    index = (NOTEBOOKS.parent / "index.md").read_text(encoding="utf-8")
+    assert [name for name in NAMES if f"notebooks/{name}" not in index] == []
 
 
 @pytest.mark.slow
