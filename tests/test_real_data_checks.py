@@ -1,0 +1,89 @@
+"""Real-data checks of the recipes (issue 6): real recordings, CPU, tiny models, few epochs.
+
+Each check trains for real through the recipe path where it can (``neurodecode.train.run``
+on a composed config, as ``python -m neurodecode.train`` does) and asserts a score on
+held-out data with a binomial bound, not just that the run ends. The figures they reach
+are recorded in ``docs/recipes.md`` ("Checks on real recordings").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from neurodecode import train
+from neurodecode.resources import resource_dir
+from tests.conftest import require_shared
+from tests.predict.conftest import exported_detector, simulated_root  # noqa: F401 (fixtures)
+
+# Bonn: set S (ictal) against Z, O, N and F; one label per 23.6-s segment.
+BONN_S_AGAINST_THE_REST = "{S: 1, Z: 0, O: 0, N: 0, F: 0}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """On shared, loaded cores more torch threads only spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_recipe(runs: Path, *overrides: str) -> dict:
+    """Compose ``configs/train.yaml`` with ``overrides`` and run it in-process: results.json."""
+    with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, "trainer.enable_progress_bar=false"])
+    return train.run(cfg, runs)
+
+
+@pytest.mark.slow
+def test_bonn_seizure_segments_against_the_other_four_sets(mirror_url, tmp_path_factory):
+    root = tmp_path_factory.mktemp("bonn")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEURODECODE_HOME", str(root / "home"))
+        patch.setenv("NEURODECODE_MIRROR", mirror_url)
+        results = run_recipe(
+            root / "run",
+            "recipe=seizure", "data=bonn", "preprocess=bonn", "task=classification",
+            "task.class_weights=balanced", "~preprocess.windows.label_map",
+            f"+preprocess.windows.label_map={BONN_S_AGAINST_THE_REST}",
+            "preprocess.windows.stride_s=4.0", "model.size=tiny", "trainer.max_epochs=10",
+            "data.datamodule.batch_size=48", "data.datamodule.num_workers=0", "seed=0",
+        )  # fmt: skip
+    test = results["metrics"]["test"]
+    split = results["data"]["split"]
+    # held-out segments: no segment contributes windows to both training and test
+    assert not set(split["train"]["subjects"]) & set(split["test"]["subjects"])
+    assert test["n"] >= 400 and test["chance"] == pytest.approx(405 / 495, abs=0.05)
+    # seed 0 measured: accuracy 0.907 (bound 0.883 vs chance 0.818), balanced 0.77, AUROC 0.89
+    assert test["accuracy_lower_bound"] > test["chance"] and test["p_value"] < 1e-4
+    assert test["balanced_accuracy"] > 0.65
+    assert test["roc_auc"] > 0.8
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,
+    reason="not reached yet: mean seizure probability 0.226 on the seizure crop vs 0.325 on the "
+    "background crop with the simulated-data detector; a Bonn-trained single-channel detector "
+    "applied to each bipolar channel gave 0.180 vs 0.190 (docs/recipes.md)",
+)
+def test_chbmit_seizure_crop_gets_more_seizure_probability_than_background(
+    exported_detector,  # noqa: F811 (the fixture imported above)
+):
+    """A detector trained only on simulated double-banana EEG, applied to real CHB-MIT."""
+    from neurodecode.predict import load_detector, predict_recording
+
+    detector = load_detector(exported_detector)
+    excerpts = require_shared("excerpts/chbmit")
+    seizure = predict_recording(excerpts / "chb01_03_seizure_crop.edf", detector, figure=False)
+    background = predict_recording(
+        excerpts / "chb01_03_background_crop.edf", detector, figure=False
+    )
+    p_seizure = float(np.nanmean(seizure.probabilities))
+    p_background = float(np.nanmean(background.probabilities))
+    assert p_seizure > p_background, (p_seizure, p_background)
