@@ -138,3 +138,57 @@ def test_eegmmidb_s001_imagery_decoded_in_held_out_runs(mirror_url, tmp_path_fac
     result = above_chance(n_correct, n_trials, chance)
     # seed 0 measured: 32/45 correct (0.71), 95 % lower bound 0.58 vs chance 0.51
     assert result["above_chance"] and result["p_value"] < 0.05, (n_correct, result)
+
+
+@pytest.mark.slow
+def test_graz_gdf_sample_decoded_in_held_out_blocks_of_trials(tmp_path_factory):
+    """The local-GDF dataset (``data=graz_gdf``) on the Graz sample: 40 cued trials.
+
+    The trials, in time order, form 4 contiguous blocks of 10; each fold tests on one block,
+    selects the model on the next and trains on the other two, with the recipe's config,
+    task, trainer and data module (only the split is the block split). 40 held-out trials
+    pooled, exact binomial test against the majority-class rate.
+    """
+    from neurodecode.data.datamodule import EEGDataModule
+    from neurodecode.data.splits import Split
+
+    root = tmp_path_factory.mktemp("graz")
+    n_blocks = 4
+    with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "recipe=motor_imagery", "data=graz_gdf", "preprocess.reference=null",
+            "preprocess.bandpass.l_freq=8.0", "preprocess.bandpass.h_freq=30.0",
+            "model.size=tiny", "trainer.max_epochs=40", "early_stopping.patience=10",
+            "trainer.enable_progress_bar=false", "seed=0",
+        ])  # fmt: skip
+    loaders = {k: cfg.data.datamodule[k] for k in ("batch_size", "num_workers")}
+    matrices = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEURODECODE_HOME", str(root / "home"))
+        patch.setenv("NEURODECODE_GDF_ROOT", str(require_shared("excerpts/biosig")))
+        cache = train.prepare_data(cfg, root)
+        assert len(cache) == 40 and list(cache.classes) == ["left_hand", "right_hand"]
+        blocks = np.array_split(np.argsort(cache.index["start_s"].to_numpy()), n_blocks)
+        for k in range(n_blocks):
+            test, valid = np.sort(blocks[k]), np.sort(blocks[(k + 1) % n_blocks])
+            fit = np.sort(np.concatenate([b for i, b in enumerate(blocks) if i != k and
+                                          i != (k + 1) % n_blocks]))  # fmt: skip
+            split = Split(f"block{k}", fit, valid, test)
+
+            class BlockSplit(EEGDataModule):
+                def _make_splits(self, split: Split = split) -> list[Split]:
+                    return [split]
+
+            datamodule = BlockSplit(cache, split="recording", seed=cfg.seed, **loaders)
+            task = train.build_task(cfg, cache, cache.labels[fit])
+            trainer = train.build_trainer(cfg, root / f"fold{k}")
+            trainer.fit(task, datamodule=datamodule)
+            best = trainer.checkpoint_callback.best_model_path
+            trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=False,
+                         verbose=False)  # fmt: skip
+            matrices.append(np.asarray(task.test_metrics["confusion_matrix"]))
+    matrix = np.sum(matrices, axis=0)
+    assert matrix.sum() == 40
+    result = above_chance(int(np.trace(matrix)), 40, matrix.sum(axis=1).max() / 40)
+    # seed 0 measured: 38/40 correct (0.95), 95 % lower bound 0.85 vs chance 0.5
+    assert result["above_chance"] and result["p_value"] < 1e-3, result
