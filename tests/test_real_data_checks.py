@@ -192,3 +192,34 @@ def test_graz_gdf_sample_decoded_in_held_out_blocks_of_trials(tmp_path_factory):
     result = above_chance(int(np.trace(matrix)), 40, matrix.sum(axis=1).max() / 40)
     # seed 0 measured: 38/40 correct (0.95), 95 % lower bound 0.85 vs chance 0.5
     assert result["above_chance"] and result["p_value"] < 1e-3, result
+
+
+@pytest.mark.slow
+def test_zero_shot_retrieval_on_eeg_simulated_from_real_clip_features(tmp_path_factory):
+    """100-way zero-shot top-1 on concepts never trained on, EEG simulated from real CLIP.
+
+    The 200 CLIP ViT-L/14 features of the THINGS-EEG2 test images drive the simulated EEG
+    (one subject, 2 runs x 4 repetitions per concept); half the concepts are held out for
+    test, a fifth of the rest for validation. 200-way would need 200 unseen concepts *and*
+    training concepts: the shared file holds only 200 features.
+    """
+    root = tmp_path_factory.mktemp("retrieval")
+    features = require_shared("excerpts/things_eeg2/clip_feature_maps_test.npy")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEURODECODE_HOME", str(root / "home"))
+        results = run_recipe(
+            root / "run",
+            "recipe=image_retrieval", "data=simulated",
+            f"+data.manifest.source.generator_params.embeddings={features}",
+            "+data.manifest.source.generator_params.n_subjects=1",
+            "+data.manifest.source.generator_params.repetitions_per_run=4",
+            "data.datamodule.test_fraction=0.5", "data.datamodule.valid_fraction=0.2",
+            "model.size=tiny", "trainer.max_epochs=30", "data.datamodule.num_workers=0",
+            "seed=0",
+        )  # fmt: skip
+    test = results["metrics"]["test"]
+    assert test["n_way"] == 100 and test["chance_top1"] == pytest.approx(0.01)
+    # seed 0 measured: top-1 0.14 (chance 0.01), top-5 0.40 (chance 0.05)
+    result = above_chance(round(test["top1"] * 100), 100, test["chance_top1"])
+    assert result["accuracy_lower_bound"] > 5 * test["chance_top1"], (test, result)
+    assert test["top5"] > 4 * test["chance_top5"]
