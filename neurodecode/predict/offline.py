@@ -12,6 +12,8 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +159,7 @@ def predict_recording(
     figure: bool = True,
     annotation_format: str | None = None,
     progress: bool | None = None,
+    overlap: bool = True,
 ) -> Prediction:
     """Detect seizures in one recording, in bounded memory.
 
@@ -185,6 +188,9 @@ def predict_recording(
         Passed to the reader (the recording's own annotations are not used for prediction).
     progress : bool, optional
         Progress bar; None shows it on a terminal only.
+    overlap : bool
+        Preprocess the next span in a background thread while the model scores the
+        current one (the same results as one after the other; one more span in memory).
 
     Returns
     -------
@@ -211,25 +217,26 @@ def predict_recording(
     if len(bounds) > 1 and grid.n_out - bounds[-1] < chunk // 2:
         bounds.pop()  # fold a short tail into the previous span
     bounds.append(grid.n_out)
+    spans = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        inside = np.flatnonzero((starts >= lo) & (starts < hi))
+        if inside.size:
+            spans.append((lo, int(starts[inside[-1]]) + grid.window, inside))
     probabilities = np.full(len(starts), np.nan, dtype=np.float32)
     qcs, failed = [], []
-    for lo, hi in tqdm(
-        list(zip(bounds[:-1], bounds[1:], strict=True)),
+    prepared = _prepared_spans(detector, reader, grid, starts, spans, overlap)
+    for (lo, out_stop, inside), span in tqdm(
+        zip(spans, prepared, strict=True),
+        total=len(spans),
         desc=Path(path).name,
         unit="span",
         disable=None if progress is None else not progress,
     ):
-        inside = np.flatnonzero((starts >= lo) & (starts < hi))
-        if inside.size == 0:
-            continue
-        out_stop = int(starts[inside[-1]]) + grid.window
-        try:
-            span = pipeline.process_span(detector, reader, grid, lo, out_stop, starts[inside])
-        except (PreprocessingError, RecordingError) as err:
+        if isinstance(span, (PreprocessingError, RecordingError)):
             logger.warning("%s: %.0f-%.0f s not predicted: %s", path, lo / grid.sfreq,
-                           out_stop / grid.sfreq, err.reason)  # fmt: skip
+                           out_stop / grid.sfreq, span.reason)  # fmt: skip
             failed.append({"start_s": lo / grid.sfreq, "stop_s": out_stop / grid.sfreq,
-                           "error": str(err)})  # fmt: skip
+                           "error": str(span)})  # fmt: skip
             continue
         qcs.append(span.qc)
         probabilities[inside] = detector.probabilities(span.x, span.mask, batch_size)
@@ -268,6 +275,39 @@ def predict_recording(
     if output is not None:
         write_outputs(result, detector, reader, grid, Path(output), stem, figure)
     return result
+
+
+def _prepared_spans(
+    detector: Detector,
+    reader: Any,
+    grid: pipeline.Grid,
+    starts: np.ndarray,
+    spans: list[tuple[int, int, np.ndarray]],
+    overlap: bool,
+) -> Iterator[pipeline.Span | PreprocessingError | RecordingError]:
+    """Each span of ``spans`` (``(out_start, out_stop, window indices)``) preprocessed, in
+    order, or the error that stopped it.
+
+    With ``overlap`` the next span is prepared in one background thread while the caller
+    works on the current one: filtering, FFTs and the model release the GIL, so on two
+    cores preprocessing and inference run side by side. At most two spans are held.
+    """
+
+    def prepare(lo: int, out_stop: int, inside: np.ndarray) -> Any:
+        try:
+            return pipeline.process_span(detector, reader, grid, lo, out_stop, starts[inside])
+        except (PreprocessingError, RecordingError) as err:
+            return err
+
+    if not overlap:
+        yield from (prepare(*span) for span in spans)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict-span") as pool:
+        pending = pool.submit(prepare, *spans[0]) if spans else None
+        for k in range(len(spans)):
+            current = pending.result()
+            pending = pool.submit(prepare, *spans[k + 1]) if k + 1 < len(spans) else None
+            yield current
 
 
 def output_stem(path: Path, root: Path | None = None) -> Path:

@@ -20,6 +20,7 @@ from neurodecode.data.artifacts import (
     build_report,
     format_summary,
     plateau_mask,
+    welch_psd,
     write_report,
 )
 from neurodecode.data.cache import process_recording
@@ -178,3 +179,17 @@ def test_real_chbmit_crops_line_noise_and_ictal_amplitude():
     assert strict.windows_rejected.get("peak_to_peak", 0) >= 3
     _, loose = run_qc(seizure, "chbmit", [], labels, annotation_format="file")
     assert not loose.windows_rejected and loose.windows_kept == loose.windows_total
+
+
+@pytest.mark.parametrize(
+    ("dtype", "sfreq", "nperseg"), [(np.float32, 256.0, 512), (np.float64, 100.5, 201)]
+)
+def test_welch_psd_matches_scipy(dtype, sfreq, nperseg):
+    from scipy.signal import welch
+
+    x = (np.random.default_rng(0).standard_normal((3, 4001)) * 10 + 5).astype(dtype)
+    f, psd = welch(x, fs=sfreq, nperseg=nperseg, axis=1)
+    f_ours, psd_ours = welch_psd(x, sfreq, nperseg)
+    assert psd_ours.dtype == psd.dtype
+    np.testing.assert_allclose(f_ours, f)
+    np.testing.assert_allclose(psd_ours, psd, rtol=1e-4 if dtype == np.float32 else 1e-10)

@@ -244,3 +244,13 @@ def test_spans_filter_exactly_like_the_whole_recording(detector, simulated_root)
             parts.append(pipeline.process_span(fixed, reader, grid, lo, hi, inside).x)
     assert len(parts) == 8
     np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-5)
+
+
+def test_overlapped_spans_give_the_sequential_results(detector, simulated_root):
+    """Preprocessing the next span in a background thread changes nothing in the output."""
+    path = sorted(simulated_root.rglob("*_eeg.edf"))[0]
+    overlapped = predict_recording(path, detector, None, chunk_s=60.0, overlap=True)
+    sequential = predict_recording(path, detector, None, chunk_s=60.0, overlap=False)
+    assert overlapped.qc["spans"] == 4
+    np.testing.assert_array_equal(overlapped.probabilities, sequential.probabilities)
+    assert overlapped.qc == sequential.qc and overlapped.events == sequential.events
