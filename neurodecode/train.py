@@ -3,9 +3,10 @@
 Configs are Hydra's: ``configs/train.yaml`` composes the groups ``data``, ``preprocess``,
 ``model``, ``task`` and ``trainer``; a recipe (``recipes/<name>.yaml``, a ``# @package
 _global_`` file) chooses among them and sets its own keys; the command line overrides any
-key (``model=eegnet trainer.max_epochs=3 seed=1``). ``recipe=<name> --help`` lists the groups;
-``--cfg job`` prints the resolved config. Unknown names list the valid ones and unknown keys
-are errors (Hydra's struct mode).
+key (``model=eegnet trainer.max_epochs=3 seed=1``). ``--help`` alone lists the recipes;
+``recipe=<name> --help`` lists the groups; ``--cfg job`` prints the resolved config. Unknown
+names list the valid ones and unknown keys are errors (Hydra's struct mode). From Python,
+:func:`compose` gives the same config and :func:`run_recipe` runs it.
 
 Each run writes into ``runs/<recipe>/<timestamp>/``::
 
@@ -27,8 +28,9 @@ import logging
 import math
 import platform
 import shutil
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ import numpy as np
 import yaml
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neurodecode.errors import ConfigError
 from neurodecode.resources import resource_dir
@@ -423,7 +425,7 @@ def jsonable(value: Any) -> Any:
 
 
 def write_outputs(cfg: DictConfig, run_dir: Path, task: Any, cache: Any, datamodule: Any,
-                  trainer: Any, started: float) -> dict[str, Any]:  # fmt: skip
+                  trainer: Any, started: float, recipe: str | None) -> dict[str, Any]:  # fmt: skip
     """Plots, SzCORE events, QC report and ``results.json`` of a finished run."""
     from neurodecode import plots
     from neurodecode.tasks.classification import ClassificationTask
@@ -454,9 +456,7 @@ def write_outputs(cfg: DictConfig, run_dir: Path, task: Any, cache: Any, datamod
     checkpoint = trainer.checkpoint_callback
     config = OmegaConf.to_container(cfg, resolve=True)
     results = {
-        "recipe": HydraConfig.get().runtime.choices.get("recipe")
-        if HydraConfig.initialized()
-        else None,
+        "recipe": recipe,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "duration_s": round(time.time() - started, 1),
         "seed": cfg.seed,
@@ -533,7 +533,7 @@ def _fmt(value: Any) -> str:
 # --------------------------------------------------------------------------- entry point
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, Any]:
     """Prepare the data, train with model selection on validation, test, write outputs.
 
     Parameters
@@ -543,6 +543,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run_dir : pathlib.Path
         Folder for checkpoints, logs, plots and ``results.json``. With ``resume``, the
         folder of the resumed run is used instead.
+    recipe : str, optional
+        The recipe's name, recorded in ``results.json``; by default Hydra's choice when run
+        from the command line.
 
     Returns
     -------
@@ -557,6 +560,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from neurodecode.tasks.seizure import SeizureTask
 
     started = time.time()
+    if recipe is None and HydraConfig.initialized():
+        recipe = HydraConfig.get().runtime.choices.get("recipe")
     checkpoint = resume_checkpoint(cfg, run_dir)
     if checkpoint is not None:
         run_dir = checkpoint.parent.parent
@@ -592,16 +597,112 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=False)
     best = trainer.checkpoint_callback.best_model_path or None
     trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=False)
-    results = write_outputs(cfg, run_dir, task, cache, datamodule, trainer, started)
+    results = write_outputs(cfg, run_dir, task, cache, datamodule, trainer, started, recipe)
     for line in summary_lines(results):
         logger.info(line)
     logger.info("run folder: %s", run_dir)
     return results
 
 
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config that ``python -m neurodecode.train <overrides>`` would run.
+
+    Parameters
+    ----------
+    overrides : sequence of str
+        Command-line style overrides, e.g. ``["recipe=seizure", "data=simulated",
+        "trainer.max_epochs=3"]``; ``recipe=<name>`` is required.
+
+    Returns
+    -------
+    DictConfig
+        The resolved-on-access config, in struct mode (unknown keys are errors).
+    """
+    cfg = _compose_with_hydra(overrides)
+    with open_dict(cfg):
+        cfg.pop("hydra")
+    return cfg
+
+
+def run_recipe(overrides: Sequence[str], run_dir: str | Path | None = None) -> Path:
+    """Train and evaluate like ``python -m neurodecode.train <overrides>``, from Python.
+
+    Parameters
+    ----------
+    overrides : sequence of str
+        As on the command line, e.g. ``["recipe=motor_imagery", "data=simulated"]``.
+    run_dir : str or pathlib.Path, optional
+        The run folder; by default ``<runs_dir>/<recipe>/<date>_<time>`` as on the command
+        line. With ``resume``, the resumed run's folder is used instead.
+
+    Returns
+    -------
+    pathlib.Path
+        The run folder, with ``results.json``, checkpoints, plots and logs.
+    """
+    full = _compose_with_hydra(overrides)
+    recipe = str(full.hydra.runtime.choices.recipe)
+    cfg = compose(overrides)
+    if run_dir is None:
+        run_dir = Path(cfg.runs_dir) / recipe / f"{dt.datetime.now():%Y-%m-%d_%H-%M-%S}"
+    run_dir = Path(run_dir)
+    checkpoint = resume_checkpoint(cfg, run_dir)
+    if checkpoint is None:  # what Hydra writes to .hydra/ for a command-line run
+        (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+        OmegaConf.save(OmegaConf.create(list(overrides)), run_dir / ".hydra" / "overrides.yaml")
+    run(cfg, run_dir, recipe=recipe)
+    return checkpoint.parent.parent if checkpoint is not None else run_dir
+
+
+def _compose_with_hydra(overrides: Sequence[str]) -> DictConfig:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
+        return hydra_compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def usage() -> str:
+    """``--help`` without a recipe: the recipes, one line each, and how to run them."""
+    lines = [
+        "Train and evaluate one recipe (neurodecode.train).",
+        "",
+        "usage: python -m neurodecode.train recipe=<name> [key=value ...]",
+        "",
+        "recipes:",
+    ]
+    for path in sorted(resource_dir("recipes").glob("*.yaml")):
+        lines.append(f"  {path.stem:16s} {_recipe_summary(path.read_text())}")
+    lines += [
+        "",
+        "examples:",
+        "  python -m neurodecode.train recipe=seizure data=simulated trainer.max_epochs=3 seed=1",
+        "  python -m neurodecode.train recipe=motor_imagery --help     # its config groups",
+        "  python -m neurodecode.train recipe=motor_imagery --cfg job  # the resolved config",
+        "",
+        "Any key can be overridden (key=value; +key=value adds a new one). From Python:",
+        '  neurodecode.train.run_recipe(["recipe=seizure", "data=simulated"])',
+        "Documentation: docs/recipes.md (recipes, datasets, metrics), docs/configuration.md.",
+    ]
+    return "\n".join(lines)
+
+
+def _recipe_summary(text: str) -> str:
+    """The first phrase of the comment block under a recipe's ``# @package`` line."""
+    comment = []
+    for line in text.splitlines()[1:]:
+        if not line.startswith("#"):
+            break
+        comment.append(line.lstrip("# ").strip())
+    phrase = " ".join(comment)
+    for stop in (": ", ". "):
+        phrase = phrase.split(stop)[0]
+    return phrase.rstrip(".")
+
+
 @hydra.main(config_path=str(resource_dir("configs")), config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point (``python -m neurodecode.train``, ``neurodecode-train``)."""
+def _hydra_main(cfg: DictConfig) -> None:
     # Lightning prints through its own console handler; Hydra's root handlers (console and
     # train.log) already show its messages, so drop the duplicate
     import lightning  # noqa: F401  (adds the handler on import)
@@ -612,6 +713,18 @@ def main(cfg: DictConfig) -> None:
     results = run(cfg, hydra_dir)
     for line in summary_lines(results):
         print(line)
+
+
+def main() -> None:
+    """Command-line entry point (``python -m neurodecode.train``, ``neurodecode-train``).
+
+    ``--help`` without ``recipe=<name>`` prints :func:`usage`; everything else goes to Hydra.
+    """
+    args = sys.argv[1:]
+    if {"--help", "-h"} & set(args) and not any(a.startswith("recipe=") for a in args):
+        print(usage())
+        return
+    _hydra_main()
 
 
 if __name__ == "__main__":

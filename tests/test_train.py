@@ -1,4 +1,5 @@
-"""The training entry point: config composition, refusals, and one complete seizure run."""
+"""The training entry point: config composition, refusals, the command-line help, one
+complete seizure run and a motor-imagery run through the Python API."""
 
 from __future__ import annotations
 
@@ -11,16 +12,14 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from neurodecode import train
-from neurodecode.resources import resource_dir
+from neurodecode.evaluation.classification import above_chance
 
 
 def _compose(*overrides: str):
-    with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+    return train.compose(overrides)
 
 
 @pytest.mark.parametrize(
@@ -64,6 +63,24 @@ def test_key_typos_are_errors():
         _compose("recipe=seizure", "trainer.max_epoch=3")
     with pytest.raises(ConfigCompositionException, match="lenght_s"):
         _compose("recipe=seizure", "preprocess.windows.lenght_s=2")
+
+
+def test_help_without_a_recipe_lists_the_recipes():
+    done = subprocess.run(
+        [sys.executable, "-m", "neurodecode.train", "--help"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "recipe=<name>" in done.stdout and "run_recipe" in done.stdout
+    for recipe in ("image_retrieval", "motor_imagery", "pretrain", "seizure"):
+        assert f"  {recipe} " in done.stdout
+    assert "  motor_imagery    Motor imagery" in done.stdout  # the recipe's own summary
+
+
+def test_compose_is_the_command_line_config_without_hydra_keys():
+    cfg = train.compose(["recipe=motor_imagery", "data=simulated", "seed=3"])
+    assert "hydra" not in cfg and cfg.seed == 3
+    assert cfg.preprocess.windows.mode == "events"
 
 
 def test_class_weights_are_inverse_frequencies():
@@ -187,3 +204,36 @@ def test_resume_finds_the_latest_earlier_run(tmp_path):
     assert chosen == earlier / "checkpoints" / "last.ckpt"
     with pytest.raises(ConfigError, match="no earlier run"):
         train.resume_checkpoint(OmegaConf.create({"resume": True}), tmp_path / "x" / "run")
+
+
+@pytest.mark.slow
+def test_motor_imagery_recipe_on_simulated_data_is_above_chance_on_a_held_out_subject(
+    neurodecode_home, tmp_path
+):
+    """The recipe's own preprocessing and model (tiny, 8 epochs) on simulated left/right
+    imagery: the held-out subject's trials are decoded above chance (exact binomial test)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = train.run_recipe(
+            ["recipe=motor_imagery", "data=simulated", "model.size=tiny",
+             "trainer.max_epochs=8", "seed=1", "trainer.enable_progress_bar=false",
+             "+trainer.enable_model_summary=false"],
+            tmp_path / "run",
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert run == tmp_path / "run" and (run / ".hydra" / "config.yaml").is_file()
+    results = json.loads((run / "results.json").read_text())
+    assert results["recipe"] == "motor_imagery"
+    split = results["data"]["split"]
+    held_out = set(split["test"]["subjects"])
+    assert held_out and not held_out & set(split["train"]["subjects"] + split["valid"]["subjects"])
+    test = results["metrics"]["test"]
+    n_trials = test["n"]
+    n_correct = round(test["accuracy"] * n_trials)
+    assert n_trials >= 100  # a whole subject: 2 sessions x 2 runs x 30 trials
+    check = above_chance(n_correct, n_trials, chance=0.5, confidence_level=0.99)
+    assert check["above_chance"], check
