@@ -79,8 +79,10 @@ def top_k_accuracy(
         )
     similarity = _normalise(queries) @ _normalise(gallery).T
     target_similarity = similarity[np.arange(len(targets)), targets]
-    # rank = number of gallery items strictly more similar than the target (ties favour it)
-    rank = (similarity > target_similarity[:, None]).sum(axis=1)
+    # rank = number of other gallery items at least as similar as the target: ties count
+    # against it, so a collapsed embedding (all similarities equal) scores as the worst rank
+    at_least = (similarity >= target_similarity[:, None]).sum(axis=1)
+    rank = at_least - 1
     n_way = gallery.shape[0]
     result: dict[str, float] = {"n_way": n_way}
     for k in ks:

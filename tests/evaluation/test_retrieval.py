@@ -43,3 +43,17 @@ def test_200_way_with_averaged_noisy_repetitions_beats_single_trials():
 def test_missing_image_embedding_is_reported():
     with pytest.raises(ValueError, match="no image embedding"):
         zero_shot_retrieval(np.ones((2, 3)), [0, 7], np.ones((2, 3)), [0, 1])
+
+
+def test_collapsed_embeddings_score_as_worst_not_best():
+    """All-zero EEG embeddings tie with every image: that must not count as a hit."""
+    gallery = np.random.default_rng(0).normal(size=(50, 8))
+    result = top_k_accuracy(np.zeros((50, 8)), gallery, np.arange(50), ks=(1, 5))
+    assert result["top1"] == 0.0 and result["top5"] == 0.0
+
+
+def test_identical_embeddings_hit_at_most_one_concept():
+    """One embedding for every trial can be nearest to one image only (chance or worse)."""
+    gallery = np.random.default_rng(0).normal(size=(50, 8))
+    result = top_k_accuracy(np.ones((50, 8)), gallery, np.arange(50), ks=(1,))
+    assert result["top1"] <= 1 / 50
