@@ -88,7 +88,7 @@ class Detector:
         return self.stride / self.sfreq
 
     @torch.inference_mode()
-    def probabilities(self, x: np.ndarray, mask: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def probabilities(self, x: np.ndarray, mask: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Seizure probability of each window ``x`` (``(n, n_chans, n_times)``, scaled)."""
         out = np.empty(len(x), dtype=np.float32)
         pos = torch.from_numpy(np.nan_to_num(self.ch_pos, nan=0.0).astype(np.float32))

@@ -154,7 +154,7 @@ def predict_recording(
     *,
     stem: str | Path | None = None,
     chunk_s: float = 600.0,
-    batch_size: int = 256,
+    batch_size: int = 64,
     allow_missing_channels: bool = False,
     figure: bool = True,
     annotation_format: str | None = None,
