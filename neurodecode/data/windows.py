@@ -151,8 +151,13 @@ def sliding_windows(
     PreprocessingError
         If the recording is shorter than one window.
     ConfigError
-        If ``background`` is not in the label map.
+        If ``background`` is not in the label map, or ``overlap_threshold`` is not in (0, 1].
     """
+    if not 0 < overlap_threshold <= 1:
+        raise ConfigError(
+            f"windows.overlap_threshold={overlap_threshold} must be in (0, 1]: the fraction of "
+            "a window an annotated interval must cover for the window to take its label"
+        )
     length = n_window_samples(length_s, sfreq)
     stride = n_window_samples(stride_s, sfreq)
     _check_length(n_samples, length, sfreq, source)
@@ -182,7 +187,7 @@ def sliding_windows(
         touched = overlap > 0
         onset[touched] = ev_on[best[touched]]
         offset[touched] = ev_off[best[touched]]
-        hit = overlap >= overlap_threshold
+        hit = touched & (overlap >= overlap_threshold)
         label[hit] = events["label"].to_numpy(int)[best[hit]]
         description[hit] = events["description"].to_numpy(str)[best[hit]]
     return pd.DataFrame(

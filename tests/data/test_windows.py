@@ -87,6 +87,18 @@ def test_sliding_windows_overlap_threshold_and_event_times():
         sliding_windows(events, 100.0, 4000, 4.0, 2.0, labels, 0.5, "rest")
 
 
+def test_sliding_windows_tiny_threshold_labels_only_touched_windows():
+    events = pd.DataFrame({"onset": [10.0], "duration": [11.0], "description": ["seizure"]})
+    labels = {"background": 0, "seizure": 1}
+    table = sliding_windows(events, 100.0, 4000, 4.0, 2.0, labels, 1e-6, "background")
+    # windows overlapping 10-21 s at all: starts 8 .. 20 (7 windows); the rest stay background
+    assert (table["label"] == 1).sum() == 7
+    assert table.loc[table["overlap"] == 0, "label"].eq(0).all()
+    for threshold in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="overlap_threshold"):
+            sliding_windows(events, 100.0, 4000, 4.0, 2.0, labels, threshold, "background")
+
+
 def test_extract_windows_and_label_maps():
     signal = np.arange(30, dtype=np.float32).reshape(3, 10)
     out = extract_windows(signal, np.array([0, 5]), 4)
