@@ -119,6 +119,10 @@ class SeizureTask(ClassificationTask):
         )
         return events, float(windows["start_s"].max() + self.window_s)
 
+    def seizure_probability(self, frame: pd.DataFrame) -> np.ndarray:
+        """The seizure-class column of a predictions DataFrame (class 1, whatever its name)."""
+        return self.probabilities_of(frame)[:, 1]
+
     def score_events(self, frame: pd.DataFrame) -> dict[str, Any]:
         """Post-process and SzCORE-score a predictions DataFrame (one row per window)."""
         missing = {"subject", "recording", "start_s"} - set(frame.columns)
@@ -129,7 +133,7 @@ class SeizureTask(ClassificationTask):
         for recording, windows in frame.groupby("recording", sort=True):
             recording = str(recording)
             detected = probabilities_to_events(
-                windows["p_seizure"].to_numpy(),
+                self.seizure_probability(windows),
                 windows["start_s"].to_numpy(),
                 self.window_s,
                 self.post_processing,
@@ -194,7 +198,7 @@ class SeizureTask(ClassificationTask):
         for recording, windows in self.test_predictions.groupby("recording", sort=True):
             recording = str(recording)
             events = self.detected_events.get(recording, [])
-            starts, p = windows["start_s"].to_numpy(), windows["p_seizure"].to_numpy()
+            starts, p = windows["start_s"].to_numpy(), self.seizure_probability(windows)
             confidence = [
                 float(p[(starts < offset) & (starts + self.window_s > onset)].max())
                 for onset, offset in events

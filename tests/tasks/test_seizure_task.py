@@ -72,6 +72,18 @@ def test_reference_falls_back_to_window_labels(tiny_model):
     assert task.detected_events["r"] == [(20.0, 32.0)]
 
 
+def test_seizure_class_is_the_second_whatever_its_name(tiny_model):
+    # an explicit label map {bckg: 0, sz: 1} names the classes after SzCORE's event types
+    task = SeizureTask(tiny_model, n_chans=4, n_times=8, sfreq=2.0, class_names=["bckg", "sz"])
+    y = np.zeros(20, int)
+    y[5:8] = 1
+    frame = predictions("r", "s", y.astype(float), y).rename(
+        columns={"p_background": "p_bckg", "p_seizure": "p_sz"}
+    )
+    assert task.score_events(frame)["event"]["pooled"]["f1"] == 1.0
+    assert task.detected_events["r"] == [(20.0, 32.0)]
+
+
 def test_only_two_classes(tiny_model):
     with pytest.raises(ValueError, match="two classes"):
         SeizureTask(tiny_model, 4, 8, 2.0, n_outputs=3)
