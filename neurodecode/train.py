@@ -655,6 +655,11 @@ def run_recipe(overrides: Sequence[str], run_dir: str | Path | None = None) -> P
     return checkpoint.parent.parent if checkpoint is not None else run_dir
 
 
+def read_results(run_dir: str | Path) -> dict[str, Any]:
+    """The ``results.json`` of a run folder (metrics, split, config, hashes, versions)."""
+    return json.loads((Path(run_dir) / "results.json").read_text())
+
+
 def _compose_with_hydra(overrides: Sequence[str]) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir

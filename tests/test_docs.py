@@ -56,6 +56,7 @@ RUN: dict[str, list[str]] = {
     "input=bids_root/ output=predictions/ threads=1": [],
     "python -m neurodecode.train recipe=seizure --help": [],
     "python -m neurodecode.train recipe=motor_imagery --help": [],
+    "python -m neurodecode.train --help": [],
 }
 # the order the RUN commands execute in: later ones use the run folder and export of earlier ones
 RUN_ORDER = list(RUN)

@@ -55,11 +55,9 @@ print("working folder:", WORK)
 
 # %%
 import torch
-from hydra import compose, initialize_config_dir
 
 from neurodecode import train
 from neurodecode.hub import export_run
-from neurodecode.resources import resource_dir
 
 torch.set_num_threads(1)
 overrides = [
@@ -68,10 +66,7 @@ overrides = [
     "trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
     f"runs_dir={WORK / 'runs'}",
 ]  # fmt: skip
-with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
-    cfg = compose("train", overrides=overrides)
-run_dir = WORK / "runs" / "seizure" / "demo"
-results = train.run(cfg, run_dir)
+run_dir = train.run_recipe(overrides, WORK / "runs" / "seizure" / "demo")
 CHECKPOINT = export_run(run_dir, WORK / "seizure-dbc-tiny")  # in practice: "my-lab/seizure-dbc"
 print("exported to", CHECKPOINT)
 

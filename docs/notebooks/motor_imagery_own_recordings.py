@@ -118,10 +118,8 @@ print(load_manifest(manifest).name, "is valid")
 
 # %%
 import torch
-from hydra import compose, initialize_config_dir
 
 from neurodecode import train
-from neurodecode.resources import resource_dir
 
 torch.set_num_threads(1)
 overrides = [
@@ -130,10 +128,7 @@ overrides = [
     "data.datamodule.valid_fraction=0.25", "data.datamodule.test_fraction=0.25",
     "trainer.enable_progress_bar=false", f"runs_dir={WORK / 'runs'}",
 ]  # fmt: skip
-with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
-    cfg = compose("train", overrides=overrides)
-run_dir = WORK / "runs" / "motor_imagery" / "my_study"
-results = train.run(cfg, run_dir)
+run_dir = train.run_recipe(overrides, WORK / "runs" / "motor_imagery" / "my_study")
 
 # %% [markdown]
 # ## 4. Results
@@ -143,6 +138,7 @@ results = train.run(cfg, run_dir)
 # config and the versions used; `plots/` the confusion matrix.
 
 # %%
+results = train.read_results(run_dir)
 for line in train.summary_lines(results):
     print(line)
 sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())[:12]

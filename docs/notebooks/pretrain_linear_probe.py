@@ -35,18 +35,10 @@ os.environ["NEURODECODE_HOME"] = str(WORK / "home")
 
 # %%
 import torch
-from hydra import compose, initialize_config_dir
 
 from neurodecode import train
-from neurodecode.resources import resource_dir
 
 torch.set_num_threads(1)
-
-
-def compose_train(*overrides: str):
-    """The config `python -m neurodecode.train <overrides>` would run."""
-    with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
-        return compose("train", overrides=[*overrides, f"runs_dir={WORK / 'runs'}"])
 
 
 # %% [markdown]
@@ -56,16 +48,15 @@ def compose_train(*overrides: str):
 # on. The encoder is small (`model.dim`, `model.depth`, `model.n_heads`).
 
 # %%
-pretrain_cfg = compose_train(
+pretrain_overrides = [
     "recipe=pretrain", f"trainer.max_steps={PRETRAIN_STEPS}",
     "data.datasets.eegmmidb.weight=0", "data.datasets.simulated.weight=1",
     "model.dim=32", "model.depth=1", "model.n_heads=2",
     "data.datamodule.batch_size=8", "data.datamodule.samples_per_epoch=80",
     "trainer.enable_progress_bar=false",
-)  # fmt: skip
-pretrain_dir = WORK / "runs" / "pretrain" / "demo"
-pretrained = train.run(pretrain_cfg, pretrain_dir)
-print("steps:", pretrained["steps"])
+]  # fmt: skip
+pretrain_dir = train.run_recipe(pretrain_overrides, WORK / "runs" / "pretrain" / "demo")
+print("steps:", train.read_results(pretrain_dir)["steps"])
 sorted(p.name for p in (pretrain_dir / "encoder").iterdir())
 
 # %% [markdown]
@@ -94,15 +85,14 @@ losses.tail()
 # ```
 
 # %%
-probe_cfg = compose_train(
+probe_overrides = [
     "recipe=seizure", "data=simulated", f"init_from={pretrain_dir}",
     "finetune.mode=linear_probe", "trainer.max_epochs=1",
     "preprocess.windows.stride_s=4", "data.datamodule.batch_size=64",
     "trainer.enable_progress_bar=false",
-)  # fmt: skip
-probe_dir = WORK / "runs" / "seizure" / "probe"
-probe = train.run(probe_cfg, probe_dir)
-for line in train.summary_lines(probe):
+]  # fmt: skip
+probe_dir = train.run_recipe(probe_overrides, WORK / "runs" / "seizure" / "probe")
+for line in train.summary_lines(train.read_results(probe_dir)):
     print(line)
 
 # %% [markdown]
