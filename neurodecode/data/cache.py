@@ -118,7 +118,14 @@ class WindowCache(torch.utils.data.Dataset):
                 path=self.path,
                 hint="run `python -m neurodecode.data prepare <dataset>` to build or resume it",
             )
-        self.meta = json.loads(meta_path.read_text())
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as err:
+            raise CacheError(
+                f"meta.json cannot be read ({err})",
+                path=meta_path,
+                hint="rebuild the cache: prepare again with rebuild=true",
+            ) from err
         if self.meta.get("format") != CACHE_FORMAT:
             raise CacheError(
                 f"unsupported cache format {self.meta.get('format')!r}",
@@ -258,6 +265,27 @@ def cache_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def selection_of(entries: Sequence[Any], ids: Sequence[str] | None = None) -> list[dict]:
+    """What the cache key records of each recording: its id, identifiers and file stamps.
+
+    The stamps (size, modification time) of the data file and of its annotation file make
+    an edited recording or annotation file give a new cache instead of stale labels.
+    """
+    if ids is None:
+        ids = _recording_ids([Path(e.path) for e in entries])
+    return [
+        {
+            "recording": r,
+            "file": _file_stamp(e.path),
+            "annotation": _file_stamp(e.annotation_path),
+            "subject": e.subject,
+            "session": e.session,
+            "run": e.run,
+        }
+        for r, e in zip(ids, entries, strict=True)
+    ]
+
+
 def build_cache(
     entries: Sequence[Any],
     config: DictConfig,
@@ -309,16 +337,7 @@ def build_cache(
     entries = list(entries)
     ids = _recording_ids([Path(e.path) for e in entries])
     label_map, classes = _label_plan(config, manifest)
-    selection = [
-        {
-            "recording": r,
-            "size": _size(e.path),
-            "subject": e.subject,
-            "session": e.session,
-            "run": e.run,
-        }
-        for r, e in zip(ids, entries, strict=True)
-    ]
+    selection = selection_of(entries, ids)
     manifest_content = manifest.model_dump(mode="json") if manifest is not None else None
     key = cache_key(config, selection, manifest_content)
     directory = Path(root) / key[:16]
@@ -482,18 +501,14 @@ def _config(text: str) -> DictConfig:
 def _write_shard(shard_dir: Path, recording: str, x: np.ndarray, summary: dict) -> None:
     """Write ``<recording>.npy`` then ``<recording>.json``, each via a temporary file."""
     final = shard_dir / f"{recording}.npy"
-    tmp = shard_dir / f".{recording}.npy.tmp"
+    tmp = _temporary(final)
     try:
         with open(tmp, "wb") as file:  # the .npy format, memory-mapped when read
             np.lib.format.write_array(file, np.ascontiguousarray(x), allow_pickle=False)
         os.replace(tmp, final)
-        done = shard_dir / f"{recording}.json"
-        tmp_json = shard_dir / f".{recording}.json.tmp"
-        tmp_json.write_text(json.dumps(summary, default=_json_default))
-        os.replace(tmp_json, done)
     finally:
-        for leftover in (tmp, shard_dir / f".{recording}.json.tmp"):
-            leftover.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    _write_text(shard_dir / f"{recording}.json", json.dumps(summary, default=_json_default))
 
 
 def _json_default(value: Any) -> Any:
@@ -740,8 +755,13 @@ def _units(config: DictConfig) -> str:
     return units
 
 
+def _temporary(path: Path) -> Path:
+    """A hidden sibling of ``path`` unique to this process, renamed onto ``path`` when done."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _temporary(path)
     try:
         tmp.write_text(text)
         os.replace(tmp, path)
@@ -758,11 +778,15 @@ def _make_dirs(path: Path) -> None:
         ) from err
 
 
-def _size(path: Any) -> int | None:
+def _file_stamp(path: Any) -> list[int] | None:
+    """``[size, mtime_ns]`` of a file (None when absent): an edited file gets a new cache."""
+    if path is None:
+        return None
     try:
-        return Path(path).stat().st_size
+        stat = Path(path).stat()
     except OSError:
         return None
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def _recording_ids(paths: list[Path]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -119,6 +120,27 @@ def test_unchanged_config_reuses_and_changed_config_rebuilds(
             num_workers=0,
             progress=False,
         )
+
+
+def test_edited_annotation_file_gives_a_new_cache_key(eegmmidb_copies, config, tmp_path):
+    # Only the key is needed: _build_shard never runs because the key differs up front.
+    events = tmp_path / "events.tsv"
+    events.write_text("onset\tduration\ttrial_type\n1.0\t4.0\trest\n")
+    entries = [dataclasses.replace(e, annotation_path=events) for e in eegmmidb_copies]
+    keys = []
+    for text in ("first", "edited"):
+        events.write_text(f"onset\tduration\ttrial_type\n1.0\t4.0\t{text}\n")
+        os.utime(events, ns=(0, len(keys) * 10**9))
+        keys.append(cache_module.cache_key(config, cache_module.selection_of(entries), None))
+    assert keys[0] != keys[1]
+
+
+def test_corrupt_meta_json_is_a_cache_error(built, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(built.path, copy)
+    (copy / "meta.json").write_text('{"format": ')
+    with pytest.raises(CacheError, match="meta.json cannot be read"):
+        WindowCache(copy)
 
 
 def test_interrupted_build_resumes(eegmmidb_copies, config, tmp_path, monkeypatch):
