@@ -191,6 +191,7 @@ def main() -> None:
                               "ratio": round(realtime / TARGET_REALTIME, 3),
                               "machine": where, "threads": args.threads,
                               "elapsed_s": round(figures["elapsed_s"], 1),
+                              "load_after": round(os.getloadavg()[0], 1),
                               "n_windows": figures["n_windows"]}), flush=True)  # fmt: skip
             per_cpu = figures["duration_s"] / figures["cpu_s"]
             print(json.dumps({"name": f"predict_cpu_time_realtime_factor_{label}",
