@@ -76,6 +76,14 @@ def test_help_without_a_recipe_lists_the_recipes():
         assert f"  {recipe} " in done.stdout
     assert "  motor_imagery    Motor imagery" in done.stdout  # the recipe's own summary
 
+    typo = subprocess.run(
+        [sys.executable, "-m", "neurodecode.train", "recipe=sezure", "--help"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert typo.returncode != 0
+    assert "Could not find 'recipe/sezure'" in typo.stderr
+    assert all(f"\t{name}\n" in typo.stderr for name in ("motor_imagery", "seizure", "pretrain"))
+
 
 def test_compose_is_the_command_line_config_without_hydra_keys():
     cfg = train.compose(["recipe=motor_imagery", "data=simulated", "seed=3"])
