@@ -217,6 +217,8 @@ class EEGDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         positions = self.split.train
         generator = torch.Generator().manual_seed(self.seed)
+        # a last training batch of one window breaks batch normalisation: drop it only then
+        drop_last = len(positions) > self.batch_size and len(positions) % self.batch_size == 1
         if self.balanced:
             sampler = WeightedRandomSampler(
                 balanced_weights(self.index["label"].iloc[positions]),
@@ -224,8 +226,8 @@ class EEGDataModule(L.LightningDataModule):
                 replacement=True,
                 generator=generator,
             )
-            return self._loader(positions, sampler=sampler)
-        return self._loader(positions, shuffle=True, generator=generator)
+            return self._loader(positions, sampler=sampler, drop_last=drop_last)
+        return self._loader(positions, shuffle=True, generator=generator, drop_last=drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.split.valid)

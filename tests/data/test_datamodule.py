@@ -71,6 +71,18 @@ def test_batches_are_the_design_dict() -> None:
     assert batch["start_s"].dtype == torch.float64
 
 
+@pytest.mark.parametrize("balanced", [False, True])
+def test_no_training_batch_of_a_single_window(balanced: bool) -> None:
+    dm = EEGDataModule(windows(), split="subject", batch_size=7, balanced=balanced)
+    dm.setup("fit")
+    n_train = len(dm.split.train)
+    dm.batch_size = n_train - 1  # leaves exactly one window for a last batch
+    sizes = [len(b["y"]) for b in dm.train_dataloader()]
+    assert sizes == [n_train - 1]
+    dm.batch_size = n_train - 2  # a last batch of two windows is kept
+    assert [len(b["y"]) for b in dm.train_dataloader()] == [n_train - 2, 2]
+
+
 def test_collate_mixes_tensors_numbers_and_strings() -> None:
     batch = collate_windows(
         [{"a": np.zeros(2), "b": 1.5, "c": "x"}, {"a": np.ones(2), "b": 2.0, "c": "y"}]
