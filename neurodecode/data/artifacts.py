@@ -144,8 +144,10 @@ def plateau_mask(signal: np.ndarray, min_run: int) -> np.ndarray:
     starts = (counts[:, k:] - counts[:, :-k]) == k  # samples i..i+k identical
     covered = np.zeros((n_chans, n_times + 1), dtype=np.int32)
     np.cumsum(np.pad(starts, ((0, 0), (0, k))), axis=1, out=covered[:, 1:])
-    lower = np.maximum(np.arange(n_times) - k, 0)
-    return (covered[:, 1:] - covered[:, lower]) > 0
+    out = np.empty((n_chans, n_times), dtype=bool)  # runs starting in [i - k, i], clipped at 0
+    np.greater(covered[:, 1 : k + 1], covered[:, :1], out=out[:, :k])
+    np.greater(covered[:, k + 1 :], covered[:, : n_times - k], out=out[:, k:])
+    return out
 
 
 def flag_clipped_channels(
