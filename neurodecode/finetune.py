@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 MODES = ("linear_probe", "finetune")
 SIGNAL_ARGUMENTS = ("n_chans", "n_outputs", "n_times", "sfreq", "chs_info")
 HEAD_PREFIX = "head."
-_CHECKPOINT_PREFIXES = ("model.encoder.", "encoder.")
 
 
 @dataclass
@@ -127,41 +126,20 @@ def read_init_source(init_from: str | Path) -> InitSource:
 
 
 def _read_export(folder: Path, where: str | None = None) -> InitSource:
-    from safetensors.torch import load_file
-
-    from neurodecode.hub.format import CONFIG_NAME, WEIGHTS_NAME, sha256_of
-    from neurodecode.hub.load import read_config
+    from neurodecode.hub.format import CONFIG_NAME, WEIGHTS_NAME
+    from neurodecode.hub.load import read_config, read_weights
 
     config = read_config(folder / CONFIG_NAME)
-    weights = folder / WEIGHTS_NAME
     expected = (config.get("weights") or {}).get("sha256")
-    if expected is not None and sha256_of(weights) != expected:
-        raise CheckpointError(
-            "weights do not match the SHA-256 recorded in config.json", path=weights
-        )
-    return InitSource(dict(config["model"]), load_file(str(weights)), where or str(folder))
+    state = read_weights(folder / WEIGHTS_NAME, expected_sha256=expected)
+    return InitSource(dict(config["model"]), state, where or str(folder))
 
 
 def _read_checkpoint(path: Path) -> InitSource:
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for unsafe or damaged files
-        raise CheckpointError(
-            f"cannot read the checkpoint safely (weights only): {err}", path=path
-        ) from err
-    state = checkpoint.get("state_dict") or {}
-    hparams = checkpoint.get("hyper_parameters") or {}
-    for prefix in _CHECKPOINT_PREFIXES:
-        encoder = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        if encoder:
-            break
-    model = hparams.get("model")
-    if not encoder or not isinstance(model, Mapping):
-        raise CheckpointError(
-            "the checkpoint holds no encoder weights with a model config in its hyper-parameters",
-            path=path,
-        )
-    model = dict(model)
+    from neurodecode.hub.export import read_task_checkpoint
+
+    encoder, hparams = read_task_checkpoint(path)
+    model = dict(hparams["model"])
     for key in ("n_chans", "n_times", "sfreq"):
         if key in hparams:
             model.setdefault(key, hparams[key])

@@ -353,6 +353,40 @@ def build_from_config(config: Mapping[str, Any], *, path: str | Path | None = No
         ) from err
 
 
+def read_weights(
+    path: str | Path, *, expected_sha256: str | None = None, device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Read a ``model.safetensors`` file, checking it against its recorded SHA-256.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, corrupted or altered file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    hint = (
+        "delete the file (for a Hub model, its folder in the Hugging Face cache) and "
+        "download it again"
+    )
+    if not path.is_file():
+        raise CheckpointError("the weights file is missing", path=path, hint=hint)
+    if expected_sha256 is not None and sha256_of(path) != expected_sha256:
+        raise CheckpointError(
+            "weights do not match the SHA-256 recorded in config.json (corrupted or altered)",
+            path=path,
+            hint=hint,
+        )
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"not a readable safetensors file: {err}", path=path, hint=hint
+        ) from err
+
+
 def load_weights(
     model: torch.nn.Module,
     path: str | Path,
@@ -380,27 +414,8 @@ def load_weights(
         Corrupted or altered file, shapes that do not fit, or (unless ``allow_partial``)
         missing or unexpected weights.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    hint = (
-        "delete the file (for a Hub model, its folder in the Hugging Face cache) and "
-        "download it again"
-    )
-    if expected_sha256 is not None and sha256_of(path) != expected_sha256:
-        raise CheckpointError(
-            "weights do not match the SHA-256 recorded in config.json (corrupted or altered)",
-            path=path,
-            hint=hint,
-        )
-    try:
-        state = load_file(str(path), device=str(device))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"not a readable safetensors file: {err}", path=path, hint=hint
-        ) from err
-    return load_state(model, state, allow_partial=allow_partial, path=path, device=device)
+    state = read_weights(path, expected_sha256=expected_sha256, device=device)
+    return load_state(model, state, allow_partial=allow_partial, path=Path(path), device=device)
 
 
 def load_state(
