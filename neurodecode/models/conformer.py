@@ -22,8 +22,9 @@ Length
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -163,6 +164,21 @@ class DualBranchConformer(nn.Module):
         )
         self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
         self.arch = arch
+        # constructor arguments with the size preset resolved, so an export rebuilds the same
+        # architecture even if the presets change; subclasses add their own arguments
+        self._arguments: dict[str, Any] = {
+            "n_chans": n_chans,
+            "n_outputs": n_outputs,
+            "n_times": n_times,
+            "sfreq": sfreq,
+            "chs_info": None if chs_info is None else [dict(ch) for ch in chs_info],
+            "size": size,
+            **asdict(arch),
+            "kernel_s": kernel_s,
+            "patch_s": patch_s,
+            "dropout": dropout,
+            "check_inputs_finite": check_inputs_finite,
+        }
         self.check_inputs_finite = check_inputs_finite
         kernel = samples(kernel_s, sfreq)
 
@@ -199,6 +215,21 @@ class DualBranchConformer(nn.Module):
                 f"({self.min_times} samples at {sfreq} Hz)",
                 hint="use longer windows or smaller kernel_s / patch_s",
             )
+
+    def config_dict(self) -> dict[str, Any]:
+        """Constructor arguments rebuilding this model, for :func:`neurodecode.hub.export_model`.
+
+        Raises
+        ------
+        ConfigError
+            If a (subclass's) constructor argument was not recorded, rather than exporting a
+            config that would silently rebuild a different model.
+        """
+        expected = set(inspect.signature(type(self).__init__).parameters) - {"self"}
+        missing = sorted(expected - set(self._arguments))
+        if missing:
+            raise ConfigError(f"{type(self).__name__} does not record its arguments {missing}")
+        return dict(self._arguments)
 
     def forward(
         self,

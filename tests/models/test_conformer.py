@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from neurodecode.errors import ConfigError, ContractError
-from neurodecode.models.conformer import DualBranchConformer
+from neurodecode.models.conformer import SIZES, DualBranchConformer
 
 EEG_CONFORMER_PARAMETERS = 789_572  # braindecode EEGConformer, 22 ch x 1000 samples x 4 classes
 
@@ -139,3 +139,23 @@ def test_inductor_compiles_without_graph_breaks():
             rtol=1e-4,
             atol=1e-5,
         )
+
+
+def test_config_dict_rebuilds_the_same_architecture_with_sizes_resolved():
+    model = DualBranchConformer(4, 3, 256, 128.0, size="tiny", dim=16)
+    config = model.config_dict()
+    assert config["size"] == "tiny" and config["dim"] == 16
+    assert config["n_heads"] == SIZES["tiny"].n_heads  # the preset's value, written out
+    rebuilt = DualBranchConformer(**config)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
+
+
+def test_config_dict_refuses_a_subclass_that_does_not_record_its_arguments():
+    class Wider(DualBranchConformer):
+        def __init__(self, *args, extra: int = 1, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    with pytest.raises(ConfigError, match="does not record its arguments"):
+        Wider(4, 2, 256, 128.0, size="tiny").config_dict()
