@@ -69,7 +69,8 @@ class PostProcessing:
         Hysteresis: once an event has started, it goes on while the probability stays at or
         above this lower value. ``None`` means no hysteresis (same as ``threshold``).
     smoothing_windows : int
-        Width of a centred moving average applied to the probabilities first (1 = none).
+        Width of a centred moving average applied to the probabilities first (1 = none);
+        odd, so the average stays centred on each window.
     merge_gap_s : float
         Events separated by less than this many seconds are joined.
     min_duration_s : float
@@ -90,8 +91,11 @@ class PostProcessing:
                 f"off_threshold must lie in [0, threshold={self.threshold}], "
                 f"got {self.off_threshold}"
             )
-        if self.smoothing_windows < 1:
-            raise ValueError(f"smoothing_windows must be ≥ 1, got {self.smoothing_windows}")
+        if self.smoothing_windows < 1 or self.smoothing_windows % 2 == 0:
+            raise ValueError(
+                f"smoothing_windows must be an odd number ≥ 1 (a centred average), "
+                f"got {self.smoothing_windows}"
+            )
         if self.merge_gap_s < 0 or self.min_duration_s < 0:
             raise ValueError("merge_gap_s and min_duration_s must be ≥ 0")
 

@@ -51,6 +51,8 @@ def test_smoothing_removes_a_single_spike():
 def test_bad_post_processing_is_refused():
     with pytest.raises(ValueError, match="off_threshold"):
         PostProcessing(threshold=0.5, off_threshold=0.7)
+    with pytest.raises(ValueError, match="odd number"):
+        PostProcessing(smoothing_windows=4)  # an even average would shift events
 
 
 def test_event_scoring_matches_hand_count():
