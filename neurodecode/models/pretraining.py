@@ -87,13 +87,18 @@ class FactorisedLayer(nn.Module):
             self.temporal = TransformerEncoderLayer(dim, n_heads, mlp_ratio, dropout)
             self.spatial = TransformerEncoderLayer(dim, n_heads, mlp_ratio, dropout)
 
-    def forward(self, tokens: Tensor, valid: Tensor) -> Tensor:
+    def forward(self, tokens: Tensor, valid: Tensor | None) -> Tensor:
+        """``valid`` None: every token is real, so attention runs without a key mask."""
         batch, n_chans, count, dim = tokens.shape
         along_time = tokens.reshape(batch * n_chans, count, dim)
-        keys = _attendable(valid.reshape(batch * n_chans, count))
+        keys = None if valid is None else _attendable(valid.reshape(batch * n_chans, count))
         tokens = self.temporal(along_time, keys).reshape(batch, n_chans, count, dim)
         across = tokens.transpose(1, 2).reshape(batch * count, n_chans, dim)
-        keys = _attendable(valid.transpose(1, 2).reshape(batch * count, n_chans))
+        keys = (
+            None
+            if valid is None
+            else _attendable(valid.transpose(1, 2).reshape(batch * count, n_chans))
+        )
         across = self.spatial(across, keys).reshape(batch, count, n_chans, dim)
         return across.transpose(1, 2)
 
@@ -267,8 +272,9 @@ class PatchConformer(nn.Module):
             content = torch.where(hide[..., None], mask_token.to(content.dtype), content)
         encodings = self.tokenizer.encodings(self._positions(x, ch_pos), patches.shape[2])
         tokens = content + encodings.to(content.dtype)
+        attend = attention_mask(valid, ch_mask, n_valid_times)
         for layer in self.layers:
-            tokens = layer(tokens, valid)
+            tokens = layer(tokens, attend)
         return self.norm(tokens), valid, patches
 
     def forward(
@@ -284,6 +290,17 @@ class PatchConformer(nn.Module):
         weights = valid.to(tokens.dtype)[..., None]
         features = (tokens * weights).sum(dim=(1, 2)) / weights.sum(dim=(1, 2)).clamp_min(1.0)
         return features if return_features else self.head(features)
+
+
+def attention_mask(
+    valid: Tensor, ch_mask: Tensor | None, n_valid_times: Tensor | None
+) -> Tensor | None:
+    """``valid``, or None when nothing is padded (attention then needs no key mask).
+
+    Without a mask, ``scaled_dot_product_attention`` can take its flash kernel; the result
+    is the same as with an all-true mask.
+    """
+    return None if ch_mask is None and n_valid_times is None else valid
 
 
 def check_mask_ratio(ratio: float) -> float:
@@ -322,13 +339,16 @@ def sample_mask(
         raise ConfigError(f"unknown masking mode {mode!r}; expected one of {MASKING_MODES}")
     batch, n_chans, count = valid.shape
     device = valid.device
+    # Draw where the generator lives (reproducible CPU masks), else on the data's device.
+    draw_on = device if generator is None else generator.device
     if mode == "random":
-        scores = torch.rand(valid.shape, generator=generator).to(device)
+        scores = torch.rand(valid.shape, generator=generator, device=draw_on).to(device)
     else:
         if block_len < 1:
             raise ConfigError(f"block_len must be at least 1, got {block_len}")
         n_blocks = -(-count // block_len)
-        per_block = torch.rand((batch, n_chans, n_blocks), generator=generator).to(device)
+        per_block = torch.rand((batch, n_chans, n_blocks), generator=generator, device=draw_on)
+        per_block = per_block.to(device)
         scores = per_block.repeat_interleave(block_len, dim=-1)[..., :count]
     scores = scores.masked_fill(~valid, math.inf).reshape(batch, -1)
     order = torch.argsort(scores, dim=1, stable=True)
@@ -480,8 +500,9 @@ class MaskedAutoencoder(nn.Module):
             x, ch_pos, ch_mask, n_valid_times, hidden, self.mask_token
         )
         decoded = self.decoder_in(tokens)
+        attend = attention_mask(valid, ch_mask, n_valid_times)
         for layer in self.decoder:
-            decoded = layer(decoded, valid)
+            decoded = layer(decoded, attend)
         decoded = self.decoder_norm(decoded)
         return self.score(decoded, patches, hidden & valid, valid)
 
