@@ -267,9 +267,27 @@ def pretraining_trainer(cfg: Any, run_dir: Path) -> Any:
         CSVLogger(run_dir, name="logs", version="csv"),
         TensorBoardLogger(run_dir, name="logs", version="tensorboard", default_hp_metric=False),
     ]
-    return L.Trainer(
-        default_root_dir=run_dir, callbacks=callbacks, logger=loggers, **trainer_arguments(cfg)
-    )
+    arguments = trainer_arguments(cfg)
+    if isinstance(arguments.get("strategy"), Mapping):  # e.g. trainer=fsdp
+        from hydra.utils import instantiate
+
+        arguments["strategy"] = instantiate(arguments["strategy"])
+    return L.Trainer(default_root_dir=run_dir, callbacks=callbacks, logger=loggers, **arguments)
+
+
+def fsdp_strategy(wrap: Sequence[str], **kwargs: Any) -> Any:
+    """Lightning's ``FSDPStrategy`` sharding every module of the classes named in ``wrap``.
+
+    ``wrap`` holds import paths (e.g. ``neurodecode.models.pretraining.FactorisedLayer``),
+    so that ``configs/trainer/fsdp.yaml`` can name the auto-wrap classes; ``kwargs`` go to
+    ``FSDPStrategy`` (sharding strategy, ``use_orig_params``, ...). Mixed precision comes
+    from the trainer's ``precision`` (``bf16-mixed``: parameters, gradient reduction and
+    buffers in bf16 inside FSDP).
+    """
+    from hydra.utils import get_class
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    return FSDPStrategy(auto_wrap_policy={get_class(name) for name in wrap}, **kwargs)
 
 
 def _caches(mixture: Any) -> list[tuple[str, Any]]:
