@@ -618,10 +618,7 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     DictConfig
         The resolved-on-access config, in struct mode (unknown keys are errors).
     """
-    cfg = _compose_with_hydra(overrides)
-    with open_dict(cfg):
-        cfg.pop("hydra")
-    return cfg
+    return _compose_with_hydra(overrides)[0]
 
 
 def run_recipe(overrides: Sequence[str], run_dir: str | Path | None = None) -> Path:
@@ -640,9 +637,7 @@ def run_recipe(overrides: Sequence[str], run_dir: str | Path | None = None) -> P
     pathlib.Path
         The run folder, with ``results.json``, checkpoints, plots and logs.
     """
-    full = _compose_with_hydra(overrides)
-    recipe = str(full.hydra.runtime.choices.recipe)
-    cfg = compose(overrides)
+    cfg, recipe = _compose_with_hydra(overrides)
     if run_dir is None:
         run_dir = Path(cfg.runs_dir) / recipe / f"{dt.datetime.now():%Y-%m-%d_%H-%M-%S}"
     run_dir = Path(run_dir)
@@ -660,12 +655,17 @@ def read_results(run_dir: str | Path) -> dict[str, Any]:
     return json.loads((Path(run_dir) / "results.json").read_text())
 
 
-def _compose_with_hydra(overrides: Sequence[str]) -> DictConfig:
+def _compose_with_hydra(overrides: Sequence[str]) -> tuple[DictConfig, str]:
+    """The composed config without Hydra's own keys, and the name of the chosen recipe."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
-        return hydra_compose("train", overrides=list(overrides), return_hydra_config=True)
+        cfg = hydra_compose("train", overrides=list(overrides), return_hydra_config=True)
+    recipe = str(cfg.hydra.runtime.choices.recipe)
+    with open_dict(cfg):
+        cfg.pop("hydra")
+    return cfg, recipe
 
 
 def usage() -> str:
