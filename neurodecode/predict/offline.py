@@ -8,6 +8,7 @@ dataset), goes on past recordings that fail and writes ``summary.json``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -190,7 +191,8 @@ def predict_recording(
         Progress bar; None shows it on a terminal only.
     overlap : bool
         Preprocess the next span in a background thread while the model scores the
-        current one (the same results as one after the other; one more span in memory).
+        current one (the same results as one after the other; one more span in memory);
+        torch then runs with one thread fewer, leaving a core to the preprocessing.
 
     Returns
     -------
@@ -224,22 +226,23 @@ def predict_recording(
             spans.append((lo, int(starts[inside[-1]]) + grid.window, inside))
     probabilities = np.full(len(starts), np.nan, dtype=np.float32)
     qcs, failed = [], []
-    prepared = _prepared_spans(detector, reader, grid, starts, spans, overlap)
-    for (lo, out_stop, inside), span in tqdm(
-        zip(spans, prepared, strict=True),
-        total=len(spans),
-        desc=Path(path).name,
-        unit="span",
-        disable=None if progress is None else not progress,
-    ):
-        if isinstance(span, (PreprocessingError, RecordingError)):
-            logger.warning("%s: %.0f-%.0f s not predicted: %s", path, lo / grid.sfreq,
-                           out_stop / grid.sfreq, span.reason)  # fmt: skip
-            failed.append({"start_s": lo / grid.sfreq, "stop_s": out_stop / grid.sfreq,
-                           "error": str(span)})  # fmt: skip
-            continue
-        qcs.append(span.qc)
-        probabilities[inside] = detector.probabilities(span.x, span.mask, batch_size)
+    with _threads_beside_preprocessing(overlap):
+        prepared = _prepared_spans(detector, reader, grid, starts, spans, overlap)
+        for (lo, out_stop, inside), span in tqdm(
+            zip(spans, prepared, strict=True),
+            total=len(spans),
+            desc=Path(path).name,
+            unit="span",
+            disable=None if progress is None else not progress,
+        ):
+            if isinstance(span, (PreprocessingError, RecordingError)):
+                logger.warning("%s: %.0f-%.0f s not predicted: %s", path, lo / grid.sfreq,
+                               out_stop / grid.sfreq, span.reason)  # fmt: skip
+                failed.append({"start_s": lo / grid.sfreq, "stop_s": out_stop / grid.sfreq,
+                               "error": str(span)})  # fmt: skip
+                continue
+            qcs.append(span.qc)
+            probabilities[inside] = detector.probabilities(span.x, span.mask, batch_size)
     if not qcs:
         raise PreprocessingError(
             f"every span failed: {failed[0]['error'] if failed else 'no windows'}",
@@ -275,6 +278,22 @@ def predict_recording(
     if output is not None:
         write_outputs(result, detector, reader, grid, Path(output), stem, figure)
     return result
+
+
+@contextlib.contextmanager
+def _threads_beside_preprocessing(overlap: bool) -> Iterator[None]:
+    """Leave one core to the span-preprocessing thread: torch runs with one intra-op thread
+    fewer while spans overlap (on 2 busy cores, 2 torch threads beside the preprocessing
+    thread spin and made prediction 4x slower), and gets its count back afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if overlap and threads > 1:
+        torch.set_num_threads(threads - 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _prepared_spans(

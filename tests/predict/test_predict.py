@@ -247,9 +247,18 @@ def test_spans_filter_exactly_like_the_whole_recording(detector, simulated_root)
 
 
 def test_overlapped_spans_give_the_sequential_results(detector, simulated_root):
-    """Preprocessing the next span in a background thread changes nothing in the output."""
+    """Preprocessing the next span in a background thread changes nothing in the output,
+    and torch gets back the thread it lent to the preprocessing."""
+    import torch
+
     path = sorted(simulated_root.rglob("*_eeg.edf"))[0]
-    overlapped = predict_recording(path, detector, None, chunk_s=60.0, overlap=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        overlapped = predict_recording(path, detector, None, chunk_s=60.0, overlap=True)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
     sequential = predict_recording(path, detector, None, chunk_s=60.0, overlap=False)
     assert overlapped.qc["spans"] == 4
     np.testing.assert_array_equal(overlapped.probabilities, sequential.probabilities)
