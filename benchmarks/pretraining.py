@@ -28,6 +28,7 @@ import time
 import torch
 
 SFREQ = 128.0
+SDPA_BACKENDS = ("flash", "efficient", "cudnn", "math")
 
 
 def machine() -> str:
@@ -69,14 +70,34 @@ def inputs(args: argparse.Namespace, device: torch.device):
 
 
 def flops_per_step(model, x, ch_pos) -> int:
-    """Forward + backward FLOPs of one step (matrix products and attention)."""
+    """Forward + backward FLOPs of one step (matrix products and attention).
+
+    Counted eagerly on an eighth of the batch and scaled (every counted operation is per
+    window), so that counting fits in memory next to the compiled step.
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
+    part = x.shape[0] // 8 if x.shape[0] % 8 == 0 else x.shape[0]
     counter = FlopCounterMode(display=False)
     with counter, torch.autocast(x.device.type, dtype=torch.bfloat16):
-        model(x, ch_pos)["loss"].backward()
+        model(x[:part], ch_pos[:part])["loss"].backward()
     model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
+    return counter.get_total_flops() * x.shape[0] // part
+
+
+def profile(step, sync) -> None:
+    """Print the kernels that take the most time over 5 steps."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    gpu = torch.cuda.is_available()
+    activity = ProfilerActivity.CUDA if gpu else ProfilerActivity.CPU
+    with profiler(activities=[activity]) as prof:
+        for _ in range(5):
+            step()
+        sync()
+    sort_by = "cuda_time_total" if gpu else "cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort_by, row_limit=15, max_name_column_width=60))
 
 
 def loader_rate(args: argparse.Namespace) -> float:
@@ -122,6 +143,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--compile-mode", default=None,
+                        help="torch.compile mode, e.g. max-autotune-no-cudagraphs")  # fmt: skip
+    parser.add_argument("--sdpa", choices=SDPA_BACKENDS, default=None,
+                        help="force one scaled_dot_product_attention backend")  # fmt: skip
+    parser.add_argument("--profile", action="store_true",
+                        help="print the 15 GPU kernels that take the most time")  # fmt: skip
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     parser.add_argument("--baseline-tokens-s", type=float, default=None,
@@ -137,6 +164,12 @@ def main() -> None:
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
     torch.manual_seed(local)
+    if args.sdpa:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        backend = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+                   "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}  # fmt: skip
+        sdpa_kernel([backend[args.sdpa]]).__enter__()  # for the whole run
     model = build(args, device)
     x, ch_pos = inputs(args, device)
     flops = flops_per_step(model, x, ch_pos)
@@ -144,7 +177,7 @@ def main() -> None:
     if world > 1:
         step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local])
     if args.compile:
-        step_model = torch.compile(step_model)
+        step_model = torch.compile(step_model, mode=args.compile_mode)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
 
     def step() -> None:
@@ -168,18 +201,24 @@ def main() -> None:
         step()
     sync()
     seconds = (time.perf_counter() - start) / args.steps
+    if args.profile and world == 1:
+        profile(step, sync)
 
     n_patches = int(args.seconds * SFREQ) // max(1, round(args.patch_s * SFREQ))
     tokens = args.batch * args.chans * n_patches * world
     size = (
         f"dim{args.dim}-depth{args.depth}, {args.chans}ch x {args.seconds:g}s, batch {args.batch}"
     )
-    tag = f"pretrain[{size}, {world} GPU{'s' if world > 1 else ''}]"
+    attention = f", sdpa {args.sdpa}" if args.sdpa else ""
+    tag = f"pretrain[{size}{attention}, {world} GPU{'s' if world > 1 else ''}]"
     emit(f"{tag} tokens/s", tokens / seconds, "tokens/s")
     emit(f"{tag} step time", seconds * 1e3, "ms")
     mfu = flops / seconds / (args.peak_tflops * 1e12)
     emit(f"{tag} MFU", 100 * mfu, "%", baseline=f"{args.peak_tflops:g} TFLOP/s bf16 dense")
     emit(f"{tag} parameters", sum(p.numel() for p in model.parameters()) / 1e6, "M")
+    emit(f"{tag} TFLOP per step", flops / 1e12, "TFLOP")
+    if device.type == "cuda":
+        emit(f"{tag} peak GPU memory", torch.cuda.max_memory_allocated() / 2**30, "GiB")
     if world > 1 and args.baseline_tokens_s:
         efficiency = tokens / seconds / (world * args.baseline_tokens_s)
         emit(f"{tag} scaling efficiency", 100 * efficiency, "%", baseline="1 GPU tokens/s")

@@ -216,3 +216,13 @@ def test_spiking_encoder_option_pretrains_with_lif_layers():
     assert encoder.layers[0].temporal.encoder.input_norm.weight.grad is not None
     with pytest.raises(ConfigError):
         small_encoder(spiking_time_steps=-1)
+
+
+def test_unpadded_batch_attends_without_mask_and_matches_an_all_true_mask():
+    """No ch_mask / n_valid_times: attention runs unmasked (flash path), same result."""
+    torch.manual_seed(0)
+    encoder = PatchConformer(3, 2, 256, 128.0, dim=16, depth=2, n_heads=2, dropout=0.0).eval()
+    x, ch_pos = torch.randn(2, 3, 256), torch.randn(2, 3, 3) * 0.09
+    unmasked = encoder(x, ch_pos)
+    masked = encoder(x, ch_pos, torch.ones(2, 3, dtype=torch.bool))
+    torch.testing.assert_close(unmasked, masked)
