@@ -11,7 +11,7 @@ on them) and the seizure preprocessing (band-pass, notch, artifact checks, robus
 
 Prints one JSON line per figure: name, value, unit, baseline, ratio, machine.
 
-    python benchmarks/predict.py --hours 1 24 [--threads 1] [--keep DIR]
+    python benchmarks/predict.py --hours 1 24 [--threads N] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -160,7 +160,9 @@ def child(model: str, edf: str, output: str, threads: int | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, nargs="+", default=[1.0, 24.0])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (0: torch default, as the CLI)"
+    )
     parser.add_argument("--keep", type=Path, default=None, help="folder to keep the EDF files")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
