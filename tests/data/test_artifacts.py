@@ -193,3 +193,18 @@ def test_welch_psd_matches_scipy(dtype, sfreq, nperseg):
     assert psd_ours.dtype == psd.dtype
     np.testing.assert_allclose(f_ours, f)
     np.testing.assert_allclose(psd_ours, psd, rtol=1e-4 if dtype == np.float32 else 1e-10)
+
+
+def test_plateau_mask_matches_run_lengths():
+    x = np.round(np.random.default_rng(0).standard_normal((3, 500)) * 0.4)
+    x[1, :7] = 2.0  # a run at the start, one at the end
+    x[2, -9:] = -2.0
+    for min_run in (3, 5):
+        expected = np.zeros(x.shape, dtype=bool)
+        for c, row in enumerate(x):
+            start = 0
+            for i in range(1, len(row) + 1):
+                if i == len(row) or row[i] != row[start]:
+                    expected[c, start:i] = i - start >= min_run
+                    start = i
+        np.testing.assert_array_equal(plateau_mask(x, min_run), expected)
