@@ -23,6 +23,7 @@ def bonn_spec() -> dict:
     return spec
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_bonn_joins_the_mixture_with_the_unknown_position(
     neurodecode_home, mirror_url, monkeypatch
