@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import platform
 import shutil
 import sys
@@ -97,9 +98,9 @@ def prepare_data(cfg: DictConfig, run_dir: Path, changes: Mapping[str, Any] | No
 
 def _changed_manifest(name: str, changes: DictConfig, run_dir: Path) -> Path:
     """Write the manifest ``name`` with ``changes`` merged in to the run folder."""
-    from neurodecode.data.manifest import _manifest_file
+    from neurodecode.data.manifest import manifest_file
 
-    source = _manifest_file(name)
+    source = manifest_file(name)
     manifest = yaml.safe_load(source.read_text())
     merged = _deep_merge(manifest, OmegaConf.to_container(changes, resolve=True))
     path = run_dir / "manifest.yaml"
@@ -488,6 +489,9 @@ def write_outputs(cfg: DictConfig, run_dir: Path, task: Any, cache: Any, datamod
             "sfreq": cache.sfreq,
             "n_times": cache.n_times,
             "split": datamodule.summary(),
+            # the preprocessing the cache was really built with (cfg.preprocess with the
+            # dataset's data.prepare merged in): what an export must replay
+            "preprocess": cache.meta["config"],
         },
         "config": config,
         "config_hash": config_hash(config),
@@ -501,7 +505,9 @@ def write_outputs(cfg: DictConfig, run_dir: Path, task: Any, cache: Any, datamod
         },  # fmt: skip
     }
     results = jsonable(results)
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    partial = run_dir / ".results.json.tmp"  # renamed into place: readers never see half
+    partial.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(partial, run_dir / "results.json")
     return results
 
 
@@ -594,9 +600,9 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
         task.set_references(seizure_references(cache))
 
     trainer = build_trainer(cfg, run_dir, resuming=checkpoint is not None)
-    trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=False)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path or None
-    trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=False)
+    trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=True)
     results = write_outputs(cfg, run_dir, task, cache, datamodule, trainer, started, recipe)
     for line in summary_lines(results):
         logger.info(line)

@@ -27,8 +27,11 @@ _COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser with one sub-command per data operation."""
-    parser = argparse.ArgumentParser(prog="python -m neurodecode.data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m neurodecode.data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, (_, _, help_text) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

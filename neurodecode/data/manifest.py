@@ -242,7 +242,8 @@ def list_manifests() -> list[str]:
     return sorted(p.stem for p in resource_dir("data_manifests").glob("*.yaml"))
 
 
-def _manifest_file(name_or_path: str | Path) -> Path:
+def manifest_file(name_or_path: str | Path) -> Path:
+    """The YAML file of a shipped manifest name, or ``name_or_path`` itself if it is a file."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return path
@@ -275,7 +276,7 @@ def load_manifest(name_or_path: str | Path) -> Manifest:
     UnknownNameError
         If a name matches no shipped manifest.
     """
-    path = _manifest_file(name_or_path)
+    path = manifest_file(name_or_path)
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except (OSError, yaml.YAMLError) as err:

@@ -15,8 +15,11 @@ ANNOTATION_COLUMNS = ("onset", "duration", "description")
 def empty_annotations() -> pd.DataFrame:
     """An annotation table with no rows and the standard columns."""
     return pd.DataFrame(
-        {"onset": pd.Series(dtype=float), "duration": pd.Series(dtype=float),
-         "description": pd.Series(dtype=str)}
+        {
+            "onset": pd.Series(dtype=float),
+            "duration": pd.Series(dtype=float),
+            "description": pd.Series(dtype=str),
+        }
     )
 
 

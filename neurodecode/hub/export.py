@@ -338,7 +338,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
     return export_model(
         model.eval(),
         out_dir,
-        preprocessing=config.get("preprocess"),
+        preprocessing=data.get("preprocess") or config.get("preprocess"),
         labels=hparams.get("class_names") or data.get("classes"),
         task=results.get("recipe") or (config.get("task") or {}).get("module", {}).get("_target_"),
         dataset=data.get("dataset"),
