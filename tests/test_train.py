@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -192,6 +193,34 @@ def test_seizure_recipe_on_simulated_data_writes_a_complete_run(seizure_run):
     assert (pooled["tp"], pooled["fp"], pooled["ref_true"]) == (tp, fp, n_ref)
     expected_f1 = 2 * tp / (2 * tp + fp + (n_ref - tp)) if n_ref + fp else None
     assert pooled["f1"] == pytest.approx(expected_f1)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumed_ends_like_an_uninterrupted_one(seizure_run, tmp_path):
+    """Kill the 2-epoch run once epoch 1 is checkpointed; resume=true: same test metrics."""
+    home, uninterrupted, _ = seizure_run
+    runs = tmp_path / "runs"
+    env = dict(os.environ, NEURODECODE_HOME=str(home))
+    command = [sys.executable, "-m", "neurodecode.train", *QUICK, f"runs_dir={runs}"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not list(runs.glob("seizure/*/checkpoints/last.ckpt")):
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint after 300 s"
+        time.sleep(0.1)
+    process.kill()
+    process.wait()
+    (killed,) = [run for run in (runs / "seizure").iterdir() if (run / "checkpoints").is_dir()]
+    assert not (killed / "results.json").exists(), "the run finished before it was killed"
+    _train(home, runs, "resume=true")
+    # the resumed run continues in the killed run's folder
+    expected = json.loads((uninterrupted / "results.json").read_text())["metrics"]["test"]
+    got = json.loads((killed / "results.json").read_text())["metrics"]["test"]
+    assert got["window"]["confusion_matrix"] == expected["window"]["confusion_matrix"]
+    for key, value in expected["window"].items():
+        if isinstance(value, int | float):
+            assert got["window"][key] == pytest.approx(value, nan_ok=True), key
+    assert got["szcore"]["event"] == expected["szcore"]["event"]
 
 
 def test_resume_finds_the_latest_earlier_run(tmp_path):
