@@ -73,9 +73,21 @@ COMPOSE = [
     "python -m neurodecode.train recipe=seizure data=simulated init_from=runs/pretrain/<time>",
     "python -m neurodecode.train recipe=motor_imagery init_from=hf://org/name "
     "finetune.mode=linear_probe",
+    "python -m neurodecode.train recipe=pretrain trainer.max_steps=250 "
+    "'data.datasets.eegmmidb.prepare.runs=[1,5,6,9,10,13,14]' model.dim=32 model.depth=2 "
+    "model.n_heads=2 model.head_hidden=32 task.module.target_norm=none "
+    "task.module.spectral_weight=1.0",
 ]
 
 EXEMPT = {
+    "python -m neurodecode.train recipe=motor_imagery '+data.prepare.subjects=[1]' "
+    "'+data.prepare.runs=[3,4,7,8,11,12]' data.datamodule.split=within_session "
+    "data.datamodule.fold=$s seed=$s data.datamodule.batch_size=16 model=patch_conformer "
+    "model.dim=32 model.depth=2 model.n_heads=2 model.head_hidden=32 trainer.max_epochs=20 "
+    "[init_from=<pretrain run>/checkpoints/best-step=000096.ckpt]": (
+        "a template over seeds ($s) with an optional init_from in brackets; the fine-tuning "
+        "path it uses is run by tests/tasks/test_pretrain.py and tests/test_real_data_checks.py"
+    ),
     "python -m neurodecode.data fetch chbmit subjects=[1,2]": (
         "downloads about 4 GB from PhysioNet; fetching is tested against loopback servers "
         "(tests/data/test_fetch.py)"
