@@ -22,7 +22,8 @@
 #
 # To stay offline and short, this notebook pretrains a very small encoder for a few dozen
 # steps on simulated EEG only and probes it on the simulated seizure task for one epoch. The
-# default mixture (`configs/data/mixture.yaml`) pretrains on real eegmmidb recordings.
+# default mixture (`configs/data/mixture.yaml`) pretrains on the real eegmmidb and Bonn
+# recordings.
 
 # %% tags=["parameters"]
 import os
@@ -44,13 +45,14 @@ torch.set_num_threads(1)
 # %% [markdown]
 # ## 1. Pretraining
 #
-# The mixture's datasets have weights; here eegmmidb is switched off and the simulated EEG
-# on. The encoder is small (`model.dim`, `model.depth`, `model.n_heads`).
+# The mixture's datasets have weights; here the real ones (eegmmidb, Bonn) are switched off
+# and the simulated EEG on. The encoder is small (`model.dim`, `model.depth`, `model.n_heads`).
 
 # %%
 pretrain_overrides = [
     "recipe=pretrain", f"trainer.max_steps={PRETRAIN_STEPS}",
-    "data.datasets.eegmmidb.weight=0", "data.datasets.simulated.weight=1",
+    "data.datasets.eegmmidb.weight=0", "data.datasets.bonn.weight=0",
+    "data.datasets.simulated.weight=1",
     "model.dim=32", "model.depth=1", "model.n_heads=2",
     "data.datamodule.batch_size=8", "data.datamodule.samples_per_epoch=80",
     "trainer.enable_progress_bar=false",
