@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 from neurodecode.models.lif import LIFNeuron
 
@@ -33,7 +33,7 @@ def machine(device: torch.device) -> str:
     """A short description of the device the figures were taken on."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    return f"{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads, torch {torch.__version__}"
+    return f"{cpu_name()} x{torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def time_ms(step: Callable[[], None], device: torch.device, warmup: int, repeats: int) -> float:

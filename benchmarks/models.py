@@ -21,12 +21,13 @@ import argparse
 import importlib
 import importlib.util
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 # (name, n_chans, n_times, sfreq)
 INPUTS = (("22x1000", 22, 1000, 250.0), ("19x2560", 19, 2560, 256.0))
@@ -47,15 +48,7 @@ def machine(device: str) -> str:
 
     if device == "cuda":
         return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def model_class(model: str) -> type:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SOURCE = SHARED / "mirror" / "eegmmidb" / "S001"
@@ -38,15 +38,7 @@ TARGET_REALTIME = 1000.0
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
+    return f"{cpu_name()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
 
 
 def source_signal() -> tuple[np.ndarray, list[str]]:

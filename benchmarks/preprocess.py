@@ -28,13 +28,14 @@ import argparse
 import importlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("NEURODECODE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -61,12 +62,7 @@ IMPORTS = {
 
 def machine(workers: int) -> str:
     """CPU model, logical CPUs and workers used."""
-    cpu = platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return f"{cpu}, {os.cpu_count()} CPUs, {workers} workers"
+    return f"{cpu_name()}, {os.cpu_count()} CPUs, {workers} workers"
 
 
 def link_recordings(folder: Path, hours: float) -> list[Path]:

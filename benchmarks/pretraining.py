@@ -26,6 +26,7 @@ import os
 import time
 
 import torch
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 SFREQ = 128.0
 SDPA_BACKENDS = ("flash", "efficient", "cudnn", "math")
@@ -35,7 +36,7 @@ def machine() -> str:
     """The GPU and torch version (or CPU)."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
-    return f"cpu, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def emit(name: str, value: float, unit: str, baseline: str | None = None, ratio=None) -> None:
