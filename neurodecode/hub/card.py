@@ -6,12 +6,13 @@ card can always be rebuilt from an exported folder.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
+
+from neurodecode import jsonio
 
 MEDICAL_DISCLAIMER = (
     "**This is research software, not a medical device.** It has not been cleared or "
@@ -162,7 +163,7 @@ def render_card(config: Mapping[str, Any]) -> str:
 
     arguments = {k: v for k, v in arch.items() if k not in ("_target_", "chs_info")}
     lines += ["", "## Architecture", "", f"`{arch['_target_']}` with arguments:", "", "```json"]
-    lines += [json.dumps(arguments), "```"]
+    lines += [jsonio.dumps(arguments), "```"]
     lines += [
         "",
         "## How to load",

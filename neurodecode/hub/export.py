@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from neurodecode import jsonio
 from neurodecode.errors import CheckpointError, ConfigError, ForeignTargetError, UnknownNameError
 from neurodecode.hub.card import render_card
 from neurodecode.hub.format import (
@@ -38,7 +39,7 @@ from neurodecode.hub.format import (
     sha256_of,
     to_jsonable,
 )
-from neurodecode.hub.load import load_state
+from neurodecode.hub.load import load_state, read_config
 from neurodecode.registry import MODELS
 
 logger = logging.getLogger(__name__)
@@ -201,9 +202,30 @@ def export_model(
         },
         "versions": {"neurodecode": __version__, "torch": torch.__version__},
     }
-    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    write_config(out, config)
     (out / CARD_NAME).write_text(render_card(config), encoding="utf-8")
     logger.info("exported %s (%d tensors) to %s", arch["_target_"], len(state), out)
+    return out
+
+
+def write_config(out_dir: Path, config: Mapping[str, Any]) -> None:
+    """Write ``config.json`` as strict JSON: unknown (NaN) positions and metrics as ``null``."""
+    text = jsonio.dumps(config, indent=2) + "\n"
+    (out_dir / CONFIG_NAME).write_text(text, encoding="utf-8")
+
+
+def copy_export(src: str | Path, out_dir: str | Path) -> Path:
+    """Copy an exported folder to ``out_dir``, rewriting its ``config.json`` as strict JSON.
+
+    Exports written before neurodecode wrote unknown positions as ``null`` hold bare ``NaN``
+    tokens, which the Hub's config viewer and non-Python parsers reject; the copy does not.
+    """
+    src, out = Path(src), Path(out_dir)
+    config = read_config(src / CONFIG_NAME)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS_NAME, CARD_NAME):
+        shutil.copy2(src / name, out / name)
+    write_config(out, config)
     return out
 
 
@@ -303,7 +325,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
     ``torch.load(weights_only=True)`` (tensors and plain types only; this is for checkpoints
     you produced yourself, downloaded files are never read this way); the architecture and
     signal contract come from its hyper-parameters, which are those of the task. A
-    pretraining run, which exports its encoder to ``encoder/`` itself, is copied as is.
+    pretraining run, which exports its encoder to ``encoder/`` itself, is copied
+    (:func:`copy_export`).
 
     Parameters
     ----------
@@ -321,11 +344,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
     """
     run = Path(run_dir)
     if (run / "encoder" / CONFIG_NAME).is_file():  # a pretraining run exports its encoder
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        for name in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME):
-            shutil.copy2(run / "encoder" / name, out / name)
-        return out
+        return copy_export(run / "encoder", out_dir)
     results = _read_results(run)
     ckpt_path = _checkpoint_path(run, results, checkpoint)
     encoder_state, hparams = read_task_checkpoint(ckpt_path)

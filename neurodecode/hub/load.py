@@ -34,6 +34,7 @@ from neurodecode.hub.format import (
     WEIGHTS_NAME,
     sha256_of,
 )
+from neurodecode.jsonio import nan_for_null
 from neurodecode.registry import MODELS, instantiate
 
 logger = logging.getLogger(__name__)
@@ -316,7 +317,24 @@ def read_config(path: Path) -> dict[str, Any]:
     for key in ("ch_names", "sfreq", "n_times"):
         if key not in config["signal"]:
             raise CheckpointError(f"signal contract lacks {key!r}", path=path)
+    _unknown_positions_as_nan(config, path)
     return config
+
+
+def _unknown_positions_as_nan(config: dict[str, Any], path: Path) -> None:
+    """Read unknown electrode coordinates, ``null`` (or ``NaN`` in old exports), as NaN."""
+    signal = config["signal"]
+    chs_info = config["model"].get("chs_info") or []
+    try:
+        if signal.get("ch_pos") is not None:
+            signal["ch_pos"] = [nan_for_null(xyz) for xyz in signal["ch_pos"]]
+        for ch in chs_info:
+            if ch.get("loc") is not None:
+                ch["loc"] = nan_for_null(ch["loc"])
+    except (AttributeError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"channel positions are not lists of numbers or null: {err}", path=path
+        ) from err
 
 
 def build_from_config(config: Mapping[str, Any], *, path: str | Path | None = None):

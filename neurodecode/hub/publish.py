@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from neurodecode import jsonio
 from neurodecode.errors import CheckpointError
 from neurodecode.hub.format import CONFIG_NAME, EXPORT_FILES
 from neurodecode.hub.load import read_config
@@ -29,7 +30,8 @@ def push_to_hub(
     ----------
     source : str or Path
         An exported folder (``config.json``, ``model.safetensors``, ``README.md``) or a run
-        directory (exported first with :func:`~neurodecode.hub.export.export_run`).
+        directory (exported first with :func:`~neurodecode.hub.export.export_run`). A
+        ``config.json`` with bare ``NaN`` (older exports) is uploaded rewritten as strict JSON.
     repo_id : str
         ``org/name``; the repository is created (``private`` as given) if it does not exist.
     revision : str, optional
@@ -50,6 +52,10 @@ def push_to_hub(
     source = Path(source)
     with tempfile.TemporaryDirectory(prefix="neurodecode-push-") as tmp:
         folder = source if (source / CONFIG_NAME).is_file() else _export_run(source, Path(tmp))
+        if not jsonio.is_strict((folder / CONFIG_NAME).read_text(encoding="utf-8")):
+            from neurodecode.hub.export import copy_export  # an old export with bare NaN
+
+            folder = copy_export(folder, Path(tmp) / "strict")
         config = read_config(folder / CONFIG_NAME)
         message = commit_message or (
             f"Upload {config['model']['_target_']} with neurodecode {config['neurodecode_version']}"
