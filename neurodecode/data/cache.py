@@ -45,6 +45,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 import neurodecode
+from neurodecode import jsonio
 from neurodecode.data import artifacts, preprocess, windows
 from neurodecode.errors import CacheError, ConfigError, NeurodecodeError
 
@@ -720,7 +721,7 @@ def _finalise(
     try:
         _write_text(directory / "index.csv", index[columns + extra].to_csv(index=False))
         _write_text(directory / "events.csv", events.to_csv(index=False))
-        _write_text(directory / "meta.json", json.dumps(meta, indent=1, default=_json_default))
+        _write_text(directory / "meta.json", jsonio.dumps(meta, indent=1, default=_json_default))
     except OSError as err:
         raise CacheError(
             f"cannot finish the cache ({err.strerror or err}); a rerun resumes", path=directory

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from neurodecode import jsonio
 from neurodecode.data import io
 from neurodecode.errors import (
     ChannelError,
@@ -477,5 +477,5 @@ def predict(
         "recordings": recordings,
         "failed": failed,
     }
-    (output / SUMMARY_NAME).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (output / SUMMARY_NAME).write_text(jsonio.dumps(summary, indent=2, default=str) + "\n")
     return summary
