@@ -50,8 +50,14 @@ BONN_VOLTS_PER_UNIT = 1e-6
 like the literature, we read one unit as one microvolt (so the signal is *approximately*
 in volts)."""
 
+VOLTS_PER_UNIT = {
+    "v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "nv": 1e-9,
+    "volts": 1.0, "millivolts": 1e-3, "microvolts": 1e-6, "nanovolts": 1e-9,
+}  # fmt: skip
+"""Volts per unit, keyed by the lower-case spelling of a declared unit (``"uv"``, ``"µv"``,
+``"microvolts"``, ...): one table for file headers (GDF) and live streams (LSL)."""
+
 _CHUNK_SECONDS = 60.0
-_UNIT_FACTORS = {"v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "nv": 1e-9}
 _BIDS_DATA_SUFFIXES = ("_eeg", "_meg", "_ieeg")
 _EEGMMIDB_NAME = re.compile(r"^S(\d{3})R(\d{2})\.", re.IGNORECASE)
 _CHBMIT_NAME = re.compile(r"^chb(\d{2})[a-z]?_(\d{2,3})", re.IGNORECASE)
@@ -431,7 +437,7 @@ def _gdf_unit_correction(path: Path, raw: Any) -> np.ndarray:
         return np.ones(n)
     factors = np.ones(n)
     for i, dim in enumerate(dims):
-        factor = _UNIT_FACTORS.get(dim.lower())
+        factor = VOLTS_PER_UNIT.get(dim.lower())
         if factor is None:  # e.g. an event or non-electrical channel
             logger.warning(
                 "%s: channel %r has physical unit %r; left as MNE read it",

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from neurodecode.data.io import VOLTS_PER_UNIT
 from neurodecode.data.montage import channel_positions
 from neurodecode.data.recording import Recording
-from neurodecode.errors import ConfigError, RecordingError
+from neurodecode.errors import ConfigError, NeurodecodeError, RecordingError
 from neurodecode.evaluation.seizure import probabilities_to_events
 from neurodecode.predict import pipeline
 from neurodecode.predict.detector import Detector
@@ -262,20 +263,123 @@ def stream_events(
     yield from stream.close()
 
 
-def lsl_chunks(
-    name: str, *, timeout: float = 5.0, max_samples: int = 1024
-) -> tuple[list[str], float, Iterator[np.ndarray]]:
-    """Connect to the LSL stream ``name`` (``mne-lsl``); return channels, rate and chunks.
+#: Powers of ten accepted as units (mne-lsl stores a unit given as a number as its exponent).
+_POWERS = range(-15, 4)
+_KNOWN_UNITS = (
+    "known units (any case): "
+    + ", ".join(VOLTS_PER_UNIT)
+    + ", or a power of ten of volts such as '-6'"
+)
 
-    Samples are converted to volts from the stream's declared units (``microvolts`` and
-    ``millivolts`` are recognised; anything else is taken as volts).
+
+def _volts_per_unit(unit: object) -> float | None:
+    text = "" if unit is None else str(unit).strip().lower()
+    try:
+        power = int(text)
+    except ValueError:
+        return VOLTS_PER_UNIT.get(text)
+    return 10.0**power if power in _POWERS else None
+
+
+def channel_scales(
+    stream: str,
+    ch_names: Sequence[str],
+    declared: Sequence[str | None] | None,
+    units: str | Mapping[str, str] | None = None,
+) -> np.ndarray:
+    """Volts per sample unit of each channel of a stream, from its declared units.
+
+    A unit is one of :data:`neurodecode.data.io.VOLTS_PER_UNIT` (any case: ``"uV"``,
+    ``"µV"``, ``"microvolts"``, ...) or a power of ten of volts written as an integer (``"-6"``,
+    as mne-lsl stores units given as numbers).
+
+    Parameters
+    ----------
+    stream : str
+        The stream's name, for error messages.
+    ch_names : sequence of str
+        The stream's channels, in order.
+    declared : sequence of str or None, or None
+        The units the stream declares per channel (``None`` or ``""`` where it declares none).
+    units : str or mapping of str to str, optional
+        Overrides: one unit for every channel (``"uV"``) or ``{channel: unit}`` for some.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_chans,)`` float32 factors: multiply the samples by them to get volts.
 
     Raises
     ------
     ConfigError
-        If ``mne-lsl`` is not installed.
+        If an override names an unknown unit or a channel the stream does not have.
     RecordingError
-        If no stream of that name answers within ``timeout`` seconds.
+        If a channel's unit is unknown or missing (and not overridden); the message names the
+        stream, the channels and their units.
+    """
+    names = [str(n) for n in ch_names]
+    given = list(declared or [])[: len(names)]
+    given += [None] * (len(names) - len(given))
+    overrides = dict.fromkeys(names, units) if isinstance(units, str) else dict(units or {})
+    strangers = sorted(set(overrides) - set(names))
+    if strangers:
+        raise ConfigError(
+            f"units= names channel(s) {strangers} that stream {stream!r} does not have",
+            hint=f"its channels: {', '.join(names)}",
+        )
+    bad_overrides = {unit for unit in overrides.values() if _volts_per_unit(unit) is None}
+    if bad_overrides:
+        raise ConfigError(
+            f"units= gives unknown voltage unit(s) {sorted(map(str, bad_overrides))}",
+            hint=_KNOWN_UNITS,
+        )
+    effective = [overrides.get(n, unit) for n, unit in zip(names, given, strict=True)]
+    scales = [_volts_per_unit(unit) for unit in effective]
+    unknown: dict[str, list[str]] = {}
+    for name, unit, scale in zip(names, effective, scales, strict=True):
+        if scale is None:
+            unknown.setdefault(repr(unit) if unit and unit.strip() else "none", []).append(name)
+    if unknown:
+        listed = "; ".join(
+            f"{_preview(chans)} declare{'s' if len(chans) == 1 else ''} {unit}"
+            for unit, chans in unknown.items()
+        )
+        example = next(iter(unknown.values()))[0]
+        raise RecordingError(
+            f"the units of {sum(map(len, unknown.values()))} channel(s) are unknown or missing, "
+            f"so their samples cannot be converted to volts: {listed}",
+            path=f"LSL stream {stream!r}",
+            hint=f"declare them: lsl_chunks({stream!r}, units='uV') for every channel, or "
+            f"units={{{example!r}: 'uV'}} for some; {_KNOWN_UNITS}",
+        )
+    return np.asarray(scales, np.float32)
+
+
+def _preview(names: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def lsl_chunks(
+    name: str,
+    *,
+    timeout: float = 5.0,
+    max_samples: int = 1024,
+    units: str | Mapping[str, str] | None = None,
+) -> tuple[list[str], float, Iterator[np.ndarray]]:
+    """Connect to the LSL stream ``name`` (``mne-lsl``); return channels, rate and chunks.
+
+    Samples are converted to volts from the stream's declared units (see
+    :func:`channel_scales`); a stream whose units are unknown or missing is refused unless
+    ``units=`` declares them (``"uV"`` for every channel, or ``{channel: unit}``).
+
+    Raises
+    ------
+    ConfigError
+        If ``mne-lsl`` is not installed, or ``units=`` is invalid.
+    RecordingError
+        If no stream of that name answers within ``timeout`` seconds, or the units of some
+        channels are unknown or missing.
     """
     try:
         from mne_lsl.lsl import StreamInlet, resolve_streams
@@ -287,13 +391,13 @@ def lsl_chunks(
     inlet = StreamInlet(found[0])
     inlet.open_stream(timeout=timeout)
     info = inlet.get_sinfo()
-    names = list(info.get_channel_names() or [f"ch{i}" for i in range(info.n_channels)])
-    units = [str(u).lower() for u in (info.get_channel_units() or [])]
-    scale = np.array(
-        [{"microvolts": 1e-6, "uv": 1e-6, "millivolts": 1e-3}.get(u, 1.0) for u in units]
-        or [1.0] * len(names),
-        np.float32,
-    )
+    labels = info.get_channel_names() or [None] * info.n_channels
+    names = [str(label) if label else f"ch{i}" for i, label in enumerate(labels)]
+    try:
+        scale = channel_scales(name, names, info.get_channel_units(), units)
+    except NeurodecodeError:
+        inlet.close_stream()
+        raise
 
     def chunks() -> Iterator[np.ndarray]:
         while True:
