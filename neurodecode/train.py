@@ -22,17 +22,13 @@ Each run writes into ``runs/<recipe>/<timestamp>/``::
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
-import math
 import os
-import platform
 import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neurodecode.errors import ConfigError
 from neurodecode.resources import resource_dir
+from neurodecode.runs import config_hash, jsonable, resume_checkpoint, trainer_arguments, versions
 
 logger = logging.getLogger(__name__)
 
@@ -270,16 +267,6 @@ def zero_shot_datamodule(cache: Any, seed: int, **kwargs: Any) -> Any:
     return ZeroShotDataModule(cache, seed=seed, **kwargs)
 
 
-def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
-    """``lightning.Trainer`` keyword arguments from ``cfg.trainer`` (``precision=auto`` resolved)."""
-    import torch
-
-    arguments = OmegaConf.to_container(cfg.trainer, resolve=True)
-    if arguments.get("precision") == "auto":
-        arguments["precision"] = "16-mixed" if torch.cuda.is_available() else "32-true"
-    return arguments
-
-
 def epoch_seeding(seed: int) -> Any:
     """A callback making each epoch's randomness a function of ``(seed, epoch)`` only.
 
@@ -366,63 +353,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, resuming: bool = False) -> Any
     )
 
 
-def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
-    """The ``last.ckpt`` to continue from (``resume=true``: latest run of this recipe)."""
-    if cfg.resume is False or cfg.resume is None:
-        return None
-    if cfg.resume is True:
-        candidates = sorted(
-            p for p in run_dir.parent.glob("*/checkpoints/last.ckpt") if p.parent.parent != run_dir
-        )
-        if not candidates:
-            raise ConfigError(
-                "resume=true but no earlier run of this recipe has a last checkpoint",
-                path=run_dir.parent,
-            )
-        return candidates[-1]
-    path = Path(str(cfg.resume))
-    checkpoint = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
-    if not checkpoint.is_file():
-        raise ConfigError("no checkpoint to resume from", path=checkpoint)
-    return checkpoint
-
-
 # --------------------------------------------------------------------------- outputs
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and of the packages a result depends on."""
-    out = {"python": platform.python_version()}
-    for package in ("neurodecode", "torch", "lightning", "numpy", "mne", "timescoring",
-                    "scikit-learn", "hydra-core"):  # fmt: skip
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "not installed"
-    return out
-
-
-def config_hash(config: Mapping[str, Any]) -> str:
-    """SHA-256 (first 16 hex digits) of the resolved config, keys sorted."""
-    text = json.dumps(config, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy scalars and arrays converted, NaN and infinities as null."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def write_outputs(cfg: DictConfig, run_dir: Path, task: Any, cache: Any, datamodule: Any,

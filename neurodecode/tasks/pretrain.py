@@ -21,6 +21,7 @@ import torch
 
 from neurodecode.models.pretraining import MaskedAutoencoder
 from neurodecode.registry import TASKS
+from neurodecode.runs import config_hash, jsonable, resume_checkpoint, trainer_arguments, versions
 from neurodecode.tasks.base import DecodingTask, build_encoder
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,6 @@ def run_pretraining(cfg: Any, run_dir: Path) -> dict[str, Any]:
 
     from neurodecode.data.mixture import MixtureDataModule, prepare_mixture
     from neurodecode.hub import export_model
-    from neurodecode.train import config_hash, jsonable, resume_checkpoint, versions
 
     started = time.time()
     checkpoint = resume_checkpoint(cfg, run_dir)
@@ -250,8 +250,6 @@ def pretraining_trainer(cfg: Any, run_dir: Path) -> Any:
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from neurodecode.train import trainer_arguments
-
     callbacks = [
         ModelCheckpoint(
             dirpath=run_dir / "checkpoints",
@@ -267,27 +265,9 @@ def pretraining_trainer(cfg: Any, run_dir: Path) -> Any:
         CSVLogger(run_dir, name="logs", version="csv"),
         TensorBoardLogger(run_dir, name="logs", version="tensorboard", default_hp_metric=False),
     ]
-    arguments = trainer_arguments(cfg)
-    if isinstance(arguments.get("strategy"), Mapping):  # e.g. trainer=fsdp
-        from hydra.utils import instantiate
-
-        arguments["strategy"] = instantiate(arguments["strategy"])
-    return L.Trainer(default_root_dir=run_dir, callbacks=callbacks, logger=loggers, **arguments)
-
-
-def fsdp_strategy(wrap: Sequence[str], **kwargs: Any) -> Any:
-    """Lightning's ``FSDPStrategy`` sharding every module of the classes named in ``wrap``.
-
-    ``wrap`` holds import paths (e.g. ``neurodecode.models.pretraining.FactorisedLayer``),
-    so that ``configs/trainer/fsdp.yaml`` can name the auto-wrap classes; ``kwargs`` go to
-    ``FSDPStrategy`` (sharding strategy, ``use_orig_params``, ...). Mixed precision comes
-    from the trainer's ``precision`` (``bf16-mixed``: parameters, gradient reduction and
-    buffers in bf16 inside FSDP).
-    """
-    from hydra.utils import get_class
-    from lightning.pytorch.strategies import FSDPStrategy
-
-    return FSDPStrategy(auto_wrap_policy={get_class(name) for name in wrap}, **kwargs)
+    return L.Trainer(
+        default_root_dir=run_dir, callbacks=callbacks, logger=loggers, **trainer_arguments(cfg)
+    )
 
 
 def _caches(mixture: Any) -> list[tuple[str, Any]]:

@@ -131,25 +131,3 @@ def test_pretrain_recipe_runs_and_exports_an_encoder(tmp_path, monkeypatch):
     assert checkpoint.model["_target_"] == "patch_conformer" and checkpoint.sfreq == 32.0
     assert exported.state.keys() == checkpoint.state.keys()
     assert all(torch.equal(exported.state[k], checkpoint.state[k]) for k in exported.state)
-
-
-@pytest.mark.parametrize("trainer", ["ddp", "fsdp"])
-def test_multi_gpu_trainer_configs_compose_and_build_their_strategy(trainer):
-    """trainer=ddp / trainer=fsdp compose; FSDP's strategy object is built (no GPU used)."""
-    from hydra.utils import instantiate
-    from lightning.pytorch.strategies import FSDPStrategy
-
-    from neurodecode.models.pretraining import FactorisedLayer
-    from neurodecode.train import compose
-
-    cfg = compose(["recipe=pretrain", f"trainer={trainer}"])
-    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.devices == -1
-    if trainer == "ddp":
-        assert cfg.trainer.strategy == "ddp"
-        return
-    assert cfg.trainer.precision == "bf16-mixed"
-    strategy = instantiate(cfg.trainer.strategy)
-    assert isinstance(strategy, FSDPStrategy)
-    policy = strategy.kwargs["auto_wrap_policy"]
-    assert FactorisedLayer in policy._module_classes
-    assert strategy.kwargs["use_orig_params"] is True

@@ -1,0 +1,119 @@
+"""What every training run shares, whichever recipe it runs.
+
+The supervised recipes (:mod:`neurodecode.train`) and pretraining
+(:mod:`neurodecode.tasks.pretrain`) build their Lightning trainer from the same
+:func:`trainer_arguments` (so ``trainer=ddp`` and ``trainer=fsdp`` work for every recipe),
+continue from the checkpoint :func:`resume_checkpoint` finds, and record their results with
+:func:`versions`, :func:`config_hash` and :func:`jsonable`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from neurodecode.errors import ConfigError
+
+
+def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
+    """``lightning.Trainer`` keyword arguments from ``cfg.trainer``.
+
+    ``precision: auto`` becomes ``16-mixed`` on a CUDA GPU and ``32-true`` otherwise. A
+    ``strategy`` given as a mapping with a ``_target_`` (``configs/trainer/fsdp.yaml``) is
+    instantiated; a name (``auto``, ``ddp``) is passed on for Lightning to resolve.
+    """
+    import torch
+
+    arguments = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if arguments.get("precision") == "auto":
+        arguments["precision"] = "16-mixed" if torch.cuda.is_available() else "32-true"
+    if isinstance(arguments.get("strategy"), Mapping):
+        from hydra.utils import instantiate
+
+        arguments["strategy"] = instantiate(arguments["strategy"])
+    return arguments
+
+
+def fsdp_strategy(wrap: Sequence[str], **kwargs: Any) -> Any:
+    """Lightning's ``FSDPStrategy`` making every module of the classes in ``wrap`` an FSDP unit.
+
+    ``wrap`` holds import paths (e.g. ``neurodecode.models.blocks.TransformerEncoderLayer``),
+    so that ``configs/trainer/fsdp.yaml`` can name the auto-wrap classes. Units may nest:
+    wrapping proceeds bottom up and each unit holds the parameters of its subtree that no
+    inner unit holds. ``kwargs`` go to ``FSDPStrategy`` (``sharding_strategy``,
+    ``use_orig_params``, ...). Mixed precision comes from the trainer's ``precision``
+    (``bf16-mixed``: parameters, gradient reduction and buffers in bf16 inside FSDP).
+    """
+    from hydra.utils import get_class
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    return FSDPStrategy(auto_wrap_policy={get_class(name) for name in wrap}, **kwargs)
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """The ``last.ckpt`` to continue from, or None for a new run.
+
+    ``cfg.resume`` is false (a new run), true (the latest other run beside ``run_dir``,
+    i.e. of the same recipe, that has a last checkpoint) or a run folder or ``.ckpt`` file.
+    """
+    if cfg.resume is False or cfg.resume is None:
+        return None
+    if cfg.resume is True:
+        candidates = sorted(
+            p for p in run_dir.parent.glob("*/checkpoints/last.ckpt") if p.parent.parent != run_dir
+        )
+        if not candidates:
+            raise ConfigError(
+                "resume=true but no earlier run of this recipe has a last checkpoint",
+                path=run_dir.parent,
+            )
+        return candidates[-1]
+    path = Path(str(cfg.resume))
+    checkpoint = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+    if not checkpoint.is_file():
+        raise ConfigError("no checkpoint to resume from", path=checkpoint)
+    return checkpoint
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages a result depends on."""
+    out = {"python": platform.python_version()}
+    for package in ("neurodecode", "torch", "lightning", "numpy", "mne", "timescoring",
+                    "scikit-learn", "hydra-core"):  # fmt: skip
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """SHA-256 (first 16 hex digits) of the resolved config, keys sorted."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars and arrays converted, NaN and infinities as null."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,134 @@
+"""What every training run shares: trainer arguments and their strategy for every recipe,
+the checkpoint to resume from, the run record; and no stage importing the entry point."""
+
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+import neurodecode
+from neurodecode import runs
+from neurodecode.errors import ConfigError
+from neurodecode.train import compose
+
+RECIPES = ["seizure", "motor_imagery", "image_retrieval", "pretrain"]
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_fsdp_trainer_builds_its_strategy_for_every_recipe(recipe):
+    """trainer=fsdp: Lightning's FSDPStrategy, auto-wrapping the configured classes (the
+    strategy object only: there is no GPU here to start a trainer on)."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from neurodecode.models.blocks import TransformerEncoderLayer
+    from neurodecode.models.pretraining import FactorisedLayer
+    from neurodecode.models.spiking import SpikingTransformerLayer
+
+    cfg = compose([f"recipe={recipe}", "trainer=fsdp"])
+    arguments = runs.trainer_arguments(cfg)
+    assert arguments["accelerator"] == "gpu" and arguments["devices"] == -1
+    assert arguments["precision"] == "bf16-mixed"
+    strategy = arguments["strategy"]
+    assert isinstance(strategy, FSDPStrategy)
+    policy = strategy.kwargs["auto_wrap_policy"]
+    assert policy._module_classes == {
+        TransformerEncoderLayer,
+        SpikingTransformerLayer,
+        FactorisedLayer,
+    }
+    assert strategy.kwargs["use_orig_params"] is True
+    assert strategy._state_dict_type == "full"
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_other_trainers_pass_the_strategy_name_on(recipe):
+    cfg = compose([f"recipe={recipe}", "trainer=ddp"])
+    arguments = runs.trainer_arguments(cfg)
+    assert arguments["strategy"] == "ddp" and arguments["sync_batchnorm"] is True
+    default = runs.trainer_arguments(compose([f"recipe={recipe}"]))
+    assert default["strategy"] == "auto"
+    assert default["precision"] in {"32-true", "16-mixed"}  # precision: auto, resolved
+
+
+@pytest.mark.parametrize(
+    ("model", "changes"),
+    [
+        ("dual_branch_conformer", {}),
+        ("spiking", {"time_steps": 2}),
+        ("patch_conformer", {}),
+        ("patch_conformer", {"spiking_time_steps": 2}),
+    ],
+)
+def test_every_transformer_encoder_has_fsdp_units(model, changes):
+    """The classes fsdp.yaml wraps occur in each transformer encoder (one unit per layer at
+    least), so a renamed layer class cannot silently leave a model in a single unit."""
+    from hydra.utils import get_class
+
+    from neurodecode.tasks.base import build_encoder
+
+    wrap = tuple(get_class(name) for name in compose(["recipe=pretrain", "trainer=fsdp"])
+                 .trainer.strategy.wrap)  # fmt: skip
+    config = OmegaConf.to_container(compose(["recipe=seizure", f"model={model}"]).model)
+    encoder = build_encoder(
+        {**config, **changes}, n_chans=4, n_outputs=2, n_times=256, sfreq=128.0,
+        ch_names=["Fp1", "Fp2", "C3", "C4"], ch_pos=np.eye(4, 3).tolist(),
+    )  # fmt: skip
+    units = [m for m in encoder.modules() if isinstance(m, wrap)]
+    assert len(units) >= 2 and all(any(True for _ in m.parameters()) for m in units)
+
+
+def test_resume_finds_the_latest_earlier_run(tmp_path):
+    recipe_runs = tmp_path / "runs" / "seizure"
+    for name in ("2026-01-01_00-00-00", "2026-01-02_00-00-00"):
+        (recipe_runs / name / "checkpoints").mkdir(parents=True)
+        (recipe_runs / name / "checkpoints" / "last.ckpt").write_bytes(b"")
+    current = recipe_runs / "2026-01-03_00-00-00"
+    latest = recipe_runs / "2026-01-02_00-00-00" / "checkpoints" / "last.ckpt"
+    assert runs.resume_checkpoint(OmegaConf.create({"resume": False}), current) is None
+    assert runs.resume_checkpoint(OmegaConf.create({"resume": True}), current) == latest
+    earlier = recipe_runs / "2026-01-01_00-00-00"
+    chosen = runs.resume_checkpoint(OmegaConf.create({"resume": str(earlier)}), current)
+    assert chosen == earlier / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError, match="no earlier run"):
+        runs.resume_checkpoint(OmegaConf.create({"resume": True}), tmp_path / "x" / "run")
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        runs.resume_checkpoint(OmegaConf.create({"resume": str(tmp_path / "nothing")}), current)
+
+
+def test_the_run_record_is_plain_json_with_a_key_order_free_hash():
+    value = {"a": np.float32(0.5), "b": [np.int64(3), math.nan], "c": np.arange(2),
+             "d": (Path("x") / "y", math.inf)}  # fmt: skip
+    assert runs.jsonable(value) == {"a": 0.5, "b": [3, None], "c": [0, 1], "d": ["x/y", None]}
+    assert runs.config_hash({"a": 1, "b": {"c": 2}}) == runs.config_hash({"b": {"c": 2}, "a": 1})
+    assert runs.config_hash({"a": 1}) != runs.config_hash({"a": 2})
+    assert len(runs.config_hash({})) == 16
+    assert {"python", "torch", "lightning", "neurodecode"} <= set(runs.versions())
+
+
+def test_no_stage_imports_the_training_entry_point():
+    """A stage never reaches back up: only neurodecode/train.py itself names the module
+    ``neurodecode.train`` (imports inside functions included)."""
+    package = Path(neurodecode.__file__).parent
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if path == package / "train.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level:  # relative: resolved against the file's package
+                    parts = path.relative_to(package.parent).with_suffix("").parts
+                    module = ".".join([*parts[: -node.level], *filter(None, [module])])
+                names = [module] + [f"{module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            if "neurodecode.train" in names:
+                offenders.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert not offenders, offenders
