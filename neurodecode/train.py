@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -496,6 +497,16 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     from neurodecode.tasks.retrieval import RetrievalTask
     from neurodecode.tasks.seizure import SeizureTask
 
+    # Lightning's own pytree helper (lightning/pytorch/utilities/_pytree.py, Lightning 2.6)
+    # still builds torch's LeafSpec, which torch 2.13 deprecates with a FutureWarning
+    # repeated at every fit and test; nothing in our code to change, so only that warning
+    # from that module is silenced.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+        module=r"lightning\.pytorch\.utilities\._pytree",
+    )
     started = time.time()
     if recipe is None and HydraConfig.initialized():
         recipe = HydraConfig.get().runtime.choices.get("recipe")
@@ -643,18 +654,29 @@ def _recipe_summary(text: str) -> str:
     return phrase.rstrip(".")
 
 
+def _log_lightning_through_root() -> None:
+    """Let Lightning's log records reach the console once, through the root logger.
+
+    ``import lightning`` attaches a console handler (stderr, ``INFO: ...``) to the
+    ``lightning`` logger, and ``lightning.pytorch`` / ``lightning.fabric`` attach one each
+    with propagation off when the root logger has no handler yet. Records still propagate
+    from ``lightning`` to the root logger, where Hydra's job logging prints them (stdout)
+    and writes ``train.log``: every Lightning line came out twice.
+    """
+    import lightning  # noqa: F401  (attaches its handlers on import)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        lightning_logger = logging.getLogger(name)
+        for handler in list(lightning_logger.handlers):
+            lightning_logger.removeHandler(handler)
+        lightning_logger.propagate = True
+
+
 @hydra.main(config_path=str(resource_dir("configs")), config_name="train", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    # Lightning prints through its own console handler; Hydra's root handlers (console and
-    # train.log) already show its messages, so drop the duplicate
-    import lightning  # noqa: F401  (adds the handler on import)
-
-    for handler in list(logging.getLogger("lightning.pytorch").handlers):
-        logging.getLogger("lightning.pytorch").removeHandler(handler)
-    hydra_dir = Path(HydraConfig.get().runtime.output_dir)
-    results = run(cfg, hydra_dir)
-    for line in summary_lines(results):
-        print(line)
+    _log_lightning_through_root()
+    # run() logs the summary lines, which Hydra's console handler prints
+    run(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 def main() -> None:

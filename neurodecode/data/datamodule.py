@@ -133,6 +133,7 @@ class EEGDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self._splits: list[Split] | None = None
+        self._described: Split | None = None  # the split setup() last logged
 
     @property
     def index(self) -> pd.DataFrame:
@@ -189,8 +190,12 @@ class EEGDataModule(L.LightningDataModule):
         )
 
     def setup(self, stage: str | None = None) -> None:
-        """Compute the split (once) and log what each part holds."""
+        """Compute the split (once) and log what each part holds (once per split: Lightning
+        calls setup again for each stage)."""
         split = self.split
+        if split is self._described:
+            return
+        self._described = split
         for part in ("train", "valid", "test"):
             rows = self.index.iloc[split.part(part)]
             logger.info(
