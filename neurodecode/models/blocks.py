@@ -11,7 +11,7 @@ or time, so the encoders built from it compile with ``torch.compile`` without gr
   electrodes (the spatial branch's tokens);
 * :class:`ChannelPositionEncoding` -- an embedding of 3-D electrode positions (metres);
 * :class:`TransformerEncoder` -- pre-norm encoder layers over fused attention
-  (:func:`torch.nn.functional.scaled_dot_product_attention`) with an optional key mask;
+  (:mod:`neurodecode.models.attention`) with an optional key mask;
 * :class:`ChannelAttentionPool` -- attention-weighted mean over (unmasked) tokens;
 * :func:`sinusoidal_positions` -- the fixed positional encoding of token order.
 """
@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurodecode.errors import ContractError
+from neurodecode.models.attention import KERNELS, self_attention
 
 
 def check_signal(x: Tensor, *, n_chans: int, min_times: int, model: str) -> None:
@@ -274,39 +274,46 @@ class ChannelPositionEncoding(nn.Module):
 
 
 class MultiHeadSelfAttention(nn.Module):
-    """Self-attention through fused ``scaled_dot_product_attention``.
+    """Self-attention through :func:`neurodecode.models.attention.self_attention`.
 
-    ``key_mask`` (batch, n_tokens), true for tokens that may be attended to.
+    ``key_mask`` (batch, n_tokens), true for tokens that may be attended to. ``kernel``
+    ``auto`` takes the short-sequence Triton kernel on CUDA where it applies, ``sdpa``
+    always PyTorch's fused ``scaled_dot_product_attention``; both compute the same function.
     """
 
-    def __init__(self, dim: int, n_heads: int, dropout: float = 0.0):
+    def __init__(self, dim: int, n_heads: int, dropout: float = 0.0, kernel: str = "auto"):
         super().__init__()
         if dim % n_heads:
             raise ValueError(f"dim ({dim}) must be divisible by n_heads ({n_heads})")
+        if kernel not in KERNELS:
+            raise ValueError(f"unknown attention kernel {kernel!r}; expected one of {KERNELS}")
         self.n_heads = n_heads
         self.dropout = dropout
+        self.kernel = kernel
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
-        batch, n_tokens, dim = x.shape
-        qkv = self.qkv(x).reshape(batch, n_tokens, 3, self.n_heads, dim // self.n_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        attn_mask = None if key_mask is None else key_mask[:, None, None, :]
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out(y.transpose(1, 2).reshape(batch, n_tokens, dim))
+        dropout_p = self.dropout if self.training else 0.0
+        y = self_attention(self.qkv(x), self.n_heads, key_mask, dropout_p, self.kernel)
+        return self.out(y)
 
 
 class TransformerEncoderLayer(nn.Module):
     """Pre-norm transformer layer: attention and a GELU MLP, each with a residual."""
 
-    def __init__(self, dim: int, n_heads: int, mlp_ratio: float = 2.0, dropout: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        n_heads: int,
+        mlp_ratio: float = 2.0,
+        dropout: float = 0.0,
+        attention_kernel: str = "auto",
+    ):
         super().__init__()
         hidden = int(dim * mlp_ratio)
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = MultiHeadSelfAttention(dim, n_heads, dropout)
+        self.attn = MultiHeadSelfAttention(dim, n_heads, dropout, attention_kernel)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(
             nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim)

@@ -51,6 +51,7 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from neurodecode.errors import ConfigError, NeurodecodeError
+from neurodecode.models import attention
 from neurodecode.models.lif import LIFNeuron, record_firing_rates
 
 logger = logging.getLogger(__name__)
@@ -284,6 +285,8 @@ class OperationCounter(TorchDispatchMode):
             self._convolution(*args[:9], out)
         elif packet in _ATTENTION_OPS:
             self._attention(args[0], args[1], args[2], out[0])
+        elif packet is attention.SHORT_ATTENTION:
+            self._packed_attention(args[0], out[0])
         elif packet is _aten._native_multi_head_attention:
             self._fused_multi_head_attention(args[0], args[1], args[3], args[5], out[0])
         elif packet is _aten.sum and args[0].ndim > 0 and is_spikes(args[0]):
@@ -345,6 +348,12 @@ class OperationCounter(TorchDispatchMode):
         macs = heads * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
         words = q.numel() + k.numel() + v.numel() + out.numel()
         self._count(macs=float(macs), words=float(words))
+
+    def _packed_attention(self, qkv: Tensor, out: Tensor) -> None:
+        # neurodecode's short-sequence kernel: qkv (batch, L, 3 * dim) → out (batch, L, dim)
+        batch, n_tokens, dim = out.shape
+        macs = 2 * batch * n_tokens * n_tokens * dim  # Q K^T and weights @ V, all heads
+        self._count(macs=float(macs), words=float(qkv.numel() + out.numel()))
 
     def _fused_multi_head_attention(self, query: Tensor, key: Tensor, dim: int,
                                     qkv_weight: Tensor, out: Tensor) -> None:  # fmt: skip

@@ -68,7 +68,7 @@ class FactorisedLayer(nn.Module):
     mask of real tokens (keys outside it are not attended to). With ``spiking_time_steps``
     > 0 both sub-layers are spike-driven transformer layers of
     :mod:`neurodecode.models.spiking` (LIF neurons over that many time steps) added to the
-    token stream.
+    token stream. ``attention_kernel`` is :class:`~neurodecode.models.blocks.MultiHeadSelfAttention`'s.
     """
 
     def __init__(
@@ -78,14 +78,19 @@ class FactorisedLayer(nn.Module):
         mlp_ratio: float,
         dropout: float,
         spiking_time_steps: int = 0,
+        attention_kernel: str = "auto",
     ) -> None:
         super().__init__()
         if spiking_time_steps:
             self.temporal = _SpikingResidual(dim, mlp_ratio, spiking_time_steps)
             self.spatial = _SpikingResidual(dim, mlp_ratio, spiking_time_steps)
         else:
-            self.temporal = TransformerEncoderLayer(dim, n_heads, mlp_ratio, dropout)
-            self.spatial = TransformerEncoderLayer(dim, n_heads, mlp_ratio, dropout)
+            self.temporal = TransformerEncoderLayer(
+                dim, n_heads, mlp_ratio, dropout, attention_kernel
+            )
+            self.spatial = TransformerEncoderLayer(
+                dim, n_heads, mlp_ratio, dropout, attention_kernel
+            )
 
     def forward(self, tokens: Tensor, valid: Tensor | None) -> Tensor:
         """``valid`` None: every token is real, so attention runs without a key mask."""
@@ -131,6 +136,9 @@ class PatchConformer(nn.Module):
     spiking_time_steps : int
         0: analog attention layers; > 0: spike-driven layers (LIF neurons, this many
         simulation time steps) from :mod:`neurodecode.models.spiking`.
+    attention_kernel : {"auto", "sdpa"}
+        ``auto``: the short-sequence Triton kernel of :mod:`neurodecode.models.attention` on
+        CUDA where it applies; ``sdpa``: always PyTorch's fused attention. Same function.
     check_inputs_finite : bool
         Reject NaN/inf input in eager mode.
 
@@ -159,6 +167,7 @@ class PatchConformer(nn.Module):
         position_freqs: int = 8,
         head_hidden: int = 64,
         spiking_time_steps: int = 0,
+        attention_kernel: str = "auto",
         check_inputs_finite: bool = True,
     ) -> None:
         super().__init__()
@@ -169,7 +178,8 @@ class PatchConformer(nn.Module):
             chs_info=None if chs_info is None else [dict(ch) for ch in chs_info],
             patch_s=patch_s, dim=dim, depth=depth, n_heads=n_heads, mlp_ratio=mlp_ratio,
             dropout=dropout, position_freqs=position_freqs, head_hidden=head_hidden,
-            spiking_time_steps=spiking_time_steps, check_inputs_finite=check_inputs_finite,
+            spiking_time_steps=spiking_time_steps, attention_kernel=attention_kernel,
+            check_inputs_finite=check_inputs_finite,
         )  # fmt: skip
         self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
         self.patch_len = max(1, round(patch_s * sfreq))
@@ -182,8 +192,9 @@ class PatchConformer(nn.Module):
         self.depth = depth
         self.check_inputs_finite = check_inputs_finite
         self.tokenizer = PatchTokenizer(self.patch_len, dim, position_freqs)
+        self.attention_kernel = attention_kernel
         self.layers = nn.ModuleList(
-            FactorisedLayer(dim, n_heads, mlp_ratio, dropout, spiking_time_steps)
+            FactorisedLayer(dim, n_heads, mlp_ratio, dropout, spiking_time_steps, attention_kernel)
             for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)
@@ -271,7 +282,7 @@ class PatchConformer(nn.Module):
                 raise ValueError("hide needs the mask_token that replaces hidden patches")
             content = torch.where(hide[..., None], mask_token.to(content.dtype), content)
         encodings = self.tokenizer.encodings(self._positions(x, ch_pos), patches.shape[2])
-        tokens = content + encodings.to(content.dtype)
+        tokens = stream_dtype(content + encodings.to(content.dtype))
         attend = attention_mask(valid, ch_mask, n_valid_times)
         for layer in self.layers:
             tokens = layer(tokens, attend)
@@ -290,6 +301,20 @@ class PatchConformer(nn.Module):
         weights = valid.to(tokens.dtype)[..., None]
         features = (tokens * weights).sum(dim=(1, 2)) / weights.sum(dim=(1, 2)).clamp_min(1.0)
         return features if return_features else self.head(features)
+
+
+def stream_dtype(tokens: Tensor) -> Tensor:
+    """``tokens`` in bf16 under bf16 autocast, else unchanged.
+
+    Autocast computes the layers in bf16 but would carry the residual stream between them
+    in float32; carrying it in bf16 (as large-model trainers do by default) halves the
+    bytes of every residual add, layer norm and layout change, which bound the step on
+    GPU. Norms and the loss still compute in float32.
+    """
+    device = tokens.device.type
+    if torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.bfloat16:
+        return tokens.to(torch.bfloat16)
+    return tokens
 
 
 def attention_mask(
@@ -462,7 +487,10 @@ class MaskedAutoencoder(nn.Module):
         patch_len = encoder.patch_len
         self.decoder_in = nn.Linear(encoder.n_features, decoder_dim)
         self.decoder = nn.ModuleList(
-            FactorisedLayer(decoder_dim, decoder_heads, 2.0, 0.0) for _ in range(decoder_depth)
+            FactorisedLayer(
+                decoder_dim, decoder_heads, 2.0, 0.0, attention_kernel=encoder.attention_kernel
+            )
+            for _ in range(decoder_depth)
         )
         self.decoder_norm = nn.LayerNorm(decoder_dim)
         self.signal_head = nn.Linear(decoder_dim, patch_len)
