@@ -2,8 +2,10 @@
 
 One step is the masked autoencoder's forward (masking, patch_conformer encoder, decoder,
 loss on hidden patches), backward and a fused AdamW update, on random windows of
-``--chans`` channels × ``--seconds`` s at 128 Hz, in bf16 autocast with PyTorch's fused
-attention (``scaled_dot_product_attention``) and, with ``--compile``, ``torch.compile``.
+``--chans`` channels × ``--seconds`` s at 128 Hz, in bf16 autocast with neurodecode's
+attention (``--attention auto``: the short-sequence Triton kernel on CUDA) and, with
+``--compile``, ``torch.compile``. ``--baseline-attention sdpa`` times the same step with
+PyTorch's fused ``scaled_dot_product_attention`` in the same job and prints the ratio.
 FLOPs per step are counted once with ``torch.utils.flop_counter.FlopCounterMode`` (matrix
 products and attention, forward and backward); MFU is achieved FLOP/s over ``--peak-tflops``
 (989: H100 SXM / H200 dense bf16). The loader figure is windows/s that ``--workers``
@@ -14,7 +16,7 @@ Under ``torchrun --nproc_per_node=N`` the model is wrapped in DDP (NCCL) and eac
 ``--batch`` windows; the figures are global. Prints one JSON line per figure: name, value,
 unit, baseline, ratio, machine.
 
-    python benchmarks/pretraining.py --compile
+    python benchmarks/pretraining.py --compile --baseline-attention sdpa
     torchrun --nproc_per_node=2 benchmarks/pretraining.py --compile --baseline-tokens-s <1-GPU>
 """
 
@@ -28,8 +30,9 @@ import time
 import torch
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
+from neurodecode.models.attention import KERNELS
+
 SFREQ = 128.0
-SDPA_BACKENDS = ("flash", "efficient", "cudnn", "math")
 
 
 def machine() -> str:
@@ -47,14 +50,15 @@ def emit(name: str, value: float, unit: str, baseline: str | None = None, ratio=
         print(json.dumps(line), flush=True)
 
 
-def build(args: argparse.Namespace, device: torch.device):
+def build(args: argparse.Namespace, device: torch.device, attention: str):
     """The masked autoencoder of the benchmark's size, on ``device``."""
     from neurodecode.models.pretraining import MaskedAutoencoder, PatchConformer
 
     n_times = int(args.seconds * SFREQ)
     encoder = PatchConformer(
         args.chans, 1, n_times, SFREQ, patch_s=args.patch_s, dim=args.dim, depth=args.depth,
-        n_heads=args.heads, mlp_ratio=args.mlp_ratio, dropout=0.0, check_inputs_finite=False,
+        n_heads=args.heads, mlp_ratio=args.mlp_ratio, dropout=0.0, attention_kernel=attention,
+        check_inputs_finite=False,
     )  # fmt: skip
     model = MaskedAutoencoder(
         encoder, decoder_dim=args.dim // 2, decoder_heads=max(1, args.heads // 2)
@@ -131,6 +135,53 @@ def loader_rate(args: argparse.Namespace) -> float:
     return n * args.batch / (time.perf_counter() - start)
 
 
+def time_steps(args: argparse.Namespace, device: torch.device, attention: str) -> dict:
+    """Seconds per training step (and FLOPs, parameters, memory) with ``attention`` kernels."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    model = build(args, device, attention)
+    x, ch_pos = inputs(args, device)
+    flops = flops_per_step(model, x, ch_pos)
+    step_model = model
+    if world > 1:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local])
+    if args.compile:
+        step_model = torch.compile(step_model, mode=args.compile_mode)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = step_model(x, ch_pos)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(args.warmup):
+        step()
+    sync()
+    if world > 1:
+        torch.distributed.barrier()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    sync()
+    seconds = (time.perf_counter() - start) / args.steps
+    if args.profile and world == 1:
+        profile(step, sync)
+    return {
+        "seconds": seconds,
+        "flops": flops,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "memory": torch.cuda.max_memory_allocated() if device.type == "cuda" else None,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64, help="windows per GPU")
@@ -146,8 +197,10 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--compile-mode", default=None,
                         help="torch.compile mode, e.g. max-autotune-no-cudagraphs")  # fmt: skip
-    parser.add_argument("--sdpa", choices=SDPA_BACKENDS, default=None,
-                        help="force one scaled_dot_product_attention backend")  # fmt: skip
+    parser.add_argument("--attention", choices=KERNELS, default="auto",
+                        help="attention kernels of the model (see neurodecode.models.attention)")  # fmt: skip
+    parser.add_argument("--baseline-attention", choices=KERNELS, default=None,
+                        help="also time the step with these kernels and print the ratio")  # fmt: skip
     parser.add_argument("--profile", action="store_true",
                         help="print the 15 GPU kernels that take the most time")  # fmt: skip
     parser.add_argument("--workers", type=int, default=8)
@@ -165,61 +218,29 @@ def main() -> None:
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
     torch.manual_seed(local)
-    if args.sdpa:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        backend = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
-                   "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}  # fmt: skip
-        sdpa_kernel([backend[args.sdpa]]).__enter__()  # for the whole run
-    model = build(args, device)
-    x, ch_pos = inputs(args, device)
-    flops = flops_per_step(model, x, ch_pos)
-    step_model = model
-    if world > 1:
-        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local])
-    if args.compile:
-        step_model = torch.compile(step_model, mode=args.compile_mode)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-
-    def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            loss = step_model(x, ch_pos)["loss"]
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    for _ in range(args.warmup):
-        step()
-    sync()
-    if world > 1:
-        torch.distributed.barrier()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    sync()
-    seconds = (time.perf_counter() - start) / args.steps
-    if args.profile and world == 1:
-        profile(step, sync)
+    run = time_steps(args, device, args.attention)
+    seconds = run["seconds"]
 
     n_patches = int(args.seconds * SFREQ) // max(1, round(args.patch_s * SFREQ))
     tokens = args.batch * args.chans * n_patches * world
     size = (
         f"dim{args.dim}-depth{args.depth}, {args.chans}ch x {args.seconds:g}s, batch {args.batch}"
     )
-    attention = f", sdpa {args.sdpa}" if args.sdpa else ""
-    tag = f"pretrain[{size}{attention}, {world} GPU{'s' if world > 1 else ''}]"
+    tag = f"pretrain[{size}, attention {args.attention}, {world} GPU{'s' if world > 1 else ''}]"
     emit(f"{tag} tokens/s", tokens / seconds, "tokens/s")
     emit(f"{tag} step time", seconds * 1e3, "ms")
-    mfu = flops / seconds / (args.peak_tflops * 1e12)
+    mfu = run["flops"] / seconds / (args.peak_tflops * 1e12)
     emit(f"{tag} MFU", 100 * mfu, "%", baseline=f"{args.peak_tflops:g} TFLOP/s bf16 dense")
-    emit(f"{tag} parameters", sum(p.numel() for p in model.parameters()) / 1e6, "M")
-    emit(f"{tag} TFLOP per step", flops / 1e12, "TFLOP")
-    if device.type == "cuda":
-        emit(f"{tag} peak GPU memory", torch.cuda.max_memory_allocated() / 2**30, "GiB")
+    emit(f"{tag} parameters", run["parameters"] / 1e6, "M")
+    emit(f"{tag} TFLOP per step", run["flops"] / 1e12, "TFLOP")
+    if run["memory"] is not None:
+        emit(f"{tag} peak GPU memory", run["memory"] / 2**30, "GiB")
+    if args.baseline_attention:
+        baseline = time_steps(args, device, args.baseline_attention)["seconds"]
+        emit(f"{tag} speed-up over attention {args.baseline_attention}", baseline / seconds, "x",
+             baseline=f"same step with attention {args.baseline_attention}: "
+             f"{baseline * 1e3:.1f} ms, MFU {100 * run['flops'] / baseline / (args.peak_tflops * 1e12):.1f} %",
+             ratio=baseline / seconds)  # fmt: skip
     if world > 1 and args.baseline_tokens_s:
         efficiency = tokens / seconds / (world * args.baseline_tokens_s)
         emit(f"{tag} scaling efficiency", 100 * efficiency, "%", baseline="1 GPU tokens/s")
