@@ -242,11 +242,30 @@ class ElectrodeTokenizer(nn.Module):
         """Samples needed for one token."""
         return self.kernel
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, ch_mask: Tensor | None = None) -> Tensor:
+        """Tokens of ``x``; in training, channels where ``ch_mask`` is false stay out of the
+        norm's batch statistics (their zeroed signal would count as a very low power)."""
         batch, n_chans, n_times = x.shape
         z = self.conv(x.reshape(batch * n_chans, 1, n_times))
-        features = self.norm(log_power(z).to(z.dtype))
+        features = log_power(z).to(z.dtype)
+        if ch_mask is None or not self.training:
+            features = self.norm(features)
+        else:
+            features = self._masked_norm(features, ch_mask.reshape(-1, 1).to(features.dtype))
         return self.proj(features).reshape(batch, n_chans, -1)
+
+    def _masked_norm(self, features: Tensor, present: Tensor) -> Tensor:
+        """``self.norm`` in training mode with batch statistics of the ``present`` rows only
+        (same parameters and running statistics, so checkpoints are unchanged)."""
+        norm = self.norm
+        count = present.sum().clamp_min(2.0)
+        mean = (features * present).sum(dim=0) / count
+        var = ((features - mean).square() * present).sum(dim=0) / count
+        with torch.no_grad():
+            norm.running_mean.lerp_(mean.detach(), norm.momentum)
+            norm.running_var.lerp_(var.detach() * count / (count - 1), norm.momentum)
+            norm.num_batches_tracked.add_(1)
+        return (features - mean) * torch.rsqrt(var + norm.eps) * norm.weight + norm.bias
 
 
 class ChannelPositionEncoding(nn.Module):

@@ -275,7 +275,7 @@ class DualBranchConformer(nn.Module):
         return self.temporal_encoder(tokens).mean(dim=1)
 
     def _spatial_branch(self, x: Tensor, ch_pos: Tensor | None, ch_mask: Tensor | None) -> Tensor:
-        tokens = self.electrode_tokens(x) + self.channel_embedding
+        tokens = self.electrode_tokens(x, ch_mask) + self.channel_embedding
         if ch_pos is not None:
             tokens = tokens + self.position_encoding(ch_pos.to(tokens.device)).to(tokens.dtype)
         return self.channel_pool(self.spatial_encoder(tokens, ch_mask), ch_mask)

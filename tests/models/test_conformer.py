@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from neurodecode.errors import ConfigError, ContractError
+from neurodecode.models.blocks import ElectrodeTokenizer
 from neurodecode.models.conformer import SIZES, DualBranchConformer
 
 EEG_CONFORMER_PARAMETERS = 789_572  # braindecode EEGConformer, 22 ch x 1000 samples x 4 classes
@@ -159,3 +160,21 @@ def test_config_dict_refuses_a_subclass_that_does_not_record_its_arguments():
 
     with pytest.raises(ConfigError, match="does not record its arguments"):
         Wider(4, 2, 256, 128.0, size="tiny").config_dict()
+
+
+def test_masked_channels_stay_out_of_the_electrode_norm_statistics():
+    torch.manual_seed(0)
+    masked, alone, unmasked = (ElectrodeTokenizer(8, 4, 9) for _ in range(3))
+    alone.load_state_dict(masked.state_dict())
+    unmasked.load_state_dict(masked.state_dict())
+    x = torch.randn(3, 5, 200)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    mask[:, [1, 4]] = False
+    x[~mask] = 0.0  # what the conformer feeds for absent channels
+    tokens = masked.train()(x, mask)
+    reference = alone.train()(x[:, [0, 2, 3]])  # the present channels only
+    torch.testing.assert_close(tokens[:, [0, 2, 3]], reference)
+    torch.testing.assert_close(masked.norm.running_mean, alone.norm.running_mean)
+    torch.testing.assert_close(masked.norm.running_var, alone.norm.running_var)
+    # without the mask the zeroed channels pull the statistics far down
+    assert not torch.allclose(unmasked.train()(x)[:, 0], tokens[:, 0], atol=1e-2)
