@@ -51,12 +51,25 @@ def fsdp_strategy(wrap: Sequence[str], **kwargs: Any) -> Any:
     wrapping proceeds bottom up and each unit holds the parameters of its subtree that no
     inner unit holds. ``kwargs`` go to ``FSDPStrategy`` (``sharding_strategy``,
     ``use_orig_params``, ...). Mixed precision comes from the trainer's ``precision``
-    (``bf16-mixed``: parameters, gradient reduction and buffers in bf16 inside FSDP).
+    (``bf16-mixed``: parameters, gradient reduction and buffers in bf16 inside FSDP, the
+    computation under Lightning's autocast).
+
+    The batch is not cast: FSDP's root unit would by default cast every floating tensor of
+    its inputs to the parameter dtype, identifiers included (``start_s`` in bf16 moves in
+    16 s steps an hour into a recording), so ``cast_root_forward_inputs`` is switched off.
     """
+    from dataclasses import replace
+
     from hydra.utils import get_class
     from lightning.pytorch.strategies import FSDPStrategy
 
-    return FSDPStrategy(auto_wrap_policy={get_class(name) for name in wrap}, **kwargs)
+    class UncastInputsFSDPStrategy(FSDPStrategy):
+        @property
+        def mixed_precision_config(self) -> Any:
+            config = super().mixed_precision_config
+            return None if config is None else replace(config, cast_root_forward_inputs=False)
+
+    return UncastInputsFSDPStrategy(auto_wrap_policy={get_class(name) for name in wrap}, **kwargs)
 
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:

@@ -45,6 +45,18 @@ def test_fsdp_trainer_builds_its_strategy_for_every_recipe(recipe):
     assert strategy._state_dict_type == "full"
 
 
+def test_fsdp_keeps_the_batch_uncast():
+    """bf16 parameters inside FSDP, but the batch (start_s, positions) is not cast to bf16."""
+    import torch
+    from lightning.pytorch.plugins.precision import FSDPPrecision
+
+    strategy = runs.trainer_arguments(compose(["recipe=seizure", "trainer=fsdp"]))["strategy"]
+    strategy.precision_plugin = FSDPPrecision("bf16-mixed")
+    config = strategy.mixed_precision_config
+    assert config.param_dtype == config.reduce_dtype == torch.bfloat16
+    assert config.cast_root_forward_inputs is False and config.cast_forward_inputs is False
+
+
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_other_trainers_pass_the_strategy_name_on(recipe):
     cfg = compose([f"recipe={recipe}", "trainer=ddp"])

@@ -126,7 +126,8 @@ class RetrievalTask(DecodingTask):
             nn.Dropout(dropout),
             nn.Linear(projection_hidden, table.shape[1]),
         )
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+        # one element, not a 0-d scalar: FSDP (trainer=fsdp) refuses scalar parameters
+        self.logit_scale = nn.Parameter(torch.tensor([math.log(1.0 / temperature)]))
         self.max_logit_scale = max_logit_scale
         self.ks = tuple(ks)
         self._outputs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"val": [], "test": []}
@@ -134,7 +135,7 @@ class RetrievalTask(DecodingTask):
 
     def scale(self) -> torch.Tensor:
         """The inverse temperature, ``exp(logit_scale)`` clamped to ``max_logit_scale``."""
-        return self.logit_scale.exp().clamp(max=self.max_logit_scale)
+        return self.logit_scale[0].exp().clamp(max=self.max_logit_scale)
 
     def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Projected EEG embeddings ``(batch, embedding_dim)``."""

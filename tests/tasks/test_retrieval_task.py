@@ -33,6 +33,9 @@ def test_repeated_concepts_are_not_negatives():
 def test_temperature_is_clamped(tiny_model):
     task = RetrievalTask(tiny_model, 4, 32, 32.0, image_embeddings=np.eye(3), temperature=1e-4)
     assert task.scale().item() == pytest.approx(100.0)
+    assert task.scale().ndim == 0
+    # FSDP (trainer=fsdp) refuses 0-d parameters: the learnable temperature has one element
+    assert all(p.ndim > 0 for p in task.parameters())
 
 
 def retrieval_items(images: np.ndarray, reps: int, seed: int) -> list[dict]:
