@@ -488,7 +488,8 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     Returns
     -------
     dict
-        The content of ``results.json``.
+        The content of ``results.json`` (empty in the other processes of a multi-GPU run:
+        rank 0 writes the outputs).
     """
     import lightning as L
 
@@ -545,6 +546,8 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path or None
     trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=True)
+    if not trainer.is_global_zero:  # one process writes the run's outputs
+        return {}
     results = write_outputs(cfg, run_dir, task, cache, datamodule, trainer, started, recipe)
     for line in summary_lines(results):
         logger.info(line)

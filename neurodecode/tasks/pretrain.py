@@ -182,6 +182,9 @@ def run_pretraining(cfg: Any, run_dir: Path) -> dict[str, Any]:
     )
     trainer = pretraining_trainer(cfg, run_dir)
     trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint)
+    encoder = trained_encoder(trainer, task)
+    if not trainer.is_global_zero:  # one process writes the run's outputs
+        return {}
 
     metrics = {
         key: float(value)
@@ -189,7 +192,7 @@ def run_pretraining(cfg: Any, run_dir: Path) -> dict[str, Any]:
         if key.startswith(("train/", "val/")) and value.numel() == 1
     }
     export_dir = export_model(
-        task.encoder,
+        encoder,
         run_dir / "encoder",
         ch_names=ch_names,
         ch_pos=ch_pos,
@@ -268,6 +271,24 @@ def pretraining_trainer(cfg: Any, run_dir: Path) -> Any:
     return L.Trainer(
         default_root_dir=run_dir, callbacks=callbacks, logger=loggers, **trainer_arguments(cfg)
     )
+
+
+def trained_encoder(trainer: Any, task: PretrainTask) -> torch.nn.Module | None:
+    """The encoder with all its weights after ``trainer.fit`` (None on ranks other than 0).
+
+    Under FSDP (``trainer=fsdp``) the task's own tensors are this process's shards, so the
+    full state is gathered on rank 0 (every rank takes part) and loaded into a fresh copy.
+    """
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    if not isinstance(trainer.strategy, FSDPStrategy):
+        return task.encoder
+    state = trainer.strategy.lightning_module_state_dict()
+    if not trainer.is_global_zero:
+        return None
+    full = type(task)(**task.hparams)
+    full.load_state_dict(state)
+    return full.encoder
 
 
 def _caches(mixture: Any) -> list[tuple[str, Any]]:
