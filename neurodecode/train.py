@@ -488,8 +488,8 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     Returns
     -------
     dict
-        The content of ``results.json`` (empty in the other processes of a multi-GPU run:
-        rank 0 writes the outputs).
+        The content of ``results.json`` (for ``recipe=pretrain`` on several GPUs, empty in
+        the processes other than rank 0, which writes the outputs).
     """
     import lightning as L
 
@@ -522,6 +522,15 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
         from neurodecode.tasks.pretrain import run_pretraining
 
         return run_pretraining(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir, resuming=checkpoint is not None)
+    if trainer.world_size > 1:
+        raise ConfigError(
+            f"the {recipe or cfg.task.module._target_} recipe trains and scores in one process, "
+            f"but the trainer asks for {trainer.world_size} (trainer.devices="
+            f"{cfg.trainer.devices}, trainer.num_nodes={cfg.trainer.num_nodes}): each process "
+            "would score only its share of the test split",
+            hint="fine-tune on one GPU (trainer.devices=1); several GPUs are for recipe=pretrain",
+        )
     loaders = OmegaConf.to_container(cfg.data.datamodule, resolve=True)
     if TASKS.get(cfg.task.module._target_) is RetrievalTask:
         embeddings = image_embeddings(cfg, dataset_source(cfg, run_dir))
@@ -542,12 +551,9 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     if isinstance(task, SeizureTask):
         task.set_references(seizure_references(cache))
 
-    trainer = build_trainer(cfg, run_dir, resuming=checkpoint is not None)
     trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path or None
     trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=True)
-    if not trainer.is_global_zero:  # one process writes the run's outputs
-        return {}
     results = write_outputs(cfg, run_dir, task, cache, datamodule, trainer, started, recipe)
     for line in summary_lines(results):
         logger.info(line)

@@ -92,6 +92,18 @@ def test_compose_is_the_command_line_config_without_hydra_keys():
     assert cfg.preprocess.windows.mode == "events"
 
 
+def test_supervised_recipes_refuse_several_processes(tmp_path):
+    from neurodecode.errors import ConfigError
+
+    cfg = _compose(
+        "recipe=seizure", "data=simulated", "trainer=ddp", "trainer.accelerator=cpu",
+        "trainer.devices=2", f"runs_dir={tmp_path}",
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="asks for 2") as refused:
+        train.run(cfg, tmp_path / "run", recipe="seizure")
+    assert "trainer.devices=1" in refused.value.hint
+
+
 def test_class_weights_are_inverse_frequencies():
     import numpy as np
 

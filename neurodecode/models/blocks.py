@@ -8,7 +8,8 @@ or time, so the encoders built from it compile with ``torch.compile`` without gr
 * :class:`TemporalPatchEmbedding` -- 1x1 conv mixing electrodes, depthwise temporal conv,
   pooling into time patches (the temporal branch's tokens);
 * :class:`ElectrodeTokenizer` -- one token per electrode from a temporal conv shared by all
-  electrodes (the spatial branch's tokens);
+  electrodes (the spatial branch's tokens), normalised by :class:`MaskedBatchNorm1d`
+  (statistics of the channels a recording has);
 * :class:`ChannelPositionEncoding` -- an embedding of 3-D electrode positions (metres);
 * :class:`TransformerEncoder` -- pre-norm encoder layers over fused attention
   (:mod:`neurodecode.models.attention`) with an optional key mask;
@@ -234,7 +235,7 @@ class ElectrodeTokenizer(nn.Module):
         super().__init__()
         self.kernel = kernel
         self.conv = nn.Conv1d(1, n_filters, kernel, stride=stride, bias=False)
-        self.norm = nn.BatchNorm1d(n_filters)
+        self.norm = MaskedBatchNorm1d(n_filters)
         self.proj = nn.Linear(n_filters, dim)
 
     @property
@@ -243,29 +244,32 @@ class ElectrodeTokenizer(nn.Module):
         return self.kernel
 
     def forward(self, x: Tensor, ch_mask: Tensor | None = None) -> Tensor:
-        """Tokens of ``x``; in training, channels where ``ch_mask`` is false stay out of the
-        norm's batch statistics (their zeroed signal would count as a very low power)."""
+        """Tokens of ``x``; channels where ``ch_mask`` is false stay out of the norm's
+        batch statistics (their zeroed signal would count as a very low power)."""
         batch, n_chans, n_times = x.shape
         z = self.conv(x.reshape(batch * n_chans, 1, n_times))
-        features = log_power(z).to(z.dtype)
-        if ch_mask is None or not self.training:
-            features = self.norm(features)
-        else:
-            features = self._masked_norm(features, ch_mask.reshape(-1, 1).to(features.dtype))
+        present = None if ch_mask is None else ch_mask.reshape(-1)
+        features = self.norm(log_power(z).to(z.dtype), present)
         return self.proj(features).reshape(batch, n_chans, -1)
 
-    def _masked_norm(self, features: Tensor, present: Tensor) -> Tensor:
-        """``self.norm`` in training mode with batch statistics of the ``present`` rows only
-        (same parameters and running statistics, so checkpoints are unchanged)."""
-        norm = self.norm
-        count = present.sum().clamp_min(2.0)
-        mean = (features * present).sum(dim=0) / count
-        var = ((features - mean).square() * present).sum(dim=0) / count
+
+class MaskedBatchNorm1d(nn.BatchNorm1d):
+    """``BatchNorm1d`` over ``(n_rows, features)`` whose training statistics (batch and
+    running) come from the rows that ``present`` marks; the same parameters, buffers and
+    evaluation behaviour as ``BatchNorm1d``, so checkpoints are interchangeable."""
+
+    def forward(self, x: Tensor, present: Tensor | None = None) -> Tensor:
+        if present is None or not self.training:
+            return super().forward(x)
+        weights = present.to(x.dtype)[:, None]
+        count = weights.sum().clamp_min(2.0)
+        mean = (x * weights).sum(dim=0) / count
+        var = ((x - mean).square() * weights).sum(dim=0) / count
         with torch.no_grad():
-            norm.running_mean.lerp_(mean.detach(), norm.momentum)
-            norm.running_var.lerp_(var.detach() * count / (count - 1), norm.momentum)
-            norm.num_batches_tracked.add_(1)
-        return (features - mean) * torch.rsqrt(var + norm.eps) * norm.weight + norm.bias
+            self.running_mean.lerp_(mean.detach(), self.momentum)
+            self.running_var.lerp_(var.detach() * count / (count - 1), self.momentum)
+            self.num_batches_tracked.add_(1)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
 
 class ChannelPositionEncoding(nn.Module):
