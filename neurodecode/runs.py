@@ -4,24 +4,24 @@ The supervised recipes (:mod:`neurodecode.train`) and pretraining
 (:mod:`neurodecode.tasks.pretrain`) build their Lightning trainer from the same
 :func:`trainer_arguments` (so ``trainer=ddp`` and ``trainer=fsdp`` work for every recipe),
 continue from the checkpoint :func:`resume_checkpoint` finds, and record their results with
-:func:`versions`, :func:`config_hash` and :func:`jsonable`.
+:func:`versions` and :func:`config_hash` into ``results.json`` (:func:`write_results`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
+import os
 import platform
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from neurodecode.errors import ConfigError
+from neurodecode.jsonio import dumps, jsonable
 
 
 def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
@@ -115,18 +115,14 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy scalars and arrays converted, NaN and infinities as null."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
+def write_results(run_dir: Path, results: Mapping[str, Any]) -> dict[str, Any]:
+    """Write ``run_dir / "results.json"`` as strict JSON, atomically; return what was written.
+
+    NaN and infinities become ``null`` (:mod:`neurodecode.jsonio`); the file is renamed
+    into place, so a reader never sees half of it.
+    """
+    content = jsonable(results)
+    partial = run_dir / ".results.json.tmp"
+    partial.write_text(dumps(content, indent=2) + "\n")
+    os.replace(partial, run_dir / "results.json")
+    return content

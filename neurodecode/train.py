@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -42,7 +41,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neurodecode.errors import ConfigError
 from neurodecode.resources import resource_dir
-from neurodecode.runs import config_hash, jsonable, resume_checkpoint, trainer_arguments, versions
+from neurodecode.runs import (
+    config_hash,
+    resume_checkpoint,
+    trainer_arguments,
+    versions,
+    write_results,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -436,11 +441,7 @@ def write_outputs(cfg: DictConfig, run_dir: Path, task: Any, cache: Any, datamod
             for k, v in artifacts.items()
         },  # fmt: skip
     }
-    results = jsonable(results)
-    partial = run_dir / ".results.json.tmp"  # renamed into place: readers never see half
-    partial.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(partial, run_dir / "results.json")
-    return results
+    return write_results(run_dir, results)
 
 
 def summary_lines(results: Mapping[str, Any]) -> list[str]:

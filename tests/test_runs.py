@@ -4,6 +4,7 @@ the checkpoint to resume from, the run record; and no stage importing the entry 
 from __future__ import annotations
 
 import ast
+import json
 import math
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from omegaconf import OmegaConf
 import neurodecode
 from neurodecode import runs
 from neurodecode.errors import ConfigError
+from neurodecode.jsonio import is_strict
 from neurodecode.train import compose
 
 RECIPES = ["seizure", "motor_imagery", "image_retrieval", "pretrain"]
@@ -112,10 +114,14 @@ def test_resume_finds_the_latest_earlier_run(tmp_path):
         runs.resume_checkpoint(OmegaConf.create({"resume": str(tmp_path / "nothing")}), current)
 
 
-def test_the_run_record_is_plain_json_with_a_key_order_free_hash():
+def test_the_run_record_is_strict_json_written_whole_with_a_key_order_free_hash(tmp_path):
     value = {"a": np.float32(0.5), "b": [np.int64(3), math.nan], "c": np.arange(2),
              "d": (Path("x") / "y", math.inf)}  # fmt: skip
-    assert runs.jsonable(value) == {"a": 0.5, "b": [3, None], "c": [0, 1], "d": ["x/y", None]}
+    expected = {"a": 0.5, "b": [3, None], "c": [0, 1], "d": ["x/y", None]}
+    assert runs.write_results(tmp_path, value) == expected
+    text = (tmp_path / "results.json").read_text()
+    assert is_strict(text) and json.loads(text) == expected
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary left
     assert runs.config_hash({"a": 1, "b": {"c": 2}}) == runs.config_hash({"b": {"c": 2}, "a": 1})
     assert runs.config_hash({"a": 1}) != runs.config_hash({"a": 2})
     assert len(runs.config_hash({})) == 16

@@ -21,7 +21,13 @@ import torch
 
 from neurodecode.models.pretraining import MaskedAutoencoder
 from neurodecode.registry import TASKS
-from neurodecode.runs import config_hash, jsonable, resume_checkpoint, trainer_arguments, versions
+from neurodecode.runs import (
+    config_hash,
+    resume_checkpoint,
+    trainer_arguments,
+    versions,
+    write_results,
+)
 from neurodecode.tasks.base import DecodingTask, build_encoder
 
 logger = logging.getLogger(__name__)
@@ -140,7 +146,6 @@ def run_pretraining(cfg: Any, run_dir: Path) -> dict[str, Any]:
     run_dir : pathlib.Path
         The run folder; the encoder is exported to ``run_dir / "encoder"``.
     """
-    import json
 
     import lightning as L
     from omegaconf import OmegaConf
@@ -207,7 +212,8 @@ def run_pretraining(cfg: Any, run_dir: Path) -> dict[str, Any]:
         },
     )
     config = OmegaConf.to_container(cfg, resolve=True)
-    results = jsonable(
+    results = write_results(
+        run_dir,
         {
             "recipe": "pretrain",
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -236,9 +242,8 @@ def run_pretraining(cfg: Any, run_dir: Path) -> dict[str, Any]:
             "config_hash": config_hash(config),
             "data_hash": "+".join(str(getattr(d, "key", "")) for d in mixture.datasets),
             "versions": versions(),
-        }
+        },
     )
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     logger.info("encoder exported to %s", export_dir)
     return results
 
