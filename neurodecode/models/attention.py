@@ -11,7 +11,9 @@ program reads its queries, keys and values straight from the packed ``qkv`` proj
 writes the output in the ``(batch, n_tokens, dim)`` layout the output projection reads, and
 the backward writes the gradient of ``qkv`` in place of three separate ones. Everywhere
 else (CPU, sequences over :data:`MAX_SHORT_TOKENS`, float32, attention dropout) it calls
-:func:`torch.nn.functional.scaled_dot_product_attention`; both compute the same function.
+:func:`torch.nn.functional.scaled_dot_product_attention`. Both compute the same function,
+except for a query with no key to attend to, which gets 0 from the kernel and NaN from
+PyTorch's kernels (neurodecode's encoders never leave a query without a key).
 
 The kernel is registered as the custom operator ``neurodecode::short_attention`` (with its
 backward and a FLOP formula), so ``torch.compile`` and ``FlopCounterMode`` treat it like any
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -58,9 +61,15 @@ def self_attention(
     """
     if kernel not in KERNELS:
         raise ValueError(f"unknown attention kernel {kernel!r}; expected one of {KERNELS}")
-    if kernel == "auto" and dropout_p == 0.0 and short_kernel_applies(qkv, n_heads):
+    boolean_mask = key_mask is None or key_mask.dtype == torch.bool
+    if (
+        kernel == "auto"
+        and dropout_p == 0.0
+        and boolean_mask
+        and short_kernel_applies(qkv, n_heads)
+    ):
         mask = None if key_mask is None else key_mask.to(torch.uint8)
-        return torch.ops.neurodecode.short_attention(qkv.contiguous(), n_heads, mask)[0]
+        return torch.ops.neurodecode.short_attention(qkv, n_heads, mask)[0]
     return sdpa_attention(qkv, n_heads, key_mask, dropout_p)
 
 
@@ -77,14 +86,25 @@ def sdpa_attention(
 
 
 def short_kernel_applies(qkv: Tensor, n_heads: int) -> bool:
-    """Whether the Triton kernel takes ``qkv``: CUDA, half precision, short, usual head size."""
-    n_tokens, width = qkv.shape[1], qkv.shape[2]
+    """Whether the Triton kernel takes ``qkv`` (see :func:`short_kernel_fits`) on this machine."""
+    return short_kernel_fits(qkv.device.type, qkv.dtype, qkv.shape, n_heads) and _triton_available()
+
+
+def short_kernel_fits(
+    device_type: str, dtype: torch.dtype, shape: Sequence[int], n_heads: int
+) -> bool:
+    """Whether ``qkv`` of this kind suits the kernel: CUDA, half precision, at most
+    :data:`MAX_SHORT_TOKENS` tokens, a head size of 16-128 dividing the width exactly, and
+    offsets that fit in 32 bits."""
+    batch, n_tokens, width = shape
+    head_dim = width // 3 // n_heads
     return (
-        qkv.is_cuda
-        and qkv.dtype in (torch.bfloat16, torch.float16)
+        device_type == "cuda"
+        and dtype in (torch.bfloat16, torch.float16)
         and n_tokens <= MAX_SHORT_TOKENS
-        and width // 3 // n_heads in _HEAD_DIMS
-        and _triton_available()
+        and head_dim in _HEAD_DIMS
+        and width == 3 * n_heads * head_dim
+        and batch * n_tokens * width < 2**31
     )
 
 
@@ -125,12 +145,15 @@ def _launch_options(qkv: Tensor, n_heads: int, key_mask: Tensor | None) -> dict:
 
 @torch.library.custom_op("neurodecode::short_attention", mutates_args=(), device_types="cuda")
 def _short_attention(qkv: Tensor, n_heads: int, key_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    qkv = qkv.contiguous()
+    key_mask = None if key_mask is None else key_mask.contiguous()
     batch, n_tokens, width = qkv.shape
     out = qkv.new_empty(batch, n_tokens, width // 3)
     lse = qkv.new_empty(batch, n_heads, n_tokens, dtype=torch.float32)
     mask = key_mask if key_mask is not None else lse  # never read without HAS_MASK
     forward, _ = _kernels()
-    forward[(batch * n_heads,)](qkv, out, lse, mask, **_launch_options(qkv, n_heads, key_mask))
+    with torch.cuda.device(qkv.device):  # Triton launches on the current device
+        forward[(batch * n_heads,)](qkv, out, lse, mask, **_launch_options(qkv, n_heads, key_mask))
     return out, lse
 
 
@@ -147,13 +170,16 @@ def _(qkv: Tensor, n_heads: int, key_mask: Tensor | None) -> tuple[Tensor, Tenso
 def _short_attention_backward(
     grad_out: Tensor, qkv: Tensor, out: Tensor, lse: Tensor, n_heads: int, key_mask: Tensor | None
 ) -> Tensor:
-    grad_qkv = torch.empty_like(qkv)
+    qkv, out, lse = qkv.contiguous(), out.contiguous(), lse.contiguous()
+    key_mask = None if key_mask is None else key_mask.contiguous()
+    grad_qkv = torch.empty(qkv.shape, dtype=qkv.dtype, device=qkv.device)
     mask = key_mask if key_mask is not None else lse
     _, backward = _kernels()
-    backward[(qkv.shape[0] * n_heads,)](
-        qkv, out, grad_out.contiguous(), lse, mask, grad_qkv,
-        **_launch_options(qkv, n_heads, key_mask),
-    )  # fmt: skip
+    with torch.cuda.device(qkv.device):
+        backward[(qkv.shape[0] * n_heads,)](
+            qkv, out, grad_out.contiguous(), lse, mask, grad_qkv,
+            **_launch_options(qkv, n_heads, key_mask),
+        )  # fmt: skip
     return grad_qkv
 
 
@@ -161,7 +187,7 @@ def _short_attention_backward(
 def _(
     grad_out: Tensor, qkv: Tensor, out: Tensor, lse: Tensor, n_heads: int, key_mask: Tensor | None
 ) -> Tensor:
-    return torch.empty_like(qkv)
+    return torch.empty(qkv.shape, dtype=qkv.dtype, device=qkv.device)
 
 
 def _setup_context(ctx, inputs, output) -> None:

@@ -32,7 +32,7 @@ def scores(q, k, rows, mask_ptr, n_tokens, scale, HAS_MASK: tl.constexpr):
 def forward(qkv, out, lse, key_mask, n_tokens, n_heads, dim, scale,
             HAS_MASK: tl.constexpr, BLOCK: tl.constexpr, HEAD_DIM: tl.constexpr):  # fmt: skip
     program = tl.program_id(0)
-    seq, head = program // n_heads, program % n_heads
+    seq, head = (program // n_heads).to(tl.int64), program % n_heads  # 64-bit offsets
     rows = tl.arange(0, BLOCK)
     cols = tl.arange(0, HEAD_DIM)
     base = qkv + seq * n_tokens * 3 * dim + head * HEAD_DIM
@@ -56,7 +56,7 @@ def forward(qkv, out, lse, key_mask, n_tokens, n_heads, dim, scale,
 def backward(qkv, out, grad_out, lse, key_mask, grad_qkv, n_tokens, n_heads, dim, scale,
              HAS_MASK: tl.constexpr, BLOCK: tl.constexpr, HEAD_DIM: tl.constexpr):  # fmt: skip
     program = tl.program_id(0)
-    seq, head = program // n_heads, program % n_heads
+    seq, head = (program // n_heads).to(tl.int64), program % n_heads  # 64-bit offsets
     rows = tl.arange(0, BLOCK)
     cols = tl.arange(0, HEAD_DIM)
     offset = seq * n_tokens * 3 * dim + head * HEAD_DIM

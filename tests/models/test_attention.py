@@ -12,6 +12,7 @@ from neurodecode.models.attention import (
     sdpa_attention,
     self_attention,
     short_kernel_applies,
+    short_kernel_fits,
 )
 from neurodecode.models.blocks import MultiHeadSelfAttention
 from neurodecode.models.pretraining import MaskedAutoencoder, PatchConformer, stream_dtype
@@ -52,11 +53,17 @@ def test_sdpa_path_matches_the_written_out_reference(masked):
     )
 
 
-def test_short_kernel_is_never_chosen_on_cpu_or_in_float32_or_for_long_sequences():
-    qkv = torch.randn(2, 16, 3 * 64, dtype=torch.bfloat16)
-    assert not short_kernel_applies(qkv, 1)  # CPU
-    meta = torch.empty(2, MAX_SHORT_TOKENS + 1, 3 * 64, device="meta", dtype=torch.bfloat16)
-    assert not short_kernel_applies(meta, 1)
+def test_short_kernel_takes_only_what_it_computes_exactly():
+    bf16 = torch.bfloat16
+    assert short_kernel_fits("cuda", bf16, (8, 32, 3 * 512), 8)
+    assert short_kernel_fits("cuda", torch.float16, (8, MAX_SHORT_TOKENS, 3 * 64), 4)
+    assert not short_kernel_fits("cpu", bf16, (8, 32, 3 * 512), 8)
+    assert not short_kernel_fits("cuda", torch.float32, (8, 32, 3 * 512), 8)
+    assert not short_kernel_fits("cuda", bf16, (8, MAX_SHORT_TOKENS + 1, 3 * 512), 8)
+    assert not short_kernel_fits("cuda", bf16, (8, 32, 3 * 48), 1)  # head size 48
+    assert not short_kernel_fits("cuda", bf16, (8, 32, 150), 3)  # 150 = 3 * 50: no exact split
+    assert not short_kernel_fits("cuda", bf16, (2**20, 64, 3 * 512), 8)  # offsets over 32 bits
+    assert not short_kernel_applies(torch.randn(2, 16, 3 * 64, dtype=bf16), 1)  # on CPU
 
 
 def test_unknown_kernel_names_are_refused():
@@ -84,15 +91,16 @@ def test_residual_stream_is_bf16_only_under_bf16_autocast():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("n_tokens", [7, 32, 64])
-@pytest.mark.parametrize("head_dim", [32, 64])
+@pytest.mark.parametrize("head_dim", [16, 32, 64, 128])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("masked", [False, True])
-def test_short_kernel_matches_sdpa_forward_and_backward(n_tokens, head_dim, masked):
+def test_short_kernel_matches_sdpa_forward_and_backward(n_tokens, head_dim, dtype, masked):
     generator = torch.Generator().manual_seed(n_tokens + head_dim)
     n_heads, batch = 4, 96
     qkv = torch.randn(batch, n_tokens, 3 * n_heads * head_dim, generator=generator)
     mask = random_mask(batch, n_tokens, generator) if masked else None
     grad = torch.randn(batch, n_tokens, n_heads * head_dim, generator=generator)
-    qkv, grad = qkv.cuda().bfloat16(), grad.cuda().bfloat16()
+    qkv, grad = qkv.cuda().to(dtype), grad.cuda().to(dtype)
     mask = None if mask is None else mask.cuda()
     assert short_kernel_applies(qkv, n_heads)
 
@@ -104,11 +112,28 @@ def test_short_kernel_matches_sdpa_forward_and_backward(n_tokens, head_dim, mask
         results[kernel] = (out.float(), leaf.grad.float())
     expected = reference_attention(qkv.float(), n_heads, mask)
     for got, want in [(results["auto"][0], expected), (results["auto"][1], results["sdpa"][1])]:
+        assert torch.isfinite(got).all()
         error = (got.double() - want.double()).norm() / want.double().norm()
         assert error < 1e-2, f"relative error {error:.2e}"
     sdpa_error = (results["sdpa"][0].double() - expected).norm() / expected.norm()
     kernel_error = (results["auto"][0].double() - expected).norm() / expected.norm()
     assert kernel_error <= 2 * sdpa_error + 1e-3  # as close to float64 as PyTorch's kernel
+
+
+@pytest.mark.gpu
+def test_short_kernel_gives_zero_for_a_query_without_keys_and_works_on_another_layout():
+    qkv = torch.randn(4, 16, 3 * 64, device="cuda", dtype=torch.bfloat16)
+    mask = torch.ones(4, 16, dtype=torch.bool, device="cuda")
+    mask[1] = False  # nothing to attend to in sequence 1
+    leaf = qkv.clone().requires_grad_(True)
+    out = self_attention(leaf, 2, mask)
+    out.sum().backward()
+    assert (out[1] == 0).all() and (leaf.grad[1] == 0).all()
+    assert torch.isfinite(out).all() and torch.isfinite(leaf.grad).all()
+    strided = torch.randn(16, 4, 3 * 64, device="cuda", dtype=torch.bfloat16).transpose(0, 1)
+    torch.testing.assert_close(
+        self_attention(strided, 2), self_attention(strided, 2, kernel="sdpa"), rtol=2e-2, atol=2e-2
+    )
 
 
 @pytest.mark.gpu
@@ -125,8 +150,17 @@ def test_short_kernel_compiles_and_counts_model_flops():
     forward = 2 * 2 * batch * n_tokens * n_tokens * dim  # QKᵀ and PV
     assert counts["auto"] == 3 * forward  # backward: dV, dP, dQ, dK; recomputation not counted
     assert counts["sdpa"] >= counts["auto"]  # PyTorch's formula also counts the recomputed QKᵀ
-    compiled = torch.compile(lambda t: self_attention(t, 2), fullgraph=True)
-    torch.testing.assert_close(compiled(qkv), self_attention(qkv, 2))
+    mask = torch.rand(batch, n_tokens, device="cuda") > 0.2
+    mask[:, 0] = True
+
+    def loss_and_grad(fn):
+        leaf = qkv.detach().clone().requires_grad_(True)
+        fn(leaf, mask).float().square().sum().backward()
+        return leaf.grad
+
+    compiled = torch.compile(lambda t, m: self_attention(t, 2, m), fullgraph=True)
+    eager = loss_and_grad(lambda t, m: self_attention(t, 2, m, kernel="sdpa"))
+    torch.testing.assert_close(loss_and_grad(compiled), eager, rtol=2e-2, atol=2e-2)
 
 
 @pytest.mark.gpu
