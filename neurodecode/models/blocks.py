@@ -248,28 +248,40 @@ class ElectrodeTokenizer(nn.Module):
         batch statistics (their zeroed signal would count as a very low power)."""
         batch, n_chans, n_times = x.shape
         z = self.conv(x.reshape(batch * n_chans, 1, n_times))
-        present = None if ch_mask is None else ch_mask.reshape(-1)
-        features = self.norm(log_power(z).to(z.dtype), present)
+        features = log_power(z).to(z.dtype)
+        if ch_mask is not None and isinstance(self.norm, MaskedBatchNorm1d):
+            features = self.norm(features, ch_mask.reshape(-1))
+        else:  # no mask, or converted to SyncBatchNorm (trainer=ddp): plain statistics
+            features = self.norm(features)
         return self.proj(features).reshape(batch, n_chans, -1)
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):
     """``BatchNorm1d`` over ``(n_rows, features)`` whose training statistics (batch and
     running) come from the rows that ``present`` marks; the same parameters, buffers and
-    evaluation behaviour as ``BatchNorm1d``, so checkpoints are interchangeable."""
+    evaluation behaviour as ``BatchNorm1d``, so checkpoints are interchangeable. Statistics
+    are computed in float32 whatever the input dtype (mixed precision); with fewer than two
+    present rows the batch gives no statistics and the running ones normalise it."""
 
     def forward(self, x: Tensor, present: Tensor | None = None) -> Tensor:
         if present is None or not self.training:
             return super().forward(x)
-        weights = present.to(x.dtype)[:, None]
-        count = weights.sum().clamp_min(2.0)
-        mean = (x * weights).sum(dim=0) / count
-        var = ((x - mean).square() * weights).sum(dim=0) / count
+        weights = present.float()[:, None]
+        count = weights.sum()
+        values = x.float()
+        mean = (values * weights).sum(dim=0) / count.clamp_min(1.0)
+        var = ((values - mean).square() * weights).sum(dim=0) / count.clamp_min(1.0)
+        enough = count >= 2
         with torch.no_grad():
-            self.running_mean.lerp_(mean.detach(), self.momentum)
-            self.running_var.lerp_(var.detach() * count / (count - 1), self.momentum)
-            self.num_batches_tracked.add_(1)
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+            dtype = self.running_mean.dtype  # bf16 when FSDP keeps buffers in bf16
+            step = torch.where(enough, self.momentum, 0.0).to(dtype)
+            self.running_mean.lerp_(mean.to(dtype), step)
+            self.running_var.lerp_((var * count / (count - 1).clamp_min(1.0)).to(dtype), step)
+            self.num_batches_tracked.add_(enough.long())
+        mean = torch.where(enough, mean, self.running_mean)
+        var = torch.where(enough, var, self.running_var)
+        normed = (values - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        return normed.to(x.dtype)
 
 
 class ChannelPositionEncoding(nn.Module):

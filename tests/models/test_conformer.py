@@ -178,3 +178,27 @@ def test_masked_channels_stay_out_of_the_electrode_norm_statistics():
     torch.testing.assert_close(masked.norm.running_var, alone.norm.running_var)
     # without the mask the zeroed channels pull the statistics far down
     assert not torch.allclose(unmasked.train()(x)[:, 0], tokens[:, 0], atol=1e-2)
+
+
+def test_masked_electrode_norm_trains_under_bf16_autocast_and_after_sync_batchnorm():
+    model = DualBranchConformer(6, 2, 500, 250.0, size="tiny").train()
+    x = torch.randn(3, 6, 500)
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[:, 2] = False
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(x, ch_mask=mask).float().sum().backward()
+    norm = model.electrode_tokens.norm
+    assert norm.running_mean.dtype == torch.float32 and torch.isfinite(norm.running_var).all()
+    # trainer=ddp converts batch norms to SyncBatchNorm: the tokenizer still runs
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert synced(x, ch_mask=mask).shape == (3, 2)
+
+
+def test_masked_electrode_norm_with_one_present_channel_uses_the_running_statistics():
+    tokenizer = ElectrodeTokenizer(8, 4, 9).train()
+    mask = torch.zeros(3, 6, dtype=torch.bool)
+    mask[0, 0] = True
+    tokens = tokenizer(torch.randn(3, 6, 200), mask)
+    assert torch.isfinite(tokens).all()
+    assert int(tokenizer.norm.num_batches_tracked) == 0
+    torch.testing.assert_close(tokenizer.norm.running_var, torch.ones(4))
