@@ -27,20 +27,30 @@ from neurodecode.jsonio import dumps, jsonable
 def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
     """``lightning.Trainer`` keyword arguments from ``cfg.trainer``.
 
-    ``precision: auto`` becomes ``16-mixed`` on a CUDA GPU and ``32-true`` otherwise. A
+    ``precision: auto`` becomes ``bf16-mixed`` on a CUDA GPU with bfloat16 (Ampere and
+    later: the range of float32, no loss scaling), ``16-mixed`` on older ones and
+    ``32-true`` without a GPU. A
     ``strategy`` given as a mapping with a ``_target_`` (``configs/trainer/fsdp.yaml``) is
     instantiated; a name (``auto``, ``ddp``) is passed on for Lightning to resolve.
     """
-    import torch
 
     arguments = OmegaConf.to_container(cfg.trainer, resolve=True)
     if arguments.get("precision") == "auto":
-        arguments["precision"] = "16-mixed" if torch.cuda.is_available() else "32-true"
+        arguments["precision"] = auto_precision()
     if isinstance(arguments.get("strategy"), Mapping):
         from hydra.utils import instantiate
 
         arguments["strategy"] = instantiate(arguments["strategy"])
     return arguments
+
+
+def auto_precision() -> str:
+    """Lightning precision for ``precision: auto`` on this machine (see :func:`trainer_arguments`)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
 def fsdp_strategy(wrap: Sequence[str], **kwargs: Any) -> Any:

@@ -66,7 +66,7 @@ def test_other_trainers_pass_the_strategy_name_on(recipe):
     assert arguments["strategy"] == "ddp" and arguments["sync_batchnorm"] is True
     default = runs.trainer_arguments(compose([f"recipe={recipe}"]))
     assert default["strategy"] == "auto"
-    assert default["precision"] in {"32-true", "16-mixed"}  # precision: auto, resolved
+    assert default["precision"] == runs.auto_precision()  # precision: auto, resolved
 
 
 @pytest.mark.parametrize(
@@ -150,3 +150,15 @@ def test_no_stage_imports_the_training_entry_point():
             if "neurodecode.train" in names:
                 offenders.append(f"{path.relative_to(package)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_auto_precision_prefers_bf16_on_gpus_that_have_it(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runs.auto_precision() == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert runs.auto_precision() == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert runs.auto_precision() == "16-mixed"
