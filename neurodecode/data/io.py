@@ -53,6 +53,7 @@ in volts)."""
 VOLTS_PER_UNIT = {
     "v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "nv": 1e-9,
     "volts": 1.0, "millivolts": 1e-3, "microvolts": 1e-6, "nanovolts": 1e-9,
+    "volt": 1.0, "millivolt": 1e-3, "microvolt": 1e-6, "nanovolt": 1e-9,
 }  # fmt: skip
 """Volts per unit, keyed by the lower-case spelling of a declared unit (``"uv"``, ``"µv"``,
 ``"microvolts"``, ...): one table for file headers (GDF) and live streams (LSL)."""

@@ -338,7 +338,7 @@ def channel_scales(
     unknown: dict[str, list[str]] = {}
     for name, unit, scale in zip(names, effective, scales, strict=True):
         if scale is None:
-            unknown.setdefault(repr(unit) if unit and unit.strip() else "none", []).append(name)
+            unknown.setdefault(repr(unit) if str(unit or "").strip() else "none", []).append(name)
     if unknown:
         listed = "; ".join(
             f"{_preview(chans)} declare{'s' if len(chans) == 1 else ''} {unit}"

@@ -127,13 +127,14 @@ class DecodingTask(L.LightningModule):
         """Clip as ``trainer.gradient_clip_*`` say; under FSDP (``trainer=fsdp``) by norm
         through the sharded module, which Lightning's FSDP precision plugin refuses to do
         (Lightning issue #19235: the norm needs the FSDP module, not the optimiser)."""
-        from torch.distributed.fsdp import FullyShardedDataParallel
-
         model = self.trainer.model
         clip_by_norm = gradient_clip_algorithm is None or gradient_clip_algorithm == "norm"
-        if isinstance(model, FullyShardedDataParallel) and gradient_clip_val and clip_by_norm:
-            model.clip_grad_norm_(gradient_clip_val)
-            return
+        if torch.distributed.is_available() and gradient_clip_val and clip_by_norm:
+            from torch.distributed.fsdp import FullyShardedDataParallel
+
+            if isinstance(model, FullyShardedDataParallel):
+                model.clip_grad_norm_(gradient_clip_val)
+                return
         super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self) -> dict[str, Any]:

@@ -20,6 +20,8 @@ def test_declared_units_in_any_spelling_become_volts():
     np.testing.assert_allclose(scales, [1.0, 1e-3, 1e-3, 1e-9], rtol=1e-6)
     assert scales.dtype == np.float32 and scales.shape == (4,)
     assert VOLTS_PER_UNIT["microvolts"] == VOLTS_PER_UNIT["uv"]  # one table for files and LSL
+    singular = channel_scales("EEG", NAMES, ["volt", "millivolt", "microvolt", "nanovolt"])
+    np.testing.assert_allclose(singular, [1.0, 1e-3, 1e-6, 1e-9], rtol=1e-6)
 
 
 def test_unknown_or_missing_units_are_refused_naming_stream_channels_and_units():
