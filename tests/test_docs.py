@@ -77,6 +77,14 @@ COMPOSE = [
     "'data.datasets.eegmmidb.prepare.runs=[1,5,6,9,10,13,14]' model.dim=32 model.depth=2 "
     "model.n_heads=2 model.head_hidden=32 task.module.target_norm=none "
     "task.module.spectral_weight=1.0",
+    "python -m neurodecode.train recipe=pretrain data.datasets.bonn.weight=0 model.dim=32 "
+    "model.depth=2 model.n_heads=2 model.head_hidden=32 trainer.max_steps=384",
+    "python -m neurodecode.train recipe=seizure data=bonn preprocess=bonn task=classification "
+    "task.class_weights=balanced '~preprocess.windows.label_map' "
+    "'+preprocess.windows.label_map={S: 1, Z: 0, O: 0, N: 0, F: 0}' "
+    "preprocess.windows.stride_s=4.0 model=patch_conformer model.dim=32 model.depth=2 "
+    "model.n_heads=2 model.head_hidden=32 trainer.max_epochs=10 data.datamodule.batch_size=48 "
+    "data.datamodule.num_workers=0 seed=0 init_from=runs/pretrain/<time>",
 ]
 
 EXEMPT = {
