@@ -59,8 +59,7 @@ def self_attention(
         ``auto``: the short-sequence Triton kernel where it applies, else PyTorch's
         ``scaled_dot_product_attention``; ``sdpa``: always the latter.
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown attention kernel {kernel!r}; expected one of {KERNELS}")
+    check_kernel(kernel)
     boolean_mask = key_mask is None or key_mask.dtype == torch.bool
     if (
         kernel == "auto"
@@ -71,6 +70,13 @@ def self_attention(
         mask = None if key_mask is None else key_mask.to(torch.uint8)
         return torch.ops.neurodecode.short_attention(qkv, n_heads, mask)[0]
     return sdpa_attention(qkv, n_heads, key_mask, dropout_p)
+
+
+def check_kernel(kernel: str) -> str:
+    """Return ``kernel`` if it names one of :data:`KERNELS`, else raise ``ValueError``."""
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown attention kernel {kernel!r}; expected one of {KERNELS}")
+    return kernel
 
 
 def sdpa_attention(

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from neurodecode.errors import ContractError
-from neurodecode.models.attention import KERNELS, self_attention
+from neurodecode.models.attention import check_kernel, self_attention
 
 
 def check_signal(x: Tensor, *, n_chans: int, min_times: int, model: str) -> None:
@@ -320,11 +320,9 @@ class MultiHeadSelfAttention(nn.Module):
         super().__init__()
         if dim % n_heads:
             raise ValueError(f"dim ({dim}) must be divisible by n_heads ({n_heads})")
-        if kernel not in KERNELS:
-            raise ValueError(f"unknown attention kernel {kernel!r}; expected one of {KERNELS}")
         self.n_heads = n_heads
         self.dropout = dropout
-        self.kernel = kernel
+        self.kernel = check_kernel(kernel)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
 
