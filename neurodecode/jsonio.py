@@ -17,25 +17,58 @@ from typing import Any
 
 import numpy as np
 
+from neurodecode.errors import ConfigError
+from neurodecode.files import write_atomic
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON values: numpy scalars and arrays converted, NaN and infinities as ``None``.
 
-    Mappings (keys as strings), lists, tuples and arrays are converted recursively, paths
-    become strings; anything else is returned unchanged (for ``json.dumps``'s ``default``).
+def jsonable(value: Any, strict: bool = False, where: str = "value") -> Any:
+    """Plain JSON values: numpy, tensors, OmegaConf and paths converted, NaN as ``None``.
+
+    Mappings (keys as strings), lists, tuples, arrays and tensors are converted
+    recursively; MNE's integer constants become plain ints.
+
+    Parameters
+    ----------
+    value : Any
+        What to convert.
+    strict : bool
+        Raise for anything that is not plain data (an object, a function, ...) instead of
+        returning it unchanged (for ``json.dumps``'s ``default`` hook to decide).
+    where : str
+        The name of ``value`` in error messages; nested items extend it.
+
+    Raises
+    ------
+    ConfigError
+        With ``strict``, when ``where`` holds something JSON cannot store faithfully.
     """
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):  # also MNE's FIFF constants, which subclass int
+        return int(value)
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist(), strict, where)
+    if hasattr(value, "detach") and hasattr(value, "tolist"):  # a torch tensor
+        return jsonable(value.detach().cpu().tolist(), strict, where)
     if isinstance(value, Path):
         return str(value)
+    if type(value).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        return jsonable(OmegaConf.to_container(value, resolve=True), strict, where)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, strict, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v, strict, f"{where}[{i}]") for i, v in enumerate(value)]
+    if strict:
+        raise ConfigError(
+            f"{where} holds a {type(value).__name__}, which cannot be stored as JSON",
+            hint="pass plain numbers, strings, lists and dicts",
+        )
     return value
 
 
@@ -47,6 +80,14 @@ def dumps(value: Any, **kwargs: Any) -> str:
     raises ``ValueError`` instead of being written as a bare ``NaN``.
     """
     return json.dumps(jsonable(value), allow_nan=False, **kwargs)
+
+
+def write_json(path: str | Path, value: Any, indent: int | None = 2, **kwargs: Any) -> Path:
+    """Write ``value`` to ``path`` as strict JSON (:func:`dumps`), atomically.
+
+    Keyword arguments go to :func:`dumps`. Returns ``path``.
+    """
+    return write_atomic(path, dumps(value, indent=indent, **kwargs) + "\n")
 
 
 def nan_for_null(values: Any) -> list[float]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -21,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from neurodecode.errors import ConfigError
-from neurodecode.jsonio import dumps, jsonable
+from neurodecode.jsonio import jsonable, write_json
 
 
 def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
@@ -132,7 +131,5 @@ def write_results(run_dir: Path, results: Mapping[str, Any]) -> dict[str, Any]:
     into place, so a reader never sees half of it.
     """
     content = jsonable(results)
-    partial = run_dir / ".results.json.tmp"
-    partial.write_text(dumps(content, indent=2) + "\n")
-    os.replace(partial, run_dir / "results.json")
+    write_json(run_dir / "results.json", content)
     return content

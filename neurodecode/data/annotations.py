@@ -23,6 +23,7 @@ import pandas as pd
 
 from neurodecode.data.recording import Recording, empty_annotations
 from neurodecode.errors import AnnotationError
+from neurodecode.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -613,9 +614,7 @@ def write_szcore_events(
             )
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("\n".join(lines) + "\n")
-    partial.replace(path)
+    write_atomic(path, "\n".join(lines) + "\n")
     return path
 
 

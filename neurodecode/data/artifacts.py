@@ -27,6 +27,7 @@ from scipy import fft as sp_fft
 from scipy import signal as sps
 
 from neurodecode.data.recording import Recording
+from neurodecode.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -457,9 +458,7 @@ def build_report(records: list[RecordingQC], **header: Any) -> dict[str, Any]:
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
     """Write the report as JSON atomically (temporary file, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(report, indent=2, default=str))
 
 
 def format_summary(report: dict[str, Any], max_lines: int = 20) -> str:

@@ -48,6 +48,7 @@ import neurodecode
 from neurodecode import jsonio
 from neurodecode.data import artifacts, preprocess, windows
 from neurodecode.errors import CacheError, ConfigError, NeurodecodeError
+from neurodecode.files import temporary_sibling, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -502,14 +503,14 @@ def _config(text: str) -> DictConfig:
 def _write_shard(shard_dir: Path, recording: str, x: np.ndarray, summary: dict) -> None:
     """Write ``<recording>.npy`` then ``<recording>.json``, each via a temporary file."""
     final = shard_dir / f"{recording}.npy"
-    tmp = _temporary(final)
+    tmp = temporary_sibling(final)
     try:
         with open(tmp, "wb") as file:  # the .npy format, memory-mapped when read
             np.lib.format.write_array(file, np.ascontiguousarray(x), allow_pickle=False)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    _write_text(shard_dir / f"{recording}.json", json.dumps(summary, default=_json_default))
+    write_atomic(shard_dir / f"{recording}.json", json.dumps(summary, default=_json_default))
 
 
 def _json_default(value: Any) -> Any:
@@ -719,9 +720,9 @@ def _finalise(
         "recordings": recordings,
     }
     try:
-        _write_text(directory / "index.csv", index[columns + extra].to_csv(index=False))
-        _write_text(directory / "events.csv", events.to_csv(index=False))
-        _write_text(directory / "meta.json", jsonio.dumps(meta, indent=1, default=_json_default))
+        write_atomic(directory / "index.csv", index[columns + extra].to_csv(index=False))
+        write_atomic(directory / "events.csv", events.to_csv(index=False))
+        write_atomic(directory / "meta.json", jsonio.dumps(meta, indent=1, default=_json_default))
     except OSError as err:
         raise CacheError(
             f"cannot finish the cache ({err.strerror or err}); a rerun resumes", path=directory
@@ -754,20 +755,6 @@ def _units(config: DictConfig) -> str:
     if config.clip is not None:
         units += f", clipped at ±{config.clip:g}"
     return units
-
-
-def _temporary(path: Path) -> Path:
-    """A hidden sibling of ``path`` unique to this process, renamed onto ``path`` when done."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = _temporary(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _make_dirs(path: Path) -> None:

@@ -56,6 +56,7 @@ import pandas as pd
 from neurodecode.data.annotations import write_szcore_events
 from neurodecode.data.montage import SZCORE_19, channel_positions
 from neurodecode.errors import ConfigError
+from neurodecode.jsonio import jsonable
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class SimulationParams:
 
     def digest(self) -> str:
         """Short hash identifying the generated content."""
-        text = json.dumps(_jsonable(asdict(self)), sort_keys=True)
+        text = json.dumps(jsonable(asdict(self)), sort_keys=True)
         return hashlib.sha256(f"{_GENERATOR_VERSION}:{text}".encode()).hexdigest()[:16]
 
 
@@ -413,7 +414,7 @@ def _write_dataset_files(root: Path, params: SimulationParams) -> None:
         "neurodecode_simulation": {
             "digest": params.digest(),
             "generator_version": _GENERATOR_VERSION,
-            "params": _jsonable(asdict(params)),
+            "params": jsonable(asdict(params)),
         },
     }
     (root / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n")
@@ -425,14 +426,6 @@ def _write_dataset_files(root: Path, params: SimulationParams) -> None:
         "It exists so that the pipeline can be run and tested offline. Results on it are\n"
         "checks that the code works, never benchmark results.\n"
     )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 # --------------------------------------------------------------------------- signal models

@@ -37,7 +37,6 @@ from neurodecode.hub.format import (
     FORMAT_VERSION,
     WEIGHTS_NAME,
     sha256_of,
-    to_jsonable,
 )
 from neurodecode.hub.load import load_state, read_config
 from neurodecode.registry import MODELS
@@ -104,7 +103,7 @@ def model_config(
         raise ForeignTargetError(
             f"model name {name!r} is not registered", hint="valid: " + ", ".join(MODELS.names())
         )
-    return {"_target_": name, **to_jsonable(recorded, "model arguments")}
+    return {"_target_": name, **jsonio.jsonable(recorded, strict=True, where="model arguments")}
 
 
 def _recorded_arguments(model: torch.nn.Module) -> dict[str, Any] | None:
@@ -188,12 +187,12 @@ def export_model(
         "neurodecode_version": __version__,
         "model": arch,
         "signal": signal,
-        "preprocessing": to_jsonable(preprocessing, "preprocessing"),
+        "preprocessing": jsonio.jsonable(preprocessing, strict=True, where="preprocessing"),
         "labels": None if labels is None else [str(label) for label in labels],
         "task": task,
         "dataset": dataset,
-        "metrics": to_jsonable(dict(metrics or {}), "metrics"),
-        "card": to_jsonable(dict(card or {}), "card"),
+        "metrics": jsonio.jsonable(dict(metrics or {}), strict=True, where="metrics"),
+        "card": jsonio.jsonable(dict(card or {}), strict=True, where="card"),
         "weights": {
             "file": WEIGHTS_NAME,
             "sha256": sha256_of(weights),

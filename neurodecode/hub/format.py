@@ -13,13 +13,7 @@ An exported model is a folder (and a Hub repository) holding exactly:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-
-from neurodecode.errors import ConfigError
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -41,39 +35,3 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def to_jsonable(value: Any, where: str = "config") -> Any:
-    """Convert ``value`` to plain JSON types (numpy, tensors, OmegaConf and paths included).
-
-    Raises
-    ------
-    ConfigError
-        If something cannot be written to JSON faithfully (an object, a function, ...).
-    """
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):  # also MNE's FIFF constants, which subclass int
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if hasattr(value, "detach") and hasattr(value, "tolist"):  # a torch tensor
-        return value.detach().cpu().tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if type(value).__module__.startswith("omegaconf"):
-        from omegaconf import OmegaConf
-
-        return to_jsonable(OmegaConf.to_container(value, resolve=True), where)
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise ConfigError(
-        f"{where} holds a {type(value).__name__}, which cannot be stored in {CONFIG_NAME}",
-        hint="pass plain numbers, strings, lists and dicts as model arguments",
-    )
