@@ -7,6 +7,8 @@ message in a QC report and go on with the next file.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from os import PathLike
 
 
@@ -91,3 +93,18 @@ class ContractError(NeurodecodeError):
 
 class CheckpointError(NeurodecodeError):
     """A checkpoint or exported model cannot be loaded safely or completely."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """A hint naming the choices closest to a mistyped ``name``, or listing them all.
+
+    Examples
+    --------
+    >>> did_you_mean("max_epoch", ["max_epochs", "devices"])
+    "did you mean 'max_epochs'?"
+    """
+    choices = sorted(set(map(str, choices)))
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "expected one of: " + ", ".join(choices) if choices else "nothing is available"
