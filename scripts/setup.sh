@@ -27,10 +27,15 @@ py=$venv/bin/python
 # Keep whatever torch is already there (GPU machines bring their own); otherwise install
 # the pinned one. Naming the installed version in the next install stops pip from
 # replacing a CPU build with the registry's CUDA build when a dependency asks for torch.
-if ! "$py" -c "import torch" 2>/dev/null; then
+# (asked of pip's metadata, not by importing torch: torch warns on import while numpy is
+# not installed yet)
+torch_version() {
+  "$py" -c 'from importlib.metadata import version; print(version("torch").split("+")[0])' 2>/dev/null
+}
+if ! torch_version >/dev/null; then
   "$py" -m pip install --quiet "torch==${NEURODECODE_TORCH_VERSION:-2.13.0}"
 fi
-torch_pin="torch==$("$py" -c 'import torch; print(torch.__version__.split("+")[0])')"
+torch_pin="torch==$(torch_version)"
 "$py" -m pip install --quiet "$torch_pin" -e "$root[dev,braindecode]"
 
 # braindecode pulls torchaudio from the registry. Where that torchaudio is a CUDA build next
