@@ -225,8 +225,15 @@ class EncoderBase(nn.Module):
         return {}
 
     def config_dict(self) -> dict[str, Any]:
-        """Constructor arguments rebuilding this model (for :mod:`neurodecode.hub` exports)."""
-        return {**self._init_arguments, "chs_info": self.chs_info, **self.resolved_arguments()}
+        """Constructor arguments rebuilding this model (for :mod:`neurodecode.hub` exports).
+
+        The arguments the constructor was called with (defaults filled in, extra keywords
+        flattened), ``chs_info`` as plain dicts, and :meth:`resolved_arguments`.
+        """
+        arguments = dict(self._init_arguments)
+        if "chs_info" in arguments:
+            arguments["chs_info"] = self.chs_info
+        return {**arguments, **self.resolved_arguments()}
 
     def prepare_input(
         self,
