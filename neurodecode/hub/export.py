@@ -176,9 +176,6 @@ def export_model(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    weights = out / WEIGHTS_NAME
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(weights), metadata={"format": "pt", "library": "neurodecode"})
     config = {
         "format_version": FORMAT_VERSION,
         "library_name": "neurodecode",
@@ -191,18 +188,28 @@ def export_model(
         "dataset": dataset,
         "metrics": jsonio.jsonable(dict(metrics or {}), strict=True, where="metrics"),
         "card": jsonio.jsonable(dict(card or {}), strict=True, where="card"),
-        "weights": {
-            "file": WEIGHTS_NAME,
-            "sha256": sha256_of(weights),
-            "n_tensors": len(state),
-            "n_parameters": int(sum(p.numel() for p in model.parameters())),
-        },
+        "weights": _write_weights(model, out),
         "versions": {"neurodecode": __version__, "torch": torch.__version__},
     }
     write_config(out, config)
     (out / CARD_NAME).write_text(render_card(config), encoding="utf-8")
-    logger.info("exported %s (%d tensors) to %s", arch["_target_"], len(state), out)
+    logger.info(
+        "exported %s (%d tensors) to %s", arch["_target_"], config["weights"]["n_tensors"], out
+    )
     return out
+
+
+def _write_weights(model: torch.nn.Module, out: Path) -> dict[str, Any]:
+    """Write ``model.safetensors`` into ``out``; return its ``config.json`` entry."""
+    weights = out / WEIGHTS_NAME
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(weights), metadata={"format": "pt", "library": "neurodecode"})
+    return {
+        "file": WEIGHTS_NAME,
+        "sha256": sha256_of(weights),
+        "n_tensors": len(state),
+        "n_parameters": int(sum(p.numel() for p in model.parameters())),
+    }
 
 
 def write_config(out_dir: Path, config: Mapping[str, Any]) -> None:
