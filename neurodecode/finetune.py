@@ -36,13 +36,14 @@ import torch
 from torch import nn
 
 from neurodecode.errors import CheckpointError, ConfigError, ContractError
+from neurodecode.models.base import FINAL_LAYER, upgrade_state_dict
 from neurodecode.registry import MODELS
 
 logger = logging.getLogger(__name__)
 
 MODES = ("linear_probe", "finetune")
 SIGNAL_ARGUMENTS = ("n_chans", "n_outputs", "n_times", "sfreq", "chs_info")
-HEAD_PREFIX = "head."
+HEAD_PREFIX = f"{FINAL_LAYER}."
 
 
 @dataclass
@@ -201,7 +202,9 @@ def load_encoder(
             path=source.source,
             hint=f"set preprocess.resample={source.sfreq:g}",
         )
-    state = {k: v for k, v in source.state.items() if not k.startswith(HEAD_PREFIX)}
+    state = {
+        k: v for k, v in upgrade_state_dict(source.state).items() if not k.startswith(HEAD_PREFIX)
+    }
     own = encoder.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

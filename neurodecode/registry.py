@@ -2,9 +2,10 @@
 
 A config (possibly downloaded from the Hub) names what it wants either by its short
 registered name (``dual_branch_conformer``) or by the registered class's import path
-(``neurodecode.models.conformer.DualBranchConformer``) in ``_target_``. Anything not
-registered is refused with :class:`~neurodecode.errors.ForeignTargetError`, so a config
-can never import and call arbitrary code.
+(``neurodecode.models.conformer.DualBranchConformer``) in ``_target_``; names a class had
+before it moved or was renamed stay valid as aliases, so configs exported then still load.
+Anything not registered is refused with :class:`~neurodecode.errors.ForeignTargetError`,
+so a config can never import and call arbitrary code.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Registry:
         self.kind = kind
         self.module = module
         self._entries: dict[str, Callable[..., Any]] = {}
+        self._aliases: dict[str, str] = {}
         self._loaded = False
 
     def _load(self) -> None:
@@ -42,13 +44,18 @@ class Registry:
             self._loaded = True
             importlib.import_module(self.module)
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Class decorator adding the decorated class under ``name``."""
+    def register(self, name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[T], T]:
+        """Class decorator adding the decorated class under ``name``.
+
+        ``aliases`` are former names or import paths of the class that configs written
+        earlier may still use; they resolve to ``name`` but are not listed by :meth:`names`.
+        """
 
         def decorator(obj: T) -> T:
             if name in self._entries and self._entries[name] is not obj:
                 raise ValueError(f"{self.kind} name {name!r} is already registered")
             self._entries[name] = obj  # type: ignore[assignment]
+            self._aliases.update(dict.fromkeys(aliases, name))
             return obj
 
         return decorator
@@ -61,6 +68,7 @@ class Registry:
     def get(self, name: str) -> Callable[..., Any]:
         """Return the class registered as ``name`` (short name or import path)."""
         self._load()
+        name = self._aliases.get(name, name)
         if name in self._entries:
             return self._entries[name]
         for obj in self._entries.values():
@@ -84,7 +92,7 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         self._load()
-        return name in self._entries
+        return name in self._entries or name in self._aliases
 
 
 MODELS = Registry("model", "neurodecode.models")

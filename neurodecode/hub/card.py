@@ -98,7 +98,6 @@ def render_card(config: Mapping[str, Any]) -> str:
     """The full ``README.md`` text for an exported model's ``config``."""
     card = config.get("card") or {}
     arch = config["model"]
-    signal = config["signal"]
     name = card.get("name") or arch["_target_"]
     lines = ["---", yaml.safe_dump(card_metadata(config), sort_keys=False).rstrip(), "---", ""]
     lines += [f"# {name}", ""]
@@ -116,7 +115,17 @@ def render_card(config: Mapping[str, Any]) -> str:
     if is_seizure_model(config):
         lines += [MEDICAL_DISCLAIMER, ""]
 
-    lines += ["## Input (signal contract)", ""]
+    lines += _input_section(config)
+    lines += _results_section(config)
+    lines += _use_sections(card)
+    lines += _architecture_section(arch, card)
+    return "\n".join(lines)
+
+
+def _input_section(config: Mapping[str, Any]) -> list[str]:
+    """Channels, rate, window, units, outputs and the preprocessing to replay."""
+    signal = config["signal"]
+    lines = ["## Input (signal contract)", ""]
     lines += [
         f"- {len(signal['ch_names'])} channels, in this order: {', '.join(signal['ch_names'])}",
         f"- sampling rate: {signal['sfreq']:g} Hz",
@@ -134,16 +143,24 @@ def render_card(config: Mapping[str, Any]) -> str:
         if preprocessing
         else ["not recorded"]
     )
+    return lines
 
+
+def _results_section(config: Mapping[str, Any]) -> list[str]:
+    """The recorded metrics as a table."""
     metrics = flatten_metrics(config.get("metrics") or {})
-    lines += ["", "## Results", ""]
+    lines = ["", "## Results", ""]
     if metrics:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {key} | {value:.4g} |" for key, value in metrics.items()]
     else:
         lines.append("No evaluation results were recorded with this model.")
+    return lines
 
-    lines += ["", "## Intended use", ""]
+
+def _use_sections(card: Mapping[str, Any]) -> list[str]:
+    """Intended use and limitations (the publisher's, else neutral defaults)."""
+    lines = ["", "## Intended use", ""]
     lines.append(
         card.get("intended_use")
         or (
@@ -160,9 +177,13 @@ def render_card(config: Mapping[str, Any]) -> str:
             "Inputs must match the signal contract above (neurodecode checks it when loading)."
         )
     )
+    return lines
 
+
+def _architecture_section(arch: Mapping[str, Any], card: Mapping[str, Any]) -> list[str]:
+    """Architecture arguments, how to load, provenance, licence and citation."""
     arguments = {k: v for k, v in arch.items() if k not in ("_target_", "chs_info")}
-    lines += ["", "## Architecture", "", f"`{arch['_target_']}` with arguments:", "", "```json"]
+    lines = ["", "## Architecture", "", f"`{arch['_target_']}` with arguments:", "", "```json"]
     lines += [jsonio.dumps(arguments), "```"]
     lines += [
         "",
@@ -187,4 +208,4 @@ def render_card(config: Mapping[str, Any]) -> str:
     lines += [f"Licence of these weights: {license_note}.", ""]
     if card.get("citation"):
         lines += ["## Citation", "", "```bibtex", str(card["citation"]).strip(), "```", ""]
-    return "\n".join(lines)
+    return lines

@@ -4,7 +4,8 @@ How the constructor arguments of a model are found (the only thing the Hub forma
 from a model class), first match wins:
 
 1. ``model_kwargs=`` passed to :func:`export_model`;
-2. ``model.config_dict()``, for model classes that can describe themselves;
+2. ``model.config_dict()``, for encoders (:class:`~neurodecode.models.base.EncoderBase`
+   records the arguments its subclasses are built with);
 3. a mapping ``model.hparams`` (the Lightning convention);
 4. ``model.model_config``, set by :func:`build_model`, which builds any registered model
    and records the arguments it was given.
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from neurodecode import jsonio
+from neurodecode import __version__, jsonio
 from neurodecode.errors import CheckpointError, ConfigError, ForeignTargetError, UnknownNameError
 from neurodecode.hub.card import render_card
 from neurodecode.hub.format import (
@@ -39,6 +40,7 @@ from neurodecode.hub.format import (
     sha256_of,
 )
 from neurodecode.hub.load import load_state, read_config
+from neurodecode.models.base import EncoderBase
 from neurodecode.registry import MODELS
 
 logger = logging.getLogger(__name__)
@@ -85,8 +87,8 @@ def model_config(
     if recorded is None:
         raise ConfigError(
             f"cannot tell which arguments built this {type(model).__name__}",
-            hint="build it with neurodecode.hub.build_model(name, **kwargs), give the class a "
-            "config_dict() method, or pass model_kwargs= to export_model",
+            hint="build it with neurodecode.hub.build_model(name, **kwargs), derive the class "
+            "from neurodecode.models.base.EncoderBase, or pass model_kwargs= to export_model",
         )
     name = model_name or recorded.pop("_target_", None)
     recorded.pop("_target_", None)
@@ -107,9 +109,8 @@ def model_config(
 
 
 def _recorded_arguments(model: torch.nn.Module) -> dict[str, Any] | None:
-    describe = getattr(model, "config_dict", None)
-    if callable(describe):
-        return dict(describe())
+    if isinstance(model, EncoderBase):
+        return model.config_dict()
     for attribute in ("hparams", "model_config"):
         value = getattr(model, attribute, None)
         if isinstance(value, Mapping):
@@ -175,12 +176,6 @@ def export_model(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    weights = out / WEIGHTS_NAME
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(weights), metadata={"format": "pt", "library": "neurodecode"})
-
-    from neurodecode import __version__
-
     config = {
         "format_version": FORMAT_VERSION,
         "library_name": "neurodecode",
@@ -193,18 +188,28 @@ def export_model(
         "dataset": dataset,
         "metrics": jsonio.jsonable(dict(metrics or {}), strict=True, where="metrics"),
         "card": jsonio.jsonable(dict(card or {}), strict=True, where="card"),
-        "weights": {
-            "file": WEIGHTS_NAME,
-            "sha256": sha256_of(weights),
-            "n_tensors": len(state),
-            "n_parameters": int(sum(p.numel() for p in model.parameters())),
-        },
+        "weights": _write_weights(model, out),
         "versions": {"neurodecode": __version__, "torch": torch.__version__},
     }
     write_config(out, config)
     (out / CARD_NAME).write_text(render_card(config), encoding="utf-8")
-    logger.info("exported %s (%d tensors) to %s", arch["_target_"], len(state), out)
+    logger.info(
+        "exported %s (%d tensors) to %s", arch["_target_"], config["weights"]["n_tensors"], out
+    )
     return out
+
+
+def _write_weights(model: torch.nn.Module, out: Path) -> dict[str, Any]:
+    """Write ``model.safetensors`` into ``out``; return its ``config.json`` entry."""
+    weights = out / WEIGHTS_NAME
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(weights), metadata={"format": "pt", "library": "neurodecode"})
+    return {
+        "file": WEIGHTS_NAME,
+        "sha256": sha256_of(weights),
+        "n_tensors": len(state),
+        "n_parameters": int(sum(p.numel() for p in model.parameters())),
+    }
 
 
 def write_config(out_dir: Path, config: Mapping[str, Any]) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from neurodecode import __version__
+from neurodecode.data.montage import try_canonical_name
 from neurodecode.errors import (
     CheckpointError,
     ConfigError,
@@ -35,6 +37,7 @@ from neurodecode.hub.format import (
     sha256_of,
 )
 from neurodecode.jsonio import nan_for_null
+from neurodecode.models.base import EncoderBase, upgrade_state_dict
 from neurodecode.registry import MODELS, instantiate
 
 logger = logging.getLogger(__name__)
@@ -217,8 +220,6 @@ def _download(
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
-
-    from neurodecode import __version__
 
     url = f"{constants.ENDPOINT}/{repo_id}"
     try:
@@ -447,7 +448,10 @@ def load_state(
     """Copy ``state`` into ``model`` after checking names and shapes; see :func:`load_weights`.
 
     Nothing is copied when the check fails, so a refused load leaves ``model`` untouched.
+    An encoder's head saved under its former name (``head.*``) is read as ``final_layer.*``.
     """
+    if isinstance(model, EncoderBase):
+        state = upgrade_state_dict(state)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -484,8 +488,6 @@ def _preview(items: Sequence[str], limit: int = 8) -> str:
 
 def _respelled(given: Sequence[str], wanted: Sequence[str]) -> dict[str, str]:
     """``{given name: wanted name}`` for names that differ only in spelling (10-05 rules)."""
-    from neurodecode.data.montage import try_canonical_name
-
     wanted_set = set(wanted)
     pairs = {name: try_canonical_name(name) for name in given}
     return {name: canon for name, canon in pairs.items() if canon in wanted_set}

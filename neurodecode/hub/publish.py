@@ -9,6 +9,7 @@ from typing import Any
 
 from neurodecode import jsonio
 from neurodecode.errors import CheckpointError
+from neurodecode.hub.export import copy_export, export_run
 from neurodecode.hub.format import CONFIG_NAME, EXPORT_FILES
 from neurodecode.hub.load import read_config
 
@@ -53,8 +54,7 @@ def push_to_hub(
     with tempfile.TemporaryDirectory(prefix="neurodecode-push-") as tmp:
         folder = source if (source / CONFIG_NAME).is_file() else _export_run(source, Path(tmp))
         if not jsonio.is_strict((folder / CONFIG_NAME).read_text(encoding="utf-8")):
-            from neurodecode.hub.export import copy_export  # an old export with bare NaN
-
+            # an old export with bare NaN
             folder = copy_export(folder, Path(tmp) / "strict")
         config = read_config(folder / CONFIG_NAME)
         message = commit_message or (
@@ -83,8 +83,6 @@ def push_to_hub(
 
 
 def _export_run(run_dir: Path, tmp: Path) -> Path:
-    from neurodecode.hub.export import export_run
-
     if not run_dir.is_dir():
         raise CheckpointError("no such run directory or exported model folder", path=run_dir)
     return export_run(run_dir, tmp / "export")

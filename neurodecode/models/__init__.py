@@ -1,7 +1,16 @@
 """Encoders and baselines. Importing this package registers every model in ``MODELS``.
 
-braindecode is not imported here: :mod:`neurodecode.models.baselines` imports it only
-when a baseline is built.
+Every encoder derives from :class:`~neurodecode.models.base.EncoderBase` (the signal
+contract, argument capture, embedding and ``final_layer`` head). braindecode is not
+imported here: :mod:`neurodecode.models.baselines` imports it only when a baseline is built.
 """
 
-from neurodecode.models import baselines, conformer, pretraining, spiking  # noqa: F401  (registration)
+from neurodecode.models import (  # noqa: F401  (registration)
+    baselines,
+    conformer,
+    patch_conformer,
+    spiking,
+)
+from neurodecode.models.base import EncoderBase
+
+__all__ = ["EncoderBase"]

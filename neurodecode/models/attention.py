@@ -1,6 +1,6 @@
 """Multi-head self-attention from packed ``qkv`` projections, with a kernel for short sequences.
 
-The factorised layers of :mod:`neurodecode.models.pretraining` attend over very short
+The factorised layers of :mod:`neurodecode.models.patch_conformer` attend over very short
 sequences (32 time patches, 64 channels) in very large batches (every channel of every
 window, every patch of every window). PyTorch's fused attention kernels tile sequences in
 blocks of 64-128 queries and run several passes in the backward, so there they run at a

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from neurodecode.errors import ConfigError, ContractError, UnknownNameError
-from neurodecode.models.blocks import check_channel_inputs, check_finite, check_signal
+from neurodecode.models.base import EncoderBase
 from neurodecode.registry import MODELS
 
 # Names that braindecode has renamed; the old name still works here.
@@ -69,7 +68,7 @@ def braindecode_model_class(name: str) -> type[nn.Module]:
 
 
 @MODELS.register("braindecode")
-class BraindecodeModel(nn.Module):
+class BraindecodeModel(EncoderBase):
     """A braindecode model, by class name, under neurodecode's signal contract.
 
     Parameters
@@ -100,9 +99,8 @@ class BraindecodeModel(nn.Module):
         check_inputs_finite: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(n_chans, n_outputs, n_times, sfreq, chs_info)
         self.name = name
-        self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
         self.check_inputs_finite = check_inputs_finite
         if chs_info is not None:
             kwargs["chs_info"] = list(chs_info)
@@ -112,18 +110,21 @@ class BraindecodeModel(nn.Module):
                 n_chans=n_chans, n_outputs=n_outputs, n_times=n_times, sfreq=sfreq, **kwargs
             )
 
-    @cached_property
-    def n_features(self) -> int:
-        """Size of the embedding (the input of braindecode's ``final_layer``)."""
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                device = next(self.parameters()).device
-                probe = torch.zeros(1, self.n_chans, self.n_times, device=device)
-                return self._features(probe).shape[1]
-        finally:
-            self.train(was_training)
+    @property
+    def model_name(self) -> str:
+        """``braindecode <class name>``, for messages."""
+        return f"braindecode {self.name}"
+
+    @property
+    def final_layer(self) -> nn.Module:
+        """braindecode's own classification head (inside :attr:`net`)."""
+        final = getattr(self.net, "final_layer", None)
+        if final is None:
+            raise ContractError(
+                f"braindecode {self.name} has no final_layer, so its embedding is not defined",
+                hint="use return_features=False",
+            )
+        return final
 
     def forward(
         self,
@@ -139,28 +140,22 @@ class BraindecodeModel(nn.Module):
         braindecode's ``final_layer`` (for models whose final layer is a list of layers
         applied to several windows, e.g. ATCNet, the inputs concatenated).
         """
-        model = f"braindecode {self.name}"
-        check_signal(x, n_chans=self.n_chans, min_times=self.n_times, model=model)
+        x, _, _ = self.prepare_input(
+            x, None, ch_mask, min_times=self.n_times, check_finite_input=self.check_inputs_finite
+        )
         if x.shape[2] != self.n_times:
             raise ContractError(
-                f"{model} was built for windows of {self.n_times} samples; got {x.shape[2]} "
-                f"(input shape {tuple(x.shape)})",
+                f"{self.model_name} was built for windows of {self.n_times} samples; got "
+                f"{x.shape[2]} (input shape {tuple(x.shape)})",
                 hint="braindecode heads are sized from n_times; build the model for this length",
             )
-        _, ch_mask = check_channel_inputs(x, None, ch_mask, model=model)
-        if ch_mask is not None:
-            x = torch.where(ch_mask[:, :, None], x, torch.zeros((), dtype=x.dtype, device=x.device))
-        if self.check_inputs_finite:
-            check_finite(x, model=model)
-        return self._features(x) if return_features else self.net(x)
+        return self.embed(x) if return_features else self.net(x)
 
-    def _features(self, x: Tensor) -> Tensor:
-        final = getattr(self.net, "final_layer", None)
-        if final is None:
-            raise ContractError(
-                f"braindecode {self.name} has no final_layer, so its embedding is not defined",
-                hint="use return_features=False",
-            )
+    def embed(
+        self, x: Tensor, ch_pos: Tensor | None = None, ch_mask: Tensor | None = None
+    ) -> Tensor:
+        """The flattened input of braindecode's ``final_layer`` for a prepared ``x``."""
+        final = self.final_layer
         layers = list(final) if isinstance(final, nn.ModuleList) else [final]
         captured: list[Tensor] = []
         handles = [

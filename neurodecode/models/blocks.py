@@ -30,7 +30,7 @@ from neurodecode.errors import ContractError
 from neurodecode.models.attention import check_kernel, self_attention
 
 
-def check_signal(x: Tensor, *, n_chans: int, min_times: int, model: str) -> None:
+def check_signal(x: Tensor, *, n_chans: int | None, min_times: int, model: str) -> None:
     """Check the shape of ``x`` against a model's signal contract.
 
     These checks read only shapes, so under ``torch.compile`` they become guards (no graph
@@ -40,8 +40,8 @@ def check_signal(x: Tensor, *, n_chans: int, min_times: int, model: str) -> None
     ----------
     x : Tensor
         The input, expected ``(batch, n_chans, n_times)``.
-    n_chans : int
-        Channel count the model was built for.
+    n_chans : int or None
+        Channel count the model was built for (``None``: any count).
     min_times : int
         Fewest samples the model can use (its receptive field).
     model : str
@@ -53,7 +53,7 @@ def check_signal(x: Tensor, *, n_chans: int, min_times: int, model: str) -> None
             f"got rank {x.ndim} with shape {tuple(x.shape)}",
             hint="add a batch dimension with x.unsqueeze(0)" if x.ndim == 2 else None,
         )
-    if x.shape[1] != n_chans:
+    if n_chans is not None and x.shape[1] != n_chans:
         raise ContractError(
             f"{model} was built for {n_chans} channels; got {x.shape[1]} "
             f"(input shape {tuple(x.shape)})",

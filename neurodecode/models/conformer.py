@@ -22,7 +22,6 @@ Length
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -31,16 +30,13 @@ import torch
 from torch import Tensor, nn
 
 from neurodecode.errors import ConfigError, ContractError
+from neurodecode.models.base import EncoderBase
 from neurodecode.models.blocks import (
     ChannelAttentionPool,
     ChannelPositionEncoding,
     ElectrodeTokenizer,
     TemporalPatchEmbedding,
     TransformerEncoder,
-    check_channel_inputs,
-    check_finite,
-    check_signal,
-    positions_from_chs_info,
     sinusoidal_positions,
 )
 from neurodecode.models.heads import MLPHead
@@ -103,7 +99,7 @@ def samples(seconds: float, sfreq: float) -> int:
 
 
 @MODELS.register("dual_branch_conformer")
-class DualBranchConformer(nn.Module):
+class DualBranchConformer(EncoderBase):
     """Temporal + spatial transformer branches, fused by concatenation, MLP head.
 
     Parameters
@@ -149,7 +145,7 @@ class DualBranchConformer(nn.Module):
         dropout: float = 0.25,
         check_inputs_finite: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(n_chans, n_outputs, n_times, sfreq, chs_info)
         arch = resolve_size(
             size,
             dict(
@@ -162,23 +158,7 @@ class DualBranchConformer(nn.Module):
                 head_hidden=head_hidden,
             ),
         )
-        self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
         self.arch = arch
-        # constructor arguments with the size preset resolved, so an export rebuilds the same
-        # architecture even if the presets change; subclasses add their own arguments
-        self._arguments: dict[str, Any] = {
-            "n_chans": n_chans,
-            "n_outputs": n_outputs,
-            "n_times": n_times,
-            "sfreq": sfreq,
-            "chs_info": None if chs_info is None else [dict(ch) for ch in chs_info],
-            "size": size,
-            **asdict(arch),
-            "kernel_s": kernel_s,
-            "patch_s": patch_s,
-            "dropout": dropout,
-            "check_inputs_finite": check_inputs_finite,
-        }
         self.check_inputs_finite = check_inputs_finite
         kernel = samples(kernel_s, sfreq)
 
@@ -198,12 +178,7 @@ class DualBranchConformer(nn.Module):
         )
         self.channel_pool = ChannelAttentionPool(arch.dim)
         self.n_features = 2 * arch.dim
-        self.head = MLPHead(self.n_features, n_outputs, arch.head_hidden, dropout)
-
-        positions = positions_from_chs_info(chs_info)
-        if positions is not None and positions.shape[0] != n_chans:
-            raise ContractError(f"chs_info lists {positions.shape[0]} channels; n_chans={n_chans}")
-        self.register_buffer("default_positions", positions, persistent=False)
+        self.final_layer = MLPHead(self.n_features, n_outputs, arch.head_hidden, dropout)
         nn.init.trunc_normal_(self.channel_embedding, std=0.02)
 
         self.min_times = max(
@@ -216,56 +191,26 @@ class DualBranchConformer(nn.Module):
                 hint="use longer windows or smaller kernel_s / patch_s",
             )
 
-    def config_dict(self) -> dict[str, Any]:
-        """Constructor arguments rebuilding this model, for :func:`neurodecode.hub.export_model`.
+    def resolved_arguments(self) -> dict[str, Any]:
+        """The size fields with the preset resolved, so an export rebuilds this architecture."""
+        return asdict(self.arch)
 
-        Raises
-        ------
-        ConfigError
-            If a (subclass's) constructor argument was not recorded, rather than exporting a
-            config that would silently rebuild a different model.
-        """
-        expected = set(inspect.signature(type(self).__init__).parameters) - {"self"}
-        missing = sorted(expected - set(self._arguments))
-        if missing:
-            raise ConfigError(f"{type(self).__name__} does not record its arguments {missing}")
-        return dict(self._arguments)
-
-    def forward(
-        self,
-        x: Tensor,
-        ch_pos: Tensor | None = None,
-        ch_mask: Tensor | None = None,
-        return_features: bool = False,
+    def embed(
+        self, x: Tensor, ch_pos: Tensor | None = None, ch_mask: Tensor | None = None
     ) -> Tensor:
-        """Map ``x`` (batch, n_chans, n_times) to (batch, n_outputs), or the embedding.
-
-        Parameters
-        ----------
-        x : Tensor
-            EEG window, float (units as prepared by the data pipeline).
-        ch_pos : Tensor, optional
-            Electrode positions in metres, ``(batch, n_chans, 3)`` or ``(n_chans, 3)``;
-            NaN rows are unknown. Defaults to the positions in ``chs_info``, if any.
-        ch_mask : Tensor, optional
-            ``(batch, n_chans)`` bool, false for channels the recording lacks.
-        return_features : bool
-            Return the fused embedding ``(batch, n_features)`` instead of the head output.
-        """
-        name = type(self).__name__
-        check_signal(x, n_chans=self.n_chans, min_times=self.min_times, model=name)
-        ch_pos, ch_mask = check_channel_inputs(x, ch_pos, ch_mask, model=name)
-        if ch_mask is not None:
-            x = torch.where(ch_mask[:, :, None], x, torch.zeros((), dtype=x.dtype, device=x.device))
-        if self.check_inputs_finite:
-            check_finite(x, model=name)
+        """The fused embedding ``(batch, 2 * dim)``; see :meth:`EncoderBase.forward`."""
+        x, ch_pos, ch_mask = self.prepare_input(
+            x,
+            ch_pos,
+            ch_mask,
+            min_times=self.min_times,
+            check_finite_input=self.check_inputs_finite,
+        )
         if ch_pos is None:
             ch_pos = self.default_positions
-
-        features = torch.cat(
+        return torch.cat(
             [self._temporal_branch(x), self._spatial_branch(x, ch_pos, ch_mask)], dim=-1
         )
-        return features if return_features else self.head(features)
 
     def _temporal_branch(self, x: Tensor) -> Tensor:
         tokens = self.temporal_embedding(x)

@@ -256,17 +256,6 @@ class SpikingDualBranchConformer(DualBranchConformer):
             mlp_ratio=mlp_ratio, head_hidden=head_hidden, kernel_s=kernel_s, patch_s=patch_s,
             dropout=dropout, check_inputs_finite=check_inputs_finite,
         )  # fmt: skip
-        self._arguments.update(
-            time_steps=time_steps,
-            encoding=encoding,
-            delta_threshold=delta_threshold,
-            tau=tau,
-            v_threshold=v_threshold,
-            reset=reset,
-            surrogate=surrogate,
-            alpha=alpha,
-            learnable_decay=learnable_decay,
-        )
         arch = self.arch
         self.time_steps = time_steps
         self.encoding = encoding

@@ -13,6 +13,7 @@ from neurodecode.errors import ConfigError, ForeignTargetError
 from neurodecode.hub import export_model, model_config
 from neurodecode.hub.card import MEDICAL_DISCLAIMER
 from neurodecode.hub.format import FORMAT_VERSION
+from neurodecode.registry import MODELS
 from tests.hub.hub_helpers import CH_NAMES, TINY
 
 
@@ -114,16 +115,13 @@ def test_unregistered_model_is_refused(tmp_path):
         model_config(nn.Linear(2, 2), model_kwargs={"in_features": 2, "out_features": 2})
 
 
-def test_config_dict_protocol_is_used(tiny_model):
-    model = tiny_model()
-    model.config_dict = lambda: {"n_chans": 4, "n_outputs": 2, "n_times": 64, "sfreq": 32.0}
-    assert model_config(model) == {
-        "_target_": TINY,
-        "n_chans": 4,
-        "n_outputs": 2,
-        "n_times": 64,
-        "sfreq": 32.0,
-    }
+def test_an_encoder_describes_itself_through_the_base_class(tiny_model):
+    encoder = MODELS.build("dual_branch_conformer", n_chans=4, n_outputs=2, n_times=64,
+                           sfreq=32.0, size="tiny", kernel_s=0.25)  # fmt: skip
+    assert model_config(encoder) == {"_target_": "dual_branch_conformer", **encoder.config_dict()}
+    model = tiny_model()  # not an encoder: a config_dict attribute is not trusted
+    model.config_dict = lambda: {"n_chans": 99}
+    assert model_config(model)["n_chans"] == 4  # what build_model recorded
 
 
 def _fake_run(tmp_path, *, extra_hparams=None):

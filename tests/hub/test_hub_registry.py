@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
 import torch
 
+from neurodecode.finetune import initialise, read_init_source
 from neurodecode.hub import build_model, export_model, from_pretrained
+from neurodecode.hub.format import WEIGHTS_NAME
 from neurodecode.registry import MODELS
 
 CASES = [pytest.param(name, {}, id=name) for name in MODELS.names() if name != "braindecode"]
@@ -34,3 +37,35 @@ def test_export_then_load_is_bit_identical(name, extra, tmp_path):
     with torch.no_grad():
         assert torch.equal(pretrained.model(x), model(x))
     assert MODELS.get(pretrained.config["model"]["_target_"]) is MODELS.get(name)
+
+
+def test_exports_from_before_the_encoder_base_still_load(tmp_path):
+    """Weights that name the head ``head.*`` and configs naming the old module path load."""
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    model = build_model("patch_conformer", n_chans=4, n_outputs=2, n_times=128, sfreq=64.0,
+                        dim=16, depth=1, n_heads=2).eval()  # fmt: skip
+    folder = export_model(model, tmp_path / "old", ch_names=NAMES[:4])
+    state = load_file(folder / WEIGHTS_NAME)
+    legacy = {k.replace("final_layer.", "head.", 1): v for k, v in state.items()}
+    assert legacy.keys() != state.keys()
+    save_file(legacy, str(folder / WEIGHTS_NAME))
+    config = json.loads((folder / "config.json").read_text())
+    del config["weights"]["sha256"]
+    (folder / "config.json").write_text(json.dumps(config))
+    task = torch.nn.Module()
+    task.encoder, task.lr = MODELS.build(
+        "patch_conformer", n_chans=4, n_outputs=3, n_times=128, sfreq=64.0, dim=16, depth=1,
+        n_heads=2,
+    ), 1e-3  # fmt: skip
+    report = initialise(task, read_init_source(folder), mode="linear_probe", sfreq=64.0)
+    assert report.missing and all(k.startswith("final_layer.") for k in report.missing)
+    assert not report.unexpected
+    config["model"]["_target_"] = "neurodecode.models.pretraining.PatchConformer"
+    (folder / "config.json").write_text(json.dumps(config))
+
+    loaded = from_pretrained(folder).model
+    x = torch.randn(2, 4, 128)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))

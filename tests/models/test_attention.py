@@ -15,7 +15,8 @@ from neurodecode.models.attention import (
     short_kernel_fits,
 )
 from neurodecode.models.blocks import MultiHeadSelfAttention
-from neurodecode.models.pretraining import MaskedAutoencoder, PatchConformer, stream_dtype
+from neurodecode.models.masked_autoencoder import MaskedAutoencoder
+from neurodecode.models.patch_conformer import PatchConformer, stream_dtype
 
 
 def reference_attention(qkv: torch.Tensor, n_heads: int, key_mask=None) -> torch.Tensor:

@@ -153,13 +153,14 @@ def test_config_dict_rebuilds_the_same_architecture_with_sizes_resolved():
     }
 
 
-def test_config_dict_refuses_a_subclass_that_does_not_record_its_arguments():
+def test_config_dict_holds_a_subclass_s_own_arguments_without_bookkeeping():
     class Wider(DualBranchConformer):
-        def __init__(self, *args, extra: int = 1, **kwargs):
-            super().__init__(*args, **kwargs)
+        def __init__(self, n_chans, n_outputs, n_times, sfreq, *, extra: int = 1, **kwargs):
+            super().__init__(n_chans, n_outputs, n_times, sfreq, **kwargs)
 
-    with pytest.raises(ConfigError, match="does not record its arguments"):
-        Wider(4, 2, 256, 128.0, size="tiny").config_dict()
+    config = Wider(4, 2, 256, 128.0, extra=3, size="tiny").config_dict()
+    assert config["extra"] == 3 and config["size"] == "tiny"
+    assert config["dim"] == SIZES["tiny"].dim  # resolved by the parent class
 
 
 def test_masked_channels_stay_out_of_the_electrode_norm_statistics():

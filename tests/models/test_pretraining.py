@@ -10,13 +10,13 @@ import torch
 from neurodecode.data.mixture import collate_mixture
 from neurodecode.errors import CheckpointError, ConfigError, ContractError
 from neurodecode.finetune import initialise, layer_groups, load_encoder, read_init_source
-from neurodecode.models.pretraining import (
+from neurodecode.models.masked_autoencoder import (
     MaskedAutoencoder,
-    PatchConformer,
     check_mask_ratio,
     masked_loss,
     sample_mask,
 )
+from neurodecode.models.patch_conformer import PatchConformer
 
 SFREQ = 64.0
 
@@ -152,7 +152,7 @@ def test_saved_then_loaded_encoder_gives_identical_outputs(tmp_path):
     task = torch.nn.Module()
     task.encoder, task.lr = small_encoder(n_outputs=3), 1e-3
     report = initialise(task, read_init_source(tmp_path), mode="finetune", sfreq=SFREQ)
-    assert report.missing and all(k.startswith("head.") for k in report.missing)
+    assert report.missing and all(k.startswith("final_layer.") for k in report.missing)
     assert not report.unexpected
     features = task.encoder.eval()(x, positions(4), return_features=True)
     assert torch.equal(features, encoder(x, positions(4), return_features=True))
@@ -185,7 +185,7 @@ def test_linear_probe_freezes_the_encoder_and_finetune_decays_by_layer(tmp_path)
     task.encoder, task.lr = small_encoder(n_outputs=2), 1.0
     initialise(task, read_init_source(tmp_path), mode="linear_probe")
     trainable = {n for n, p in task.encoder.named_parameters() if p.requires_grad}
-    assert trainable and all(n.startswith("head.") for n in trainable)
+    assert trainable and all(n.startswith("final_layer.") for n in trainable)
 
     fresh = torch.nn.Module()
     fresh.encoder = small_encoder()
@@ -201,7 +201,7 @@ def test_every_trainable_parameter_gets_a_gradient_for_data_parallel_training():
     mae(torch.randn(2, 4, 128), positions(4))["loss"].backward()
     without = [n for n, p in mae.named_parameters() if p.requires_grad and p.grad is None]
     assert not without, f"DDP would fail: no gradient for {without}"
-    assert not any(p.requires_grad for p in mae.encoder.head.parameters())
+    assert not any(p.requires_grad for p in mae.encoder.final_layer.parameters())
 
 
 def test_spiking_encoder_option_pretrains_with_lif_layers():

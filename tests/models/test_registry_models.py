@@ -1,4 +1,5 @@
-"""Every registered model, checked the same way: shapes, gradients, seed, compile, save/load.
+"""Every registered model, checked the same way: shapes, gradients, seed, compile, save/load,
+and the encoder base's contract (config_dict rebuilds the model, the head is final_layer).
 
 Cases come from ``MODELS.names()`` (plus each default braindecode baseline), so a newly
 registered model is tested without writing a test for it.
@@ -12,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_model, save_model
 
+from neurodecode.models.base import EncoderBase
 from neurodecode.models.baselines import DEFAULT_BASELINES
 from neurodecode.registry import MODELS
 
@@ -93,6 +95,18 @@ def test_safetensors_round_trip(name, extra, tmp_path):
     missing, unexpected = load_model(restored, str(tmp_path / "model.safetensors"))
     assert not missing and not unexpected
     torch.testing.assert_close(restored(x), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("name", "extra"), CASES)
+def test_config_dict_rebuilds_the_same_model(name, extra):
+    model = build(name, extra)
+    assert isinstance(model, EncoderBase) and isinstance(model.final_layer, torch.nn.Module)
+    config = model.config_dict()
+    rebuilt = MODELS.build(name, **config)
+    assert rebuilt.config_dict() == config
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
 
 
 @pytest.mark.slow

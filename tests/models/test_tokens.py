@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from neurodecode.errors import ContractError
-from neurodecode.models.pretraining import PatchConformer
+from neurodecode.models.patch_conformer import PatchConformer
 from neurodecode.models.tokens import FourierPositionEncoding, patchify, token_mask
 
 
