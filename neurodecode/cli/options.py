@@ -175,6 +175,19 @@ def config_keys(config: DictConfig, prefix: str = "") -> list[str]:
     return keys
 
 
+def _dotlist(raw: Mapping[str, str], command: str) -> DictConfig:
+    try:
+        return OmegaConf.from_dotlist([f"{key}={value}" for key, value in raw.items()])
+    except (OmegaConfBaseException, yaml.YAMLError) as err:
+        reason = getattr(err, "msg", None) or getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{command}: invalid setting: {reason}") from None
+
+
+def dotlist_values(raw: Mapping[str, str], command: str) -> dict[str, Any]:
+    """``{"a.b": "[1,2]"}`` → ``{"a": {"b": [1, 2]}}``: dotted keys nested, values as YAML."""
+    return OmegaConf.to_container(_dotlist(raw, command))
+
+
 def merge_overrides(config: DictConfig, items: Sequence[str], command: str) -> DictConfig:
     """``config`` with ``items`` applied: only existing keys, values typed as in YAML.
 
@@ -187,14 +200,12 @@ def merge_overrides(config: DictConfig, items: Sequence[str], command: str) -> D
     raw = split_overrides(items, command)
     check_known(raw, config_keys(config), command)
     OmegaConf.set_struct(config, True)
+    changes = _dotlist(raw, command)
     try:
-        merged = OmegaConf.merge(
-            config, OmegaConf.from_dotlist([f"{k}={v}" for k, v in raw.items()])
-        )
-        missing = sorted(OmegaConf.missing_keys(merged))
-    except (OmegaConfBaseException, yaml.YAMLError) as err:
-        reason = getattr(err, "msg", None) or getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{command}: invalid setting: {reason}") from None
+        merged = OmegaConf.merge(config, changes)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{command}: invalid setting: {err.msg}") from None
+    missing = sorted(OmegaConf.missing_keys(merged))
     if missing:
         raise ConfigError(
             f"{command}: missing {', '.join(missing)}",
