@@ -70,7 +70,7 @@ def test_unknown_commands_are_refused_with_the_closest_names(capsys):
     assert main(["data", "fetch", "subjects=[1]"]) == 1
     assert "the first argument must be the <dataset>" in capsys.readouterr().err
     assert main(["data", "info", "a.edf", "anotation_format=file"]) == 1
-    assert "did you mean 'annotation_format'?" in capsys.readouterr().err
+    assert "did you mean 'annotation_format'" in capsys.readouterr().err
 
 
 def test_options_are_typed_defaulted_and_checked():
