@@ -60,6 +60,19 @@ def test_train_help_goes_through_the_training_entry_point(capsys):
     assert sys.argv == argv  # restored after Hydra read it
 
 
+def test_train_refuses_mistyped_keys_and_options_then_hands_over_to_hydra(capsys):
+    assert main(["train", "recipe=seizure", "trainer.max_epoch=3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'trainer.max_epoch' (did you mean 'trainer.max_epochs'" in err
+    assert "+trainer.max_epoch=..." in err
+    assert main(["train", "recipe=seizure", "model=spikng"]) == 2
+    assert "model has no option 'spikng' (did you mean 'spiking'?)" in capsys.readouterr().err
+    assert (
+        main(["train", "recipe=seizure", "data=simulated", "model.size=tiny", "--cfg", "job"]) == 0
+    )
+    assert "size: tiny" in capsys.readouterr().out
+
+
 def test_unknown_commands_are_refused_with_the_closest_names(capsys):
     assert main(["trian"]) == 2
     assert "did you mean 'train'?" in capsys.readouterr().err
