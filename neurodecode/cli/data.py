@@ -7,7 +7,6 @@ import re
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -23,7 +22,8 @@ from neurodecode.cli.options import (
     split_overrides,
     wants_help,
 )
-from neurodecode.data.cache import prepare_command
+from neurodecode.data import artifacts
+from neurodecode.data.cache import prepare_dataset
 from neurodecode.data.fetch import fetch_dataset
 from neurodecode.data.io import read_recording, suspicious
 from neurodecode.data.manifest import load_manifest
@@ -115,8 +115,15 @@ def info(path: str, items: list[str], command: str) -> int:
 
 def prepare(dataset: str, items: list[str], command: str) -> int:
     """Preprocess a dataset into the window cache; print its QC summary and location."""
-    split_overrides(items, command)  # the keys are checked by the preprocessing config
-    return int(prepare_command(SimpleNamespace(target=dataset, overrides=items)) or 0)
+    split_overrides(items, command)  # the keys are checked against the preprocessing config
+    cache = prepare_dataset(dataset, items)
+    print(artifacts.format_summary(cache.qc))
+    print(
+        f"{len(cache)} windows of {len(cache.ch_names)} channels × {cache.n_times} samples "
+        f"at {cache.sfreq:g} Hz in {cache.path}"
+    )
+    print(f"QC report: {cache.path / 'qc.json'}")
+    return 0
 
 
 # command → (job, what it needs, its keys in plain words)
