@@ -156,6 +156,10 @@ def test_energy_refuses_unknown_or_missing_options(capsys):
     assert "did you mean 'model'?" in capsys.readouterr().err
     assert main(["benchmark", "energy", "model=spiking"]) == 1
     assert "missing ['data']" in capsys.readouterr().err
+    assert main(["benchmark", "energy", "data=x.edf", "model=spikin"]) == 1
+    assert "model 'spikin' is not one of the choices (did you mean 'spiking'" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.slow

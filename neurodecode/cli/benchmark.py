@@ -21,6 +21,7 @@ from neurodecode.data.io import read_recording
 from neurodecode.errors import NeurodecodeError
 from neurodecode.jsonio import dumps, write_json
 from neurodecode.models import energy
+from neurodecode.registry import MODELS
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,12 @@ def dataset_windows(name: str, n_windows: int, batch_size: int
 
 ENERGY_OPTIONS = (
     Option("data", required=True, help="recording file, or dataset name (its window cache)"),
-    Option("model", default="spiking", help="spiking, analog or a registered model name"),
+    Option(
+        "model",
+        default="spiking",
+        choices=(*energy.MODEL_ALIASES, *MODELS.names()),
+        help="measured next to its analog or spiking counterpart",
+    ),
     Option("n_windows", int, default=32, help="windows measured"),
     Option("window_s", float, default=4.0, help="window length of a recording file, s"),
     Option("batch_size", int, default=16, help="windows per forward pass"),

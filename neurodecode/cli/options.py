@@ -21,8 +21,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from neurodecode.errors import ConfigError, NeurodecodeError, did_you_mean
 
-_TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
-
 
 @dataclass(frozen=True)
 class Option:
@@ -34,7 +32,8 @@ class Option:
         The key.
     kind : type
         ``str`` (the text as typed: ``revision=1`` stays ``"1"``), ``int``, ``float``,
-        ``bool`` (``true``/``false``) or ``object`` (parsed as YAML: lists, numbers, null).
+        ``bool`` (``true``/``false``) or ``object`` (read as Hydra reads values: lists,
+        numbers, ``null``).
     default : Any
         Value when the key is not given (``None``: the key is absent from the result).
     required : bool
@@ -125,15 +124,12 @@ def parse_options(items: Sequence[str], options: Sequence[Option], command: str)
 def _convert(text: str, option: Option, command: str) -> Any:
     if option.kind is str:
         return text
-    if option.kind is bool:
-        if text.lower() in _TRUE + _FALSE:
-            return text.lower() in _TRUE
-        raise ConfigError(f"{command}: {option.name} must be true or false, got {text!r}")
     if option.kind is object:
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{command}: cannot read {option.name}={text}: {err}") from None
+        return dotlist_values({option.name: text}, command)[option.name]
+    if option.kind is bool:
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        raise ConfigError(f"{command}: {option.name} must be true or false, got {text!r}")
     try:
         return option.kind(text)
     except ValueError:
@@ -149,19 +145,19 @@ def usage_line(command: str, options: Sequence[Option]) -> str:
 
 
 def describe_options(options: Sequence[Option]) -> str:
-    """One line per option: key, default or ``required``, choices and help."""
-    lines = []
-    for option in options:
-        if option.required or option.default is None:
-            note = "required" if option.required else "optional"
-        else:
-            note = (
-                f"default {str(option.default).lower() if option.kind is bool else option.default}"
-            )
-        if option.choices is not None:
-            note += "; one of " + ", ".join(option.choices)
-        lines.append(f"  {option.name:<16} {option.help} ({note})")
-    return "\n".join(lines)
+    """One line per option: key, help, and whether it is required or its default."""
+    return "\n".join(f"  {o.name:<16} {o.help} ({_note(o)})" for o in options)
+
+
+def _note(option: Option) -> str:
+    if option.required:
+        note = "required"
+    elif option.default is None:
+        note = "optional"
+    else:
+        default = option.default
+        note = f"default {str(default).lower() if option.kind is bool else default}"
+    return note if option.choices is None else f"{note}; one of " + ", ".join(option.choices)
 
 
 def config_keys(config: DictConfig, prefix: str = "") -> list[str]:
