@@ -129,12 +129,12 @@ def test_the_run_record_is_strict_json_written_whole_with_a_key_order_free_hash(
 
 
 def test_no_stage_imports_the_training_entry_point():
-    """A stage never reaches back up: only neurodecode/train.py itself names the module
-    ``neurodecode.train`` (imports inside functions included)."""
+    """A stage never reaches back up: only neurodecode/train.py itself and the command line
+    above it (cli/) name the module ``neurodecode.train`` (imports inside functions included)."""
     package = Path(neurodecode.__file__).parent
     offenders = []
     for path in sorted(package.rglob("*.py")):
-        if path == package / "train.py":
+        if path == package / "train.py" or path.parent == package / "cli":
             continue
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):

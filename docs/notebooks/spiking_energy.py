@@ -46,10 +46,11 @@ if not RECORDING.is_file():
 # %%
 import torch
 
+from neurodecode.cli.benchmark import recording_windows
 from neurodecode.models import energy
 
 torch.set_num_threads(1)
-batches, signal = energy.recording_windows(RECORDING, 4.0, N_WINDOWS, batch_size=8)
+batches, signal = recording_windows(RECORDING, 4.0, N_WINDOWS, batch_size=8)
 print(signal, "batch shape:", tuple(batches[0].shape))
 
 # %% [markdown]
@@ -87,7 +88,7 @@ fig.tight_layout()
 # (`out=` writes the JSON of both reports):
 #
 # ```bash
-# python -m neurodecode.models.energy model=spiking data=../shared/data/mirror/eegmmidb/S001/S001R04.edf n_windows=32
+# neurodecode benchmark energy model=spiking data=../shared/data/mirror/eegmmidb/S001/S001R04.edf n_windows=32
 # ```
 #
 # Caveats: these are estimates on a 45 nm model of a chip, counting synaptic operations and

@@ -522,58 +522,6 @@ def suspicious(recording: Recording) -> list[str]:
     return findings
 
 
-class _Collector(logging.Handler):
-    """Keeps what the readers log (duplicates dropped, units fixed) for the info report."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def info_command(args: Any) -> int:
-    """``python -m neurodecode.data info <file> [annotation_format=... annotation_path=...]``.
-
-    Prints channels, sampling rate, duration, events and anything suspicious.
-    """
-    options = dict(item.split("=", 1) for item in args.overrides if "=" in item)
-    allowed = {"annotation_format", "annotation_path", "subject", "session", "run"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise RecordingError(f"unknown option(s) {unknown}; allowed: {sorted(allowed)}")
-    reader_notes = _Collector()
-    data_logger = logging.getLogger("neurodecode.data")
-    data_logger.addHandler(reader_notes)
-    try:
-        recording = read_recording(args.target, **options)
-    finally:
-        data_logger.removeHandler(reader_notes)
-    types = pd.Series(recording.ch_types).value_counts()
-    lines = [
-        f"file: {recording.source}",
-        f"subject/session/run: {recording.subject} / {recording.session} / {recording.run}",
-        f"start: {recording.meas_date}",
-        f"sampling rate: {recording.sfreq:g} Hz",
-        f"duration: {recording.duration:.3f} s ({recording.n_times} samples)",
-        f"channels: {recording.n_chans} (" + ", ".join(f"{n} {t}" for t, n in types.items()) + ")",
-        "  " + ", ".join(recording.ch_names),
-        f"amplitude: {np.abs(recording.signal).max():.3g} V peak",
-    ]
-    events = recording.annotations
-    counts = events["description"].value_counts().sort_index()
-    lines.append(
-        f"events: {len(events)}"
-        + (" (" + ", ".join(f"{k}: {v}" for k, v in counts.items()) + ")" if len(events) else "")
-    )
-    findings = reader_notes.messages + suspicious(recording)
-    lines.append("suspicious: " + ("none found" if not findings else ""))
-    lines += [f"  - {finding}" for finding in findings]
-    print("\n".join(lines))
-    return 0
-
-
 # ---------------------------------------------------------------------------- reading in pieces
 
 

@@ -8,8 +8,9 @@ only, so that no subject (or session, or recording) contributes windows to two p
   a manifest publishes (:func:`split_by_group`); ``label`` holds out whole classes (e.g.
   unseen concepts for zero-shot retrieval);
 - ``cross_subject`` (leave one subject out), ``cross_session`` and ``within_session``:
-  MOABB's protocols from :mod:`neurodecode.evaluation.protocols`, one split per fold, with
-  validation groups carved out of each fold's training part (:func:`protocol_splits`).
+  MOABB's protocols as fold generators (:func:`folds`), one split per fold, with validation
+  groups carved out of each fold's training part (:func:`protocol_splits`);
+- whole concepts held out for zero-shot retrieval (:func:`zero_shot_split`, THINGS-EEG2).
 
 Every split is checked (:func:`check_split`): parts disjoint at the group level, no two
 windows of different parts overlapping in time, and every labelled class present in
@@ -18,17 +19,17 @@ training; otherwise it is refused with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import StratifiedKFold
 
 from neurodecode.data.windows import UNLABELLED
-from neurodecode.errors import ConfigError
+from neurodecode.errors import ConfigError, UnknownNameError, did_you_mean
 
 GROUP_UNITS = ("subject", "session", "recording", "label")
-PROTOCOLS = ("cross_subject", "cross_session", "within_session")
 PARTS = ("train", "valid", "test")
 
 # Columns that identify a group at each unit, coarsest first. A session is only unique
@@ -271,6 +272,108 @@ def _check_time_overlap(index: pd.DataFrame, split: Split) -> None:
         )
 
 
+# ----------------------------------------------------------------- MOABB protocols as folds
+# The index needs ``subject``, ``session`` and ``label`` columns. MOABB's semantics:
+# ``within_session`` is stratified k-fold inside each (subject, session)
+# (WithinSessionEvaluation: 5 folds, shuffled with a fixed seed); ``cross_session`` leaves one
+# session out for every subject with at least two (CrossSessionEvaluation); ``cross_subject``
+# leaves one subject out over all subjects (CrossSubjectEvaluation). A fold whose training part
+# lacks a class present in its test part is refused, with the subject/session named.
+
+FOLD_COLUMNS = ("subject", "session", "label")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train/test split of a protocol: integer positions into the index."""
+
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+
+
+def _check_fold_index(index: pd.DataFrame) -> None:
+    missing = [c for c in FOLD_COLUMNS if c not in index.columns]
+    if missing:
+        raise ConfigError(f"the window index lacks column(s) {missing} needed for evaluation")
+    if index["label"].nunique() < 2:
+        raise ConfigError(
+            f"the data hold a single class ({index['label'].iloc[0]!r}); "
+            "classification needs at least two"
+        )
+
+
+def _checked_fold(index: pd.DataFrame, name: str, train: np.ndarray, test: np.ndarray) -> Fold:
+    absent = set(index["label"].iloc[test]) - set(index["label"].iloc[train])
+    if absent:
+        raise ConfigError(f"fold {name}: class(es) {sorted(absent)} are absent from training")
+    return Fold(name, np.sort(train), np.sort(test))
+
+
+def within_session_folds(index: pd.DataFrame, n_folds: int = 5, seed: int = 42) -> Iterator[Fold]:
+    """Stratified ``n_folds``-fold cross-validation inside each (subject, session)."""
+    _check_fold_index(index)
+    for (subject, session), group in index.groupby(["subject", "session"], sort=True):
+        positions = index.index.get_indexer(group.index)
+        counts = group["label"].value_counts()
+        if counts.min() < n_folds:
+            raise ConfigError(
+                f"subject {subject} session {session}: class {counts.idxmin()!r} has "
+                f"{counts.min()} trials, fewer than the {n_folds} folds asked for"
+            )
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        for k, (train, test) in enumerate(splitter.split(positions, group["label"])):
+            name = f"sub-{subject}_ses-{session}_fold-{k}"
+            yield _checked_fold(index, name, positions[train], positions[test])
+
+
+def cross_session_folds(index: pd.DataFrame) -> Iterator[Fold]:
+    """Leave one session out, separately for each subject with at least two sessions."""
+    _check_fold_index(index)
+    yielded = False
+    for subject, group in index.groupby("subject", sort=True):
+        sessions = sorted(group["session"].unique())
+        if len(sessions) < 2:
+            continue
+        positions = index.index.get_indexer(group.index)
+        for session in sessions:
+            in_session = (group["session"] == session).to_numpy()
+            name = f"sub-{subject}_test-ses-{session}"
+            yield _checked_fold(index, name, positions[~in_session], positions[in_session])
+            yielded = True
+    if not yielded:
+        raise ConfigError("cross-session evaluation needs a subject with at least two sessions")
+
+
+def cross_subject_folds(index: pd.DataFrame) -> Iterator[Fold]:
+    """Leave one subject out."""
+    _check_fold_index(index)
+    subjects = sorted(index["subject"].unique())
+    if len(subjects) < 2:
+        raise ConfigError("cross-subject evaluation needs at least two subjects")
+    for subject in subjects:
+        is_test = (index["subject"] == subject).to_numpy()
+        positions = np.arange(len(index))
+        yield _checked_fold(index, f"test-sub-{subject}", positions[~is_test], positions[is_test])
+
+
+_FOLDS: dict[str, Callable[..., Iterator[Fold]]] = {
+    "cross_subject": cross_subject_folds,
+    "cross_session": cross_session_folds,
+    "within_session": within_session_folds,
+}
+PROTOCOLS = tuple(_FOLDS)
+
+
+def folds(index: pd.DataFrame, protocol: str, **kwargs) -> Iterator[Fold]:
+    """Folds of the protocol named ``protocol`` (one of :data:`PROTOCOLS`)."""
+    if protocol not in _FOLDS:
+        raise UnknownNameError(
+            f"unknown evaluation protocol {protocol!r}", hint=did_you_mean(protocol, _FOLDS)
+        )
+    return _FOLDS[protocol](index, **kwargs)
+
+
 def protocol_splits(
     index: pd.DataFrame,
     protocol: str,
@@ -302,8 +405,6 @@ def protocol_splits(
     require_all_classes : bool
         Refuse folds whose training part lacks a labelled class.
     """
-    from neurodecode.evaluation import protocols
-
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown split protocol {protocol!r}; expected one of {PROTOCOLS}")
     kwargs = {"n_folds": n_folds, "seed": seed} if protocol == "within_session" else {}
@@ -313,9 +414,9 @@ def protocol_splits(
     leak_unit = {"cross_subject": "subject", "cross_session": "session"}.get(protocol)
     default_valid = {"cross_subject": "subject", "cross_session": "recording"}.get(protocol)
     unit = valid_by if valid_by is not None else default_valid
-    index = index.reset_index(drop=True)  # the protocols return positions
+    index = index.reset_index(drop=True)  # the folds are positions
     splits = []
-    for fold in protocols.folds(index, protocol, **kwargs):
+    for fold in folds(index, protocol, **kwargs):
         train, valid = _carve_validation(index, fold.train, unit, valid_fraction, seed)
         split = Split(f"{protocol}/{fold.name}", train, valid, np.sort(fold.test))
         check_split(index, split, leak_unit, valid_by=unit, require_all_classes=require_all_classes)
@@ -346,3 +447,37 @@ def _carve_validation(
     chosen = {groups[i] for i in rng.choice(len(groups), size=n_valid, replace=False)}
     is_valid = keys.isin(chosen).to_numpy()
     return np.sort(train[~is_valid]), np.sort(train[is_valid])
+
+
+def zero_shot_split(
+    index: pd.DataFrame,
+    *,
+    test_fraction: float = 0.2,
+    valid_fraction: float = 0.1,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out whole concepts (labels): THINGS-EEG2's zero-shot protocol.
+
+    Test concepts are never seen in training; validation concepts (for model selection) are
+    carved from the training concepts, never from the test ones. Every trial of a concept,
+    from every subject and session, lands in the same part.
+
+    Returns
+    -------
+    train, valid, test : numpy.ndarray
+        Sorted positions into ``index``.
+    """
+    labels = index["label"].to_numpy()
+    concepts = np.unique(labels[labels >= 0])
+    n_test = max(1, round(test_fraction * concepts.size))
+    n_valid = max(1, round(valid_fraction * concepts.size)) if valid_fraction else 0
+    if n_test + n_valid >= concepts.size:
+        raise ConfigError(
+            f"{concepts.size} concept(s) cannot be split into training, validation "
+            f"({valid_fraction:g}) and test ({test_fraction:g}) concepts"
+        )
+    order = np.random.default_rng(seed).permutation(concepts)
+    test, valid = order[:n_test], order[n_test : n_test + n_valid]
+    part = np.where(np.isin(labels, test), 2, np.where(np.isin(labels, valid), 1, 0))
+    part[labels < 0] = -1
+    return tuple(np.flatnonzero(part == p) for p in (0, 1, 2))

@@ -22,27 +22,16 @@ reads and writes its membrane potential once per time step. Off-chip DRAM (about
 per word) is left out: the models here fit on chip. Firing rates come from
 :func:`~neurodecode.models.lif.record_firing_rates` during the same forward passes.
 
-Command line::
-
-    python -m neurodecode.models.energy model=spiking data=S001R04.edf [n_windows=32]
-        [window_s=4] [size=small] [time_steps=4] [encoding=direct|delta] [out=energy.json]
-
-``model=spiking`` (or ``analog``, or any registered name) is measured next to its
-counterpart (analog ↔ spiking) with the same size, on the same windows. ``data`` is a
-recording file (read with :func:`neurodecode.data.io.read_recording`; consecutive windows,
-each channel scaled by its standard deviation) or a dataset name (its prepared window
-cache, :func:`neurodecode.data.cache.prepare_dataset`).
+:func:`compare` measures a model next to its counterpart (analog ↔ spiking) with the same
+size on the same windows; ``neurodecode benchmark energy`` (:mod:`neurodecode.cli.benchmark`)
+runs it on the windows of a recording file or of a prepared dataset.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,11 +39,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from neurodecode.errors import ConfigError, NeurodecodeError
 from neurodecode.models import attention
 from neurodecode.models.lif import LIFNeuron, record_firing_rates
-
-logger = logging.getLogger(__name__)
+from neurodecode.registry import MODELS
 
 E_MAC_PJ = 4.6
 """Energy of a 32-bit float multiply-accumulate at 45 nm, pJ (Horowitz 2014)."""
@@ -413,8 +400,6 @@ def measure(model: nn.Module, batches: Iterable[Tensor | dict[str, Any]],
     EnergyReport
         Per-sample counts and energy.
     """
-    from neurodecode.registry import MODELS
-
     if name is None:
         try:
             name = MODELS.name_of(model)
@@ -482,62 +467,12 @@ def _rate(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.3f}"
 
 
-# ----------------------------------------------------------------------------- command line
-
-
-def recording_windows(path: Path, window_s: float, n_windows: int, batch_size: int
-                      ) -> tuple[list[Tensor], dict[str, Any]]:  # fmt: skip
-    """Consecutive windows of a recording file, each channel scaled by its standard deviation.
-
-    Returns the batches and the signal arguments (``n_chans``, ``n_times``, ``sfreq``,
-    ``chs_info``-free) to build models for them.
-    """
-    from neurodecode.data.io import read_recording
-
-    recording = read_recording(path)
-    eeg = [i for i, kind in enumerate(recording.ch_types) if kind in ("eeg", "seeg", "ecog")]
-    signal = torch.as_tensor(recording.signal[eeg] if eeg else recording.signal)
-    signal = signal / signal.std(dim=1, keepdim=True).clamp_min(1e-12)
-    n_times = round(window_s * recording.sfreq)
-    available = signal.shape[1] // n_times
-    if available < 1:
-        raise NeurodecodeError(
-            f"recording is {recording.duration:.1f} s long, shorter than one {window_s} s window",
-            path=path,
-            hint="use a smaller window_s",
-        )
-    windows = signal[:, : available * n_times].reshape(signal.shape[0], available, n_times)
-    windows = windows.transpose(0, 1)[:n_windows].contiguous().float()
-    batches = list(windows.split(batch_size))
-    return batches, {"n_chans": windows.shape[1], "n_times": n_times, "sfreq": recording.sfreq}
-
-
-def dataset_windows(name: str, n_windows: int, batch_size: int
-                    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
-    """The first ``n_windows`` windows of a prepared dataset's cache, as batch dicts."""
-    from torch.utils.data import DataLoader, Subset
-
-    from neurodecode.data.cache import prepare_dataset
-
-    cache = prepare_dataset(name, [])
-    subset = Subset(cache, range(min(n_windows, len(cache))))
-    keys = ("x", "ch_pos", "ch_mask")
-    batches = [
-        {key: batch[key] for key in keys}
-        for batch in DataLoader(subset, batch_size=batch_size)  # type: ignore[arg-type]
-    ]
-    signal = {"n_chans": len(cache.ch_names), "n_times": cache.n_times, "sfreq": cache.sfreq}
-    return batches, signal
-
-
 def compare(model: str, batches: Sequence[Tensor | dict[str, Any]], signal: dict[str, Any],
             n_outputs: int = 2, **arch: Any) -> list[EnergyReport]:  # fmt: skip
     """Build ``model`` and its analog/spiking counterpart, calibrate, measure both.
 
     Returns the analog report first when both exist.
     """
-    from neurodecode.registry import MODELS
-
     name = MODEL_ALIASES.get(model, model)
     names = [name] + ([COUNTERPARTS[name]] if name in COUNTERPARTS else [])
     names.sort(key=lambda n: n.startswith("spiking"))
@@ -549,61 +484,3 @@ def compare(model: str, batches: Sequence[Tensor | dict[str, Any]], signal: dict
         calibrate_batchnorm(built, batches)
         reports.append(measure(built, batches, each))
     return reports
-
-
-def _parse_overrides(argv: Sequence[str]) -> dict[str, str]:
-    overrides = {}
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"expected key=value, got {item!r}",
-                              hint="e.g. model=spiking data=S001R04.edf")  # fmt: skip
-        overrides[key] = value
-    return overrides
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m neurodecode.models.energy model=spiking data=<file or dataset> ...``."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = _parse_overrides(sys.argv[1:] if argv is None else argv)
-    allowed = {"model", "data", "n_windows", "window_s", "batch_size", "size", "time_steps",
-               "encoding", "out"}  # fmt: skip
-    unknown = set(args) - allowed
-    if unknown or "data" not in args:
-        raise ConfigError(
-            f"unknown options {sorted(unknown)}" if unknown else "data= is required",
-            hint=f"options: {', '.join(sorted(allowed))}",
-        )
-    n_windows, batch_size = int(args.get("n_windows", 32)), int(args.get("batch_size", 16))
-    data = Path(args["data"])
-    if data.exists():
-        batches, signal = recording_windows(
-            data, float(args.get("window_s", 4.0)), n_windows, batch_size
-        )
-    else:
-        batches, signal = dataset_windows(args["data"], n_windows, batch_size)
-    arch: dict[str, Any] = {"size": args.get("size", "small")}
-    if "time_steps" in args:
-        arch["time_steps"] = int(args["time_steps"])
-    if "encoding" in args:
-        arch["encoding"] = args["encoding"]
-    reports = compare(args.get("model", "spiking"), batches, signal, **arch)
-    print(format_table(reports))
-    for report in reports:
-        if report.firing_rates:
-            print(f"\nFiring rates, {report.model}:\n" + format_firing_rates(report))
-    result = {
-        "data": str(args["data"]),
-        "signal": signal,
-        "reports": [r.to_dict() for r in reports],
-    }
-    if "out" in args:
-        Path(args["out"]).write_text(json.dumps(result, indent=2))
-        logger.info("wrote %s", args["out"])
-    else:
-        print(json.dumps(result))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

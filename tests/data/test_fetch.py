@@ -119,7 +119,9 @@ def test_cli_fetches_and_reports_bad_options(
     assert "3 recording(s)" in capsys.readouterr().out
     assert (neurodecode_home / "eegmmidb" / "S001" / "S001R12.edf").is_file()
     assert main(["fetch", "eegmmidb", "subject=[1]"]) == 1
-    assert "unknown fetch option(s) ['subject']" in capsys.readouterr().err
+    assert "unknown option(s) ['subject'] (subject: did you mean 'subjects'?)" in (
+        capsys.readouterr().err
+    )
     assert main(["fetch", "eegmmidb", "subjects=[999]"]) == 1
     assert "no recording" in capsys.readouterr().err
 

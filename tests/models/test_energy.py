@@ -1,15 +1,11 @@
-"""Operation counts against networks worked out by hand; energy of real EEG windows."""
+"""Operation counts against networks worked out by hand (real EEG: tests/test_cli.py)."""
 
 from __future__ import annotations
-
-import json
-import math
 
 import pytest
 import torch
 from torch import nn
 
-from neurodecode.errors import ConfigError
 from neurodecode.models.blocks import MultiHeadSelfAttention
 from neurodecode.models.energy import (
     E_AC_PJ,
@@ -18,11 +14,9 @@ from neurodecode.models.energy import (
     EnergyReport,
     LayerCount,
     format_table,
-    main,
     measure,
 )
 from neurodecode.models.lif import LIFNeuron
-from tests.conftest import require_shared
 
 
 class Net(nn.Module):
@@ -102,40 +96,6 @@ def test_neuron_dynamics_are_not_counted_but_their_state_traffic_is():
     assert report.acs == pytest.approx(n_spikes * 2 / 4)  # "batch" 4 = time steps here
     assert report.firing_rates["layers.0"] == pytest.approx(n_spikes / spikes.numel())
     assert layer(report, "layers.0").memory_words == pytest.approx(2 * currents.numel() / 4)
-
-
-@pytest.mark.slow
-def test_energy_table_and_json_of_analog_and_spiking_models_on_real_eeg(tmp_path, capsys):
-    path = require_shared("mirror/eegmmidb/S001/S001R04.edf")
-    out = tmp_path / "energy.json"
-    main([f"data={path}", "model=spiking", "size=tiny", "n_windows=8", "batch_size=4",
-          "window_s=2", f"out={out}"])  # fmt: skip
-    table = capsys.readouterr().out
-    assert "| | dual_branch_conformer | spiking_dual_branch_conformer |" in table
-    assert "total energy (µJ)" in table and "Firing rates, spiking_dual_branch_conformer" in table
-    result = json.loads(out.read_text())
-    analog, spiking = result["reports"]
-    assert result["signal"] == {"n_chans": 64, "n_times": 320, "sfreq": 160.0}
-    assert analog["model"] == "dual_branch_conformer" and analog["acs"] == 0
-    assert analog["firing_rates"] == {} and analog["mean_firing_rate"] is None
-    assert spiking["time_steps"] == 4 and spiking["n_samples"] == 8
-    assert spiking["acs"] > 0 and spiking["macs"] > 0  # analog tokenizers, spiking encoders
-    rates = list(spiking["firing_rates"].values())
-    assert len(rates) > 10 and all(0 <= r <= 1 for r in rates) and max(rates) > 0
-    for report in (analog, spiking):
-        expected = report["macs"] * E_MAC_PJ + report["acs"] * E_AC_PJ
-        assert report["compute_energy_uj"] == pytest.approx(expected * 1e-6)
-        assert report["energy_uj"] > report["compute_energy_uj"] > 0
-    encoder_layers = [x for x in spiking["layers"] if "encoder.layers" in x["name"]]
-    assert sum(x["macs"] for x in encoder_layers) == 0  # spike-driven inside the encoders
-    assert all(math.isfinite(x["input_rate"]) for x in encoder_layers if x["acs"] > 0)
-
-
-def test_command_line_refuses_unknown_options():
-    with pytest.raises(ConfigError, match="unknown options"):
-        main(["data=x.edf", "modle=spiking"])
-    with pytest.raises(ConfigError, match="data= is required"):
-        main(["model=spiking"])
 
 
 def test_table_puts_models_side_by_side():

@@ -1,4 +1,4 @@
-"""MOABB-style protocols: folds never mix what they must keep apart."""
+"""MOABB-style protocols (data.splits.folds): folds never mix what they must keep apart."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from neurodecode.data.splits import folds, zero_shot_split
 from neurodecode.errors import ConfigError, UnknownNameError
-from neurodecode.evaluation.protocols import folds
 
 
 def _index(subjects=("1", "2", "3"), sessions=("0", "1"), trials=10) -> pd.DataFrame:
@@ -65,8 +65,6 @@ def test_refusals_name_the_reason():
 
 
 def test_zero_shot_split_holds_out_whole_concepts():
-    from neurodecode.evaluation.protocols import zero_shot_split
-
     index = pd.DataFrame({"subject": "1", "session": "0", "label": np.repeat(np.arange(50), 4)})
     train, valid, test = zero_shot_split(index, test_fraction=0.2, valid_fraction=0.1, seed=0)
     concepts = [set(index["label"].iloc[p]) for p in (train, valid, test)]

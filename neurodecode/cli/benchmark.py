@@ -1,0 +1,125 @@
+"""``neurodecode benchmark energy model=spiking data=<file or dataset> [key=value ...]``.
+
+The counting itself is :mod:`neurodecode.models.energy`; this module finds the windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Subset
+
+from neurodecode.cli.options import Command, Option, commands_usage, run_command
+from neurodecode.data.cache import prepare_dataset
+from neurodecode.data.io import read_recording
+from neurodecode.errors import NeurodecodeError
+from neurodecode.jsonio import dumps, write_json
+from neurodecode.models import energy
+from neurodecode.registry import MODELS
+
+logger = logging.getLogger(__name__)
+
+SUMMARY = "measure models: operation counts and energy of analog and spiking encoders"
+
+
+def recording_windows(path: Path, window_s: float, n_windows: int, batch_size: int
+                      ) -> tuple[list[Tensor], dict[str, Any]]:  # fmt: skip
+    """Consecutive windows of a recording file, each channel scaled by its standard deviation.
+
+    Returns the batches and the signal arguments (``n_chans``, ``n_times``, ``sfreq``) to
+    build models for them.
+    """
+    recording = read_recording(path)
+    eeg = [i for i, kind in enumerate(recording.ch_types) if kind in ("eeg", "seeg", "ecog")]
+    signal = torch.as_tensor(recording.signal[eeg] if eeg else recording.signal)
+    signal = signal / signal.std(dim=1, keepdim=True).clamp_min(1e-12)
+    n_times = round(window_s * recording.sfreq)
+    available = signal.shape[1] // n_times
+    if available < 1:
+        raise NeurodecodeError(
+            f"recording is {recording.duration:.1f} s long, shorter than one {window_s} s window",
+            path=path,
+            hint="use a smaller window_s",
+        )
+    windows = signal[:, : available * n_times].reshape(signal.shape[0], available, n_times)
+    windows = windows.transpose(0, 1)[:n_windows].contiguous().float()
+    batches = list(windows.split(batch_size))
+    return batches, {"n_chans": windows.shape[1], "n_times": n_times, "sfreq": recording.sfreq}
+
+
+def dataset_windows(name: str, n_windows: int, batch_size: int
+                    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    """The first ``n_windows`` windows of a prepared dataset's cache, as batch dicts."""
+    cache = prepare_dataset(name, [])
+    subset = Subset(cache, range(min(n_windows, len(cache))))
+    keys = ("x", "ch_pos", "ch_mask")
+    batches = [
+        {key: batch[key] for key in keys}
+        for batch in DataLoader(subset, batch_size=batch_size)  # type: ignore[arg-type]
+    ]
+    signal = {"n_chans": len(cache.ch_names), "n_times": cache.n_times, "sfreq": cache.sfreq}
+    return batches, signal
+
+
+ENERGY_OPTIONS = (
+    Option("data", required=True, help="recording file, or dataset name (its window cache)"),
+    Option(
+        "model",
+        default="spiking",
+        choices=(*energy.MODEL_ALIASES, *MODELS.names()),
+        help="measured next to its analog or spiking counterpart",
+    ),
+    Option("n_windows", int, default=32, help="windows measured"),
+    Option("window_s", float, default=4.0, help="window length of a recording file, s"),
+    Option("batch_size", int, default=16, help="windows per forward pass"),
+    Option("size", default="small", help="model size"),
+    Option("time_steps", int, help="time steps of the spiking model"),
+    Option("encoding", choices=("direct", "delta"), help="input encoding of the spiking model"),
+    Option("out", help="JSON file for the reports; without it, they are printed"),
+)
+
+
+def energy_report(args: dict[str, Any]) -> int:
+    """Measure the model and its counterpart; print the tables; write or print the JSON."""
+    data = Path(args["data"])
+    if data.exists():
+        batches, signal = recording_windows(
+            data, args["window_s"], args["n_windows"], args["batch_size"]
+        )
+    else:
+        batches, signal = dataset_windows(args["data"], args["n_windows"], args["batch_size"])
+    arch = {key: args[key] for key in ("size", "time_steps", "encoding") if key in args}
+    reports = energy.compare(args["model"], batches, signal, **arch)
+    print(energy.format_table(reports))
+    for report in reports:
+        if report.firing_rates:
+            print(f"\nFiring rates, {report.model}:\n" + energy.format_firing_rates(report))
+    result = {"data": args["data"], "signal": signal, "reports": [r.to_dict() for r in reports]}
+    if "out" in args:
+        write_json(args["out"], result)
+        logger.info("wrote %s", args["out"])
+    else:
+        print(dumps(result))
+    return 0
+
+
+COMMANDS: dict[str, Command] = {"energy": (energy_report, ENERGY_OPTIONS)}
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "neurodecode benchmark") -> int:
+    """Run one benchmark; return the process exit status."""
+    lines = commands_usage(prog, SUMMARY, COMMANDS)
+    lines.append(
+        "energy counts, over real EEG windows, the operations and energy of a model next to "
+        "its\nanalog or spiking counterpart (same size, same windows). data is a recording "
+        "file\n(consecutive windows, each channel scaled by its standard deviation) or a "
+        "dataset name\n(the first windows of its prepared cache)."
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_command(argv, COMMANDS, prog, "\n".join(lines))
