@@ -18,7 +18,7 @@ _COMMANDS = {
     "fetch": ("neurodecode.data.fetch", "fetch_command", "download and verify a dataset's files"),
     "info": ("neurodecode.data.io", "info_command", "describe a recording and flag anything odd"),
     "prepare": (
-        "neurodecode.data.cache",
+        "neurodecode.data.prepare",
         "prepare_command",
         "preprocess a dataset into the on-disk window cache",
     ),

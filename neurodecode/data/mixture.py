@@ -24,8 +24,10 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
+from neurodecode.data.prepare import prepare_dataset
 from neurodecode.data.splits import split_by_group
 from neurodecode.errors import ChannelError, ConfigError, ContractError
 
@@ -291,10 +293,6 @@ def prepare_mixture(
     min_times, require_positions
         See :class:`WindowMixture`.
     """
-    from omegaconf import OmegaConf
-
-    from neurodecode.data.cache import prepare_dataset
-
     caches, weights = {}, {}
     for name, spec in datasets.items():
         spec = dict(spec or {})
