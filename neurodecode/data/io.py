@@ -14,6 +14,7 @@ identical samples (CHB-MIT's ``T8-P8``) are kept once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 from collections import defaultdict
@@ -26,6 +27,7 @@ import pandas as pd
 
 from neurodecode.data import montage
 from neurodecode.data.annotations import parse_annotations
+from neurodecode.data.manifest import list_manifests, load_manifest
 from neurodecode.data.recording import Recording
 from neurodecode.errors import RecordingError
 
@@ -60,8 +62,12 @@ VOLTS_PER_UNIT = {
 
 _CHUNK_SECONDS = 60.0
 _BIDS_DATA_SUFFIXES = ("_eeg", "_meg", "_ieeg")
-_EEGMMIDB_NAME = re.compile(r"^S(\d{3})R(\d{2})\.", re.IGNORECASE)
-_CHBMIT_NAME = re.compile(r"^chb(\d{2})[a-z]?_(\d{2,3})", re.IGNORECASE)
+_ID_KEYS = ("subject", "session", "run")
+# File-name conventions of annotation formats (where a loose file's annotations are); the
+# identifiers of a dataset's recordings come from its manifest (see infer_ids).
+_EEGMMIDB_NAME = re.compile(r"^S\d{3}R\d{2}\.", re.IGNORECASE)
+_CHBMIT_NAME = re.compile(r"^chb(\d{2})[a-z]?_", re.IGNORECASE)
+_MAX_PATTERN_DEPTH = 6  # path components tried against a manifest's structure pattern
 
 
 def _format_of(path: Path) -> str | None:
@@ -104,25 +110,31 @@ def _strip_suffix(path: Path) -> str:
 
 
 def infer_ids(path: str | Path) -> dict[str, str | None]:
-    """Subject, session and run from a file name.
+    """Subject, session and run from a file's path.
 
-    BIDS entities (``sub-01_ses-02_..._run-03``), eegmmidb (``S001R04.edf`` → subject
-    ``"001"``, run ``"04"``) and CHB-MIT (``chb01_03.edf`` → subject ``"01"``, run ``"03"``);
-    None for what the name does not say.
+    BIDS entities in the name (``sub-01_ses-02_..._run-03``); otherwise the named groups of
+    the first shipped manifest whose ``structure.recording`` pattern matches the path's last
+    components (``chb15/chb15_06.edf`` → subject ``"15"``, run ``"06"`` by the CHB-MIT
+    manifest); None for what neither says.
     """
-    name = Path(path).name
-    if name.startswith("sub-"):
-        entities = dict(re.findall(r"(sub|ses|run)-([A-Za-z0-9]+)", name))
-        return {
-            "subject": entities.get("sub"),
-            "session": entities.get("ses"),
-            "run": entities.get("run"),
-        }
-    for pattern in (_EEGMMIDB_NAME, _CHBMIT_NAME):
-        match = pattern.match(name)
-        if match:
-            return {"subject": match.group(1), "session": None, "run": match.group(2)}
-    return {"subject": None, "session": None, "run": None}
+    path = Path(path)
+    if path.name.startswith("sub-"):
+        entities = dict(re.findall(r"(sub|ses|run)-([A-Za-z0-9]+)", path.name))
+        return dict(zip(_ID_KEYS, (entities.get(k) for k in ("sub", "ses", "run")), strict=True))
+    parts = path.parts
+    for pattern in _structure_patterns():
+        for depth in range(1, min(len(parts), _MAX_PATTERN_DEPTH) + 1):
+            found = pattern.fullmatch("/".join(parts[-depth:]))
+            if found:
+                groups = found.groupdict()
+                return {key: groups.get(key) or None for key in _ID_KEYS}
+    return dict.fromkeys(_ID_KEYS)
+
+
+@functools.lru_cache(maxsize=1)
+def _structure_patterns() -> tuple[re.Pattern[str], ...]:
+    """The ``structure.recording`` pattern of every shipped manifest."""
+    return tuple(re.compile(load_manifest(name).structure.recording) for name in list_manifests())
 
 
 def _annotation_file(path: Path, annotation_format: str) -> Path | None:

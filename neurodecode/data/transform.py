@@ -10,8 +10,8 @@ scores are the cached ones bit for bit.
 
 A recording too long to hold in memory is preprocessed span by span (filters with margins,
 channel QC per span); :func:`streamed_scaling` then computes the same recording-level
-scaling statistics from the spans in bounded memory (exact order statistics by histogram
-refinement over repeated passes), and :func:`scaled_windows` cuts each span's windows with
+scaling statistics from the spans in bounded memory (exact order statistics from two
+passes of histograms over the values' bits), and :func:`scaled_windows` cuts each span's windows with
 them.
 """
 
@@ -30,8 +30,7 @@ from neurodecode.data.recording import Recording
 
 QUANTILES = (25.0, 50.0, 75.0)  # robust z-score: median and interquartile range
 IQR_TO_STD = 1.349  # interquartile range of a standard normal
-_BINS = 4096  # histogram bins per refinement pass of the streamed order statistics
-_COLLECT = 1 << 20  # values kept in memory to finish a streamed order statistic by sorting
+_HALF = 1 << 16  # bins of a histogram of 16 of the 32 bits of a float32 sort key
 
 
 @dataclasses.dataclass
@@ -167,86 +166,59 @@ def streamed_scaling(
 def streamed_percentiles(
     groups: Callable[[], Iterable[list[np.ndarray]]], n_groups: int, q: Iterable[float]
 ) -> np.ndarray:
-    """``np.percentile`` (linear method) of each group's values, over repeated passes.
+    """``np.percentile`` (linear method) of each group's float32 values, in two passes.
 
     ``groups()`` yields, on every call, the same sequence of blocks, each a list of
-    ``n_groups`` 1-D arrays. Returns ``(n_groups, len(q))`` (NaN for an empty group).
+    ``n_groups`` 1-D arrays. The values are mapped to 32-bit keys that sort as they do; a
+    first pass counts the keys' upper 16 bits, which locates each wanted order statistic
+    in one bin, and a second pass counts the lower 16 bits inside those bins, which gives
+    its exact value. Memory: a few 65536-bin histograms per group, whatever the data.
+    Returns ``(n_groups, len(q))`` (NaN for an empty group).
     """
     q = np.asarray(list(q), dtype=float)
-    counts = np.zeros(n_groups, dtype=np.int64)
-    low, high = np.full(n_groups, np.inf), np.full(n_groups, -np.inf)
+    upper = np.zeros((n_groups, _HALF), dtype=np.int64)
     for block in groups():
         for g, values in enumerate(block):
-            if values.size:
-                counts[g] += values.size
-                low[g], high[g] = min(low[g], values.min()), max(high[g], values.max())
-    position = q[None, :] / 100 * np.maximum(counts - 1, 0)[:, None]
+            upper[g] += np.bincount(_sort_keys(values) >> 16, minlength=_HALF)
+    counts = upper.sum(axis=1)
+    last = np.maximum(counts - 1, 0)[:, None]
+    position = q[None, :] / 100 * last
     below = np.floor(position).astype(np.int64)
-    ranks = np.stack([below, np.minimum(below + 1, np.maximum(counts - 1, 0)[:, None])], -1)
-    values = _order_statistics(groups, ranks.reshape(n_groups, -1), counts, low, high)
-    values = values.reshape(ranks.shape)
+    ranks = np.stack([below, np.minimum(below + 1, last)], axis=-1).reshape(n_groups, -1)
+    cumulative = np.cumsum(upper, axis=1)
+    bins = np.stack(
+        [np.searchsorted(c, r, side="right") for c, r in zip(cumulative, ranks, strict=True)]
+    )
+    offsets = ranks - np.where(bins > 0, np.take_along_axis(cumulative, bins - 1, 1), 0)
+    lower = {(g, int(b)): np.zeros(_HALF, np.int64) for g in range(n_groups) for b in bins[g]}
+    for block in groups():
+        for g, values in enumerate(block):
+            keys = _sort_keys(values)
+            for b in np.unique(bins[g]):
+                inside = keys[(keys >> 16) == b]
+                lower[g, int(b)] += np.bincount(inside & 0xFFFF, minlength=_HALF)
+    keys = np.zeros(ranks.shape, dtype=np.uint32)
+    for g, r in np.ndindex(ranks.shape):
+        if counts[g]:
+            low = np.searchsorted(np.cumsum(lower[g, int(bins[g, r])]), offsets[g, r], "right")
+            keys[g, r] = (int(bins[g, r]) << 16) | int(low)
+    values = _from_keys(keys).astype(float).reshape(n_groups, len(q), 2)
     a, b, t = values[..., 0], values[..., 1], position - below
     out = np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
     out[counts == 0] = np.nan
     return out
 
 
-def _order_statistics(
-    groups: Callable[[], Iterable[list[np.ndarray]]],
-    ranks: np.ndarray,
-    counts: np.ndarray,
-    low: np.ndarray,
-    high: np.ndarray,
-) -> np.ndarray:
-    """The values of 0-based ``ranks`` ``(n_groups, k)`` in each group's sorted values.
-
-    Each rank keeps an interval ``[lo, hi)`` known to hold it and the count of values below
-    it; a pass counts the values in the interval on a histogram and narrows it to one bin,
-    until the interval holds few enough values to sort, or only one distinct value.
-    """
-    lo = np.repeat(low[:, None], ranks.shape[1], 1)
-    hi = np.repeat(np.nextafter(high, np.inf)[:, None], ranks.shape[1], 1)
-    inside = np.repeat(counts[:, None], ranks.shape[1], 1)
-    offset = ranks.copy()  # rank among the values in [lo, hi)
-    result = np.full(ranks.shape, np.nan)
-    todo = counts[:, None].repeat(ranks.shape[1], 1) > 0
-    while todo.any():
-        collect = todo & (inside <= _COLLECT)
-        hist = np.zeros((*ranks.shape, _BINS), dtype=np.int64)
-        extent = np.stack([np.full(ranks.shape, np.inf), np.full(ranks.shape, -np.inf)])
-        kept: dict[tuple[int, int], list[np.ndarray]] = {}
-        for block in groups():
-            for g, k in zip(*np.nonzero(todo), strict=True):
-                values = block[g]
-                values = values[(values >= lo[g, k]) & (values < hi[g, k])]
-                if collect[g, k]:
-                    kept.setdefault((g, k), []).append(values)
-                elif values.size:
-                    bins = np.searchsorted(_edges(lo[g, k], hi[g, k]), values, side="right") - 1
-                    hist[g, k] += np.bincount(bins, minlength=_BINS)
-                    extent[0, g, k] = min(extent[0, g, k], values.min())
-                    extent[1, g, k] = max(extent[1, g, k], values.max())
-        for g, k in zip(*np.nonzero(todo), strict=True):
-            if collect[g, k]:
-                result[g, k] = np.sort(np.concatenate(kept[(g, k)]))[offset[g, k]]
-            elif extent[0, g, k] == extent[1, g, k]:
-                result[g, k] = extent[0, g, k]
-            else:
-                cumulative = np.cumsum(hist[g, k])
-                b = int(np.searchsorted(cumulative, offset[g, k], side="right"))
-                offset[g, k] -= cumulative[b - 1] if b else 0
-                inside[g, k] = hist[g, k, b]
-                lo[g, k], hi[g, k] = _edges(lo[g, k], hi[g, k])[b : b + 2]
-                continue
-            todo[g, k] = False
-    return result
+def _sort_keys(values: np.ndarray) -> np.ndarray:
+    """uint32 keys that sort as the float32 ``values`` do (sign bit flipped, or all bits)."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    return np.where(bits >> 31 == 1, ~bits, bits | np.uint32(1 << 31))
 
 
-def _edges(lo: float, hi: float) -> np.ndarray:
-    """``_BINS + 1`` histogram edges from ``lo`` to exactly ``hi``."""
-    edges = np.linspace(lo, hi, _BINS + 1)
-    edges[-1] = hi
-    return edges
+def _from_keys(keys: np.ndarray) -> np.ndarray:
+    """The float32 values of :func:`_sort_keys` keys."""
+    keys = np.asarray(keys, dtype=np.uint32)
+    return np.where(keys >> 31 == 1, keys & np.uint32(0x7FFFFFFF), ~keys).view(np.float32)
 
 
 def window_grid(

@@ -20,8 +20,7 @@ def test_scaling_equals_scale_signal_bit_for_bit(per):
     np.testing.assert_array_equal(scaling.apply(signal, good), expected)
 
 
-def test_streamed_percentiles_are_exact_with_ties_and_empty_groups(monkeypatch):
-    monkeypatch.setattr(transform, "_COLLECT", 64)  # force histogram refinement
+def test_streamed_percentiles_are_exact_with_ties_and_empty_groups():
     rng = np.random.default_rng(1)
     values = np.concatenate(
         [
