@@ -110,24 +110,21 @@ def build_cache(
     """
     if not entries:
         raise CacheError("no recordings to prepare", path=root)
-    if annotation_format is None and manifest is not None:
-        annotation_format = manifest.annotation_format
     entries = list(entries)
     ids = recording_ids([Path(e.path) for e in entries])
     label_map, classes = _label_plan(config, manifest)
-    selection = selection_of(entries, ids)
-    manifest_content = manifest.model_dump(mode="json") if manifest is not None else None
-    key = cache_key(config, selection, manifest_content)
+    content = manifest.model_dump(mode="json") if manifest is not None else None
+    key = cache_key(config, selection_of(entries, ids), content)
     directory = Path(root) / key[:16]
     if (directory / "meta.json").is_file() and not rebuild:
         logger.info("reusing the cache %s (same manifest, files, config and code)", directory)
         return WindowCache(directory)
     _start_folder(directory, rebuild)
+    if annotation_format is None and manifest is not None:
+        annotation_format = manifest.annotation_format
     target = config.channels.target
-    if target is None:
-        target = _first_channels(entries, config)
-    config_plain = preprocess.config_dict(config)
-    shard_dir = directory / SHARDS
+    target = _first_channels(entries, config) if target is None else target
+    config_plain, shard_dir = preprocess.config_dict(config), directory / SHARDS
     jobs = [
         _Job(
             recording=r,

@@ -218,6 +218,23 @@ def predict_recording(
                disable=None if progress is None else not progress)  # fmt: skip
     with bar, _threads_beside_preprocessing(overlap):
         probabilities, qcs, failed = _score(detector, reader, grid, spans, batch_size, overlap, bar)
+    qc = pipeline.qc_summary(qcs) | {"failed_spans": failed, "missing_channels": missing}
+    result = _prediction(detector, header, grid, reader.n_times, probabilities, qc)
+    result.elapsed_s = time.perf_counter() - started
+    if output is not None:
+        write_outputs(result, detector, reader, grid, Path(output), stem, figure)
+    return result
+
+
+def _prediction(
+    detector: Detector,
+    header: Any,
+    grid: pipeline.Grid,
+    n_raw: int,
+    probabilities: np.ndarray,
+    qc: dict[str, Any],
+) -> Prediction:
+    """Events, their confidence and the per-second table from the window probabilities."""
     start_s = grid.window_starts() / grid.sfreq
     events = probabilities_to_events(
         np.nan_to_num(probabilities, nan=0.0), start_s, detector.window_s, detector.post
@@ -226,14 +243,13 @@ def predict_recording(
         float(np.nanmax(probabilities[(start_s < b) & (start_s + detector.window_s > a)]))
         for a, b in events
     ]
-    duration = reader.n_times / header.sfreq
+    duration = n_raw / header.sfreq
     table = pipeline.per_second(probabilities, start_s, detector.window_s, duration)
     seconds = table["second"].to_numpy()
     table["in_event"] = np.zeros(len(table), dtype=bool)
     for a, b in events:
         table.loc[(seconds + 1 > a) & (seconds < b), "in_event"] = True
-    qc = pipeline.qc_summary(qcs) | {"failed_spans": failed, "missing_channels": missing}
-    result = Prediction(
+    return Prediction(
         source=Path(header.source),
         duration_s=duration,
         start_s=start_s,
@@ -244,10 +260,6 @@ def predict_recording(
         qc=qc,
         meas_date=header.meas_date,
     )
-    result.elapsed_s = time.perf_counter() - started
-    if output is not None:
-        write_outputs(result, detector, reader, grid, Path(output), stem, figure)
-    return result
 
 
 def _score(

@@ -154,10 +154,9 @@ def check_recording(detector: Detector, header: Recording, n_raw: int) -> None:
 
 
 def serving_config(detector: Detector) -> DictConfig:
-    """The checkpoint's preprocessing with sliding windows of the model and no labels."""
+    """The checkpoint's preprocessing (sliding windows of the model) without labels."""
     return OmegaConf.merge(
-        detector.preprocess,
-        {"windows": {"mode": "sliding", "background": None, "label_map": None}},
+        detector.preprocess, {"windows": {"background": None, "label_map": None}}
     )
 
 
