@@ -79,7 +79,8 @@ class WindowCache(torch.utils.data.Dataset):
         description, overlap, event_onset_s, event_offset_s, row.
     ch_names : list of str
     ch_pos : numpy.ndarray
-        ``(n_chans, 3)`` positions in metres (NaN where unknown).
+        ``(n_chans, 3)`` float32 positions in metres, NaN where unknown (the form of
+        :func:`neurodecode.data.montage.channel_positions`, also in every item).
     sfreq : float
     n_times : int
     classes : list of str
@@ -92,7 +93,7 @@ class WindowCache(torch.utils.data.Dataset):
     Notes
     -----
     ``__getitem__`` returns ``{"x": float32 (n_chans, n_times), "y": int, "ch_pos": float32
-    (n_chans, 3) with unknown positions as 0, "ch_mask": bool (n_chans,), "subject",
+    (n_chans, 3) with NaN for unknown positions, "ch_mask": bool (n_chans,), "subject",
     "session", "recording": str, "start_s": float}``.
     """
 
@@ -122,7 +123,7 @@ class WindowCache(torch.utils.data.Dataset):
         self.index = _read_table(self.path / "index.csv")
         self.events = _read_table(self.path / "events.csv")
         self.ch_names: list[str] = list(self.meta["ch_names"])
-        self.ch_pos = np.asarray(self.meta["ch_pos"], dtype=float).reshape(-1, 3)
+        self.ch_pos = np.asarray(self.meta["ch_pos"], dtype=np.float32).reshape(-1, 3)
         self.sfreq = float(self.meta["sfreq"])
         self.n_times = int(self.meta["n_times"])
         self.classes: list[str] = list(self.meta["classes"])
@@ -142,7 +143,7 @@ class WindowCache(torch.utils.data.Dataset):
                 [self.meta["recordings"][r]["ch_mask"] for r in recordings], dtype=bool
             ).reshape(len(recordings), len(self.ch_names))
         )
-        self._pos = torch.from_numpy(np.nan_to_num(self.ch_pos).astype(np.float32))
+        self._pos = torch.from_numpy(self.ch_pos)
         self._arrays: dict[int, np.ndarray] = {}
 
     @property

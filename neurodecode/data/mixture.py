@@ -100,8 +100,7 @@ class WindowMixture(Dataset):
                     path=where,
                     hint="use longer windows (windows.length_s) or a shorter patch",
                 )
-            positions = np.asarray(dataset.ch_pos, dtype=np.float32).reshape(-1, 3).copy()
-            positions[(positions == 0).all(axis=1)] = np.nan  # caches write unknown as 0
+            positions = np.asarray(dataset.ch_pos, dtype=np.float32).reshape(-1, 3)
             if np.isnan(positions).any(axis=1).all():
                 message = f"no channel of dataset {name!r} ({list(dataset.ch_names)}) has a known position"
                 if require_positions:

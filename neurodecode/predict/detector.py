@@ -96,7 +96,7 @@ class Detector:
     def probabilities(self, x: np.ndarray, mask: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Seizure probability of each window ``x`` (``(n, n_chans, n_times)``, scaled)."""
         out = np.empty(len(x), dtype=np.float32)
-        pos = torch.from_numpy(np.nan_to_num(self.ch_pos, nan=0.0).astype(np.float32))
+        pos = torch.from_numpy(np.asarray(self.ch_pos, np.float32))
         mask_t = torch.from_numpy(np.asarray(mask, bool))
         for i in range(0, len(x), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size], np.float32))
