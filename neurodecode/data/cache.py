@@ -79,8 +79,9 @@ class WindowCache(torch.utils.data.Dataset):
         description, overlap, event_onset_s, event_offset_s, row.
     ch_names : list of str
     ch_pos : numpy.ndarray
-        ``(n_chans, 3)`` float32 positions in metres, NaN where unknown (the form of
-        :func:`neurodecode.data.montage.channel_positions`, also in every item).
+        ``(n_chans, 3)`` float32 positions in metres, NaN where unknown: the one form of
+        channel positions from the store to the model (the same array in every item, the
+        mixture's batches and the detector).
     sfreq : float
     n_times : int
     classes : list of str

@@ -256,7 +256,7 @@ def _read_bonn(path: Path) -> Recording:
         ch_names=["EEG"],
         ch_types=["eeg"],
         source=path,
-        ch_pos=np.full((1, 3), np.nan, dtype=np.float32),
+        ch_pos=np.full((1, 3), np.nan),
     )
 
 

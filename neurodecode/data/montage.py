@@ -146,8 +146,8 @@ def channel_positions(names: Sequence[str]) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        ``(n, 3)`` float32, the one form of channel positions from recording to batch;
-        bipolar pairs sit at the midpoint of their electrodes, unknown names are NaN rows.
+        ``(n, 3)`` float; bipolar pairs sit at the midpoint of their electrodes, unknown
+        names are NaN rows.
     """
     positions = _standard_positions()
     out = np.full((len(names), 3), np.nan)
@@ -157,7 +157,7 @@ def channel_positions(names: Sequence[str]) -> np.ndarray:
             continue
         electrodes = canonical.split("-")
         out[i] = np.mean([positions[e] for e in electrodes], axis=0)
-    return out.astype(np.float32)
+    return out
 
 
 def deduplicate(recording: Recording, names: Sequence[str] | None = None) -> Recording:

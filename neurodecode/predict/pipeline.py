@@ -197,9 +197,10 @@ def whole_recording(detector: Detector, source: SampleSource) -> Span:
 
 @dataclasses.dataclass
 class Preprocessed:
-    """One span preprocessed: µV ``signal`` of the span, channel ``mask``, names, QC."""
+    """One span preprocessed: µV ``signal`` of the span (None once stored on disk), channel
+    ``mask``, names, QC."""
 
-    signal: np.ndarray
+    signal: np.ndarray | None
     mask: np.ndarray
     ch_names: list[str]
     qc: artifacts.RecordingQC
