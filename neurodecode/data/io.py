@@ -113,18 +113,19 @@ def infer_ids(path: str | Path) -> dict[str, str | None]:
     """Subject, session and run from a file's path.
 
     BIDS entities in the name (``sub-01_ses-02_..._run-03``); otherwise the named groups of
-    the first shipped manifest whose ``structure.recording`` pattern matches the path's last
-    components (``chb15/chb15_06.edf`` → subject ``"15"``, run ``"06"`` by the CHB-MIT
-    manifest); None for what neither says.
+    the shipped manifests' ``structure.recording`` patterns, matched against the path's last
+    components: the pattern that matches the most components wins, and a pattern's last
+    components alone match a file outside its dataset's folders (``chb15/chb15_06.edf`` →
+    subject ``"15"``, run ``"06"`` by the CHB-MIT manifest; ``S001R04.edf`` alone → run
+    ``"04"`` by eegmmidb's); None for what none says.
     """
     path = Path(path)
     if path.name.startswith("sub-"):
         entities = dict(re.findall(r"(sub|ses|run)-([A-Za-z0-9]+)", path.name))
         return dict(zip(_ID_KEYS, (entities.get(k) for k in ("sub", "ses", "run")), strict=True))
-    parts = path.parts
-    for pattern in _structure_patterns():
-        for depth in range(1, min(len(parts), _MAX_PATTERN_DEPTH) + 1):
-            found = pattern.fullmatch("/".join(parts[-depth:]))
+    for depth, pattern in _structure_patterns():
+        if depth <= len(path.parts):
+            found = pattern.fullmatch("/".join(path.parts[-depth:]))
             if found:
                 groups = found.groupdict()
                 return {key: groups.get(key) or None for key in _ID_KEYS}
@@ -132,9 +133,36 @@ def infer_ids(path: str | Path) -> dict[str, str | None]:
 
 
 @functools.lru_cache(maxsize=1)
-def _structure_patterns() -> tuple[re.Pattern[str], ...]:
-    """The ``structure.recording`` pattern of every shipped manifest."""
-    return tuple(re.compile(load_manifest(name).structure.recording) for name in list_manifests())
+def _structure_patterns() -> list[tuple[int, re.Pattern[str]]]:
+    """``(path components, pattern)`` for every tail of every shipped manifest's
+    ``structure.recording`` pattern, the most components first."""
+    tails = []
+    for name in list_manifests():
+        parts = _top_level_parts(load_manifest(name).structure.recording)
+        tails += [(len(parts) - i, re.compile("/".join(parts[i:]))) for i in range(len(parts))]
+    return sorted(tails, key=lambda tail: -tail[0])
+
+
+def _top_level_parts(pattern: str) -> list[str]:
+    """A regular expression split at the ``/`` outside groups and character classes."""
+    parts, current, depth, in_class, escaped = [], [], 0, False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+        elif char == "/" and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    return [*parts, "".join(current)]
 
 
 def _annotation_file(path: Path, annotation_format: str) -> Path | None:
