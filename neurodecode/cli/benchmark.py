@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
 from neurodecode.cli.options import Command, Option, commands_usage, run_command
-from neurodecode.data.cache import prepare_dataset
+from neurodecode.data.prepare import prepare_dataset
 from neurodecode.data.io import read_recording
 from neurodecode.errors import NeurodecodeError
 from neurodecode.jsonio import dumps, write_json

@@ -42,6 +42,7 @@ import requests
 from tqdm.auto import tqdm
 
 from neurodecode.data.manifest import FileEntry, Manifest, check_relative_path, load_manifest
+from neurodecode.data.simulated import generate_dataset
 from neurodecode.errors import ChecksumError, ConfigError, DownloadError, ManifestError
 
 logger = logging.getLogger(__name__)
@@ -550,8 +551,6 @@ def _locate_local(
 
 
 def _generate(manifest: Manifest, selection: Selection) -> list[RecordingEntry]:
-    from neurodecode.data.simulated import generate_dataset
-
     params = json.dumps(manifest.source.generator_params, sort_keys=True, default=str)
     root = dataset_root(manifest.name) / hashlib.sha256(params.encode()).hexdigest()[:12]
     generate_dataset(root, manifest)

@@ -14,6 +14,7 @@ identical samples (CHB-MIT's ``T8-P8``) are kept once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 from collections import defaultdict
@@ -26,6 +27,7 @@ import pandas as pd
 
 from neurodecode.data import montage
 from neurodecode.data.annotations import parse_annotations
+from neurodecode.data.manifest import list_manifests, load_manifest
 from neurodecode.data.recording import Recording
 from neurodecode.errors import RecordingError
 
@@ -60,8 +62,12 @@ VOLTS_PER_UNIT = {
 
 _CHUNK_SECONDS = 60.0
 _BIDS_DATA_SUFFIXES = ("_eeg", "_meg", "_ieeg")
-_EEGMMIDB_NAME = re.compile(r"^S(\d{3})R(\d{2})\.", re.IGNORECASE)
-_CHBMIT_NAME = re.compile(r"^chb(\d{2})[a-z]?_(\d{2,3})", re.IGNORECASE)
+_ID_KEYS = ("subject", "session", "run")
+# File-name conventions of annotation formats (where a loose file's annotations are); the
+# identifiers of a dataset's recordings come from its manifest (see infer_ids).
+_EEGMMIDB_NAME = re.compile(r"^S\d{3}R\d{2}\.", re.IGNORECASE)
+_CHBMIT_NAME = re.compile(r"^chb(\d{2})[a-z]?_", re.IGNORECASE)
+_MAX_PATTERN_DEPTH = 6  # path components tried against a manifest's structure pattern
 
 
 def _format_of(path: Path) -> str | None:
@@ -104,25 +110,59 @@ def _strip_suffix(path: Path) -> str:
 
 
 def infer_ids(path: str | Path) -> dict[str, str | None]:
-    """Subject, session and run from a file name.
+    """Subject, session and run from a file's path.
 
-    BIDS entities (``sub-01_ses-02_..._run-03``), eegmmidb (``S001R04.edf`` → subject
-    ``"001"``, run ``"04"``) and CHB-MIT (``chb01_03.edf`` → subject ``"01"``, run ``"03"``);
-    None for what the name does not say.
+    BIDS entities in the name (``sub-01_ses-02_..._run-03``); otherwise the named groups of
+    the shipped manifests' ``structure.recording`` patterns, matched against the path's last
+    components: the pattern that matches the most components wins, and a pattern's last
+    components alone match a file outside its dataset's folders (``chb15/chb15_06.edf`` →
+    subject ``"15"``, run ``"06"`` by the CHB-MIT manifest; ``S001R04.edf`` alone → run
+    ``"04"`` by eegmmidb's); None for what none says.
     """
-    name = Path(path).name
-    if name.startswith("sub-"):
-        entities = dict(re.findall(r"(sub|ses|run)-([A-Za-z0-9]+)", name))
-        return {
-            "subject": entities.get("sub"),
-            "session": entities.get("ses"),
-            "run": entities.get("run"),
-        }
-    for pattern in (_EEGMMIDB_NAME, _CHBMIT_NAME):
-        match = pattern.match(name)
-        if match:
-            return {"subject": match.group(1), "session": None, "run": match.group(2)}
-    return {"subject": None, "session": None, "run": None}
+    path = Path(path)
+    if path.name.startswith("sub-"):
+        entities = dict(re.findall(r"(sub|ses|run)-([A-Za-z0-9]+)", path.name))
+        return dict(zip(_ID_KEYS, (entities.get(k) for k in ("sub", "ses", "run")), strict=True))
+    for depth, pattern in _structure_patterns():
+        if depth <= len(path.parts):
+            found = pattern.fullmatch("/".join(path.parts[-depth:]))
+            if found:
+                groups = found.groupdict()
+                return {key: groups.get(key) or None for key in _ID_KEYS}
+    return dict.fromkeys(_ID_KEYS)
+
+
+@functools.lru_cache(maxsize=1)
+def _structure_patterns() -> list[tuple[int, re.Pattern[str]]]:
+    """``(path components, pattern)`` for every tail of every shipped manifest's
+    ``structure.recording`` pattern, the most components first."""
+    tails = []
+    for name in list_manifests():
+        parts = _top_level_parts(load_manifest(name).structure.recording)
+        tails += [(len(parts) - i, re.compile("/".join(parts[i:]))) for i in range(len(parts))]
+    return sorted(tails, key=lambda tail: -tail[0])
+
+
+def _top_level_parts(pattern: str) -> list[str]:
+    """A regular expression split at the ``/`` outside groups and character classes."""
+    parts, current, depth, in_class, escaped = [], [], 0, False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+        elif char == "/" and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    return [*parts, "".join(current)]
 
 
 def _annotation_file(path: Path, annotation_format: str) -> Path | None:

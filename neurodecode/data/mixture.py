@@ -24,8 +24,10 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
+from neurodecode.data.prepare import prepare_dataset
 from neurodecode.data.splits import split_by_group
 from neurodecode.errors import ChannelError, ConfigError, ContractError
 
@@ -98,8 +100,7 @@ class WindowMixture(Dataset):
                     path=where,
                     hint="use longer windows (windows.length_s) or a shorter patch",
                 )
-            positions = np.asarray(dataset.ch_pos, dtype=np.float32).reshape(-1, 3).copy()
-            positions[(positions == 0).all(axis=1)] = np.nan  # caches write unknown as 0
+            positions = np.asarray(dataset.ch_pos, dtype=np.float32).reshape(-1, 3)
             if np.isnan(positions).any(axis=1).all():
                 message = f"no channel of dataset {name!r} ({list(dataset.ch_names)}) has a known position"
                 if require_positions:
@@ -291,10 +292,6 @@ def prepare_mixture(
     min_times, require_positions
         See :class:`WindowMixture`.
     """
-    from omegaconf import OmegaConf
-
-    from neurodecode.data.cache import prepare_dataset
-
     caches, weights = {}, {}
     for name, spec in datasets.items():
         spec = dict(spec or {})

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from neurodecode import __version__
 from neurodecode.data.annotations import write_szcore_events
 from neurodecode.data.montage import SZCORE_19, channel_positions
 from neurodecode.errors import ConfigError
@@ -395,8 +396,6 @@ def _write_events(
 
 
 def _write_dataset_files(root: Path, params: SimulationParams) -> None:
-    from neurodecode import __version__
-
     description = {
         "Name": f"neurodecode simulated {params.task} EEG",
         "BIDSVersion": "1.9.0",

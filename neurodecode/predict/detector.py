@@ -21,8 +21,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from neurodecode import hub
+from neurodecode.data.preprocess import load_preprocess_config
+from neurodecode.data.windows import n_window_samples
 from neurodecode.errors import CheckpointError, ConfigError
 from neurodecode.evaluation.seizure import PostProcessing
+from neurodecode.hub import read_task_checkpoint
+from neurodecode.resources import resource_dir
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +96,7 @@ class Detector:
     def probabilities(self, x: np.ndarray, mask: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Seizure probability of each window ``x`` (``(n, n_chans, n_times)``, scaled)."""
         out = np.empty(len(x), dtype=np.float32)
-        pos = torch.from_numpy(np.nan_to_num(self.ch_pos, nan=0.0).astype(np.float32))
+        pos = torch.from_numpy(np.asarray(self.ch_pos, np.float32))
         mask_t = torch.from_numpy(np.asarray(mask, bool))
         for i in range(0, len(x), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size], np.float32))
@@ -133,8 +138,6 @@ def load_detector(
         Unreadable or incomplete checkpoint, or one that does not say how its data were
         preprocessed.
     """
-    from neurodecode import hub
-
     path = Path(str(checkpoint)).expanduser()
     hparams: dict[str, Any] = {}
     if path.is_file() and path.suffix == ".ckpt":
@@ -154,26 +157,7 @@ def load_detector(
     else:
         pretrained = hub.from_pretrained(checkpoint, revision=revision)
     config = _preprocess_config(pretrained.preprocessing, preprocess, str(checkpoint))
-    if config.windows.mode != "sliding":
-        raise ConfigError(
-            f"the checkpoint's windows are event-locked (windows.mode={config.windows.mode}); "
-            "prediction slides windows over whole recordings",
-            path=str(checkpoint),
-        )
-    from neurodecode.data.windows import n_window_samples
-
-    window = n_window_samples(config.windows.length_s, pretrained.sfreq)
-    if window != pretrained.n_times:
-        raise CheckpointError(
-            f"preprocessing windows of {config.windows.length_s} s ({window} samples) do not "
-            f"match the model's {pretrained.n_times} samples",
-            path=str(checkpoint),
-        )
-    settings = {key: hparams.get(key) for key in POST_PROCESSING_KEYS}
-    settings.update({k: v for k, v in (post or {}).items() if v is not None})
-    defaults = _seizure_task_defaults()
-    settings = {k: defaults[k] if settings.get(k) is None and k != "off_threshold" else settings[k]
-                for k in POST_PROCESSING_KEYS}  # fmt: skip
+    _check_windows(config, pretrained, str(checkpoint))
     ch_pos = pretrained.ch_pos
     if ch_pos is None:
         ch_pos = np.full((len(pretrained.ch_names), 3), np.nan)
@@ -188,7 +172,7 @@ def load_detector(
         preprocess=config,
         target=list(pretrained.ch_names) if target is None else target,
         positive=_positive_output(pretrained.labels, pretrained.config, str(checkpoint)),
-        post=PostProcessing(**settings),
+        post=_post_processing(hparams, post),
         source=str(checkpoint),
         labels=pretrained.labels,
         info={
@@ -200,18 +184,41 @@ def load_detector(
     )
 
 
+def _check_windows(config: DictConfig, pretrained: Any, checkpoint: str) -> None:
+    """Refuse event-locked windows, or windows whose length is not the model's input."""
+    if config.windows.mode != "sliding":
+        raise ConfigError(
+            f"the checkpoint's windows are event-locked (windows.mode={config.windows.mode}); "
+            "prediction slides windows over whole recordings",
+            path=checkpoint,
+        )
+    window = n_window_samples(config.windows.length_s, pretrained.sfreq)
+    if window != pretrained.n_times:
+        raise CheckpointError(
+            f"preprocessing windows of {config.windows.length_s} s ({window} samples) do not "
+            f"match the model's {pretrained.n_times} samples",
+            path=checkpoint,
+        )
+
+
+def _post_processing(hparams: dict[str, Any], post: Mapping[str, Any] | None) -> PostProcessing:
+    """The checkpoint's post-processing, overridden by ``post``, else the task defaults."""
+    settings = {key: hparams.get(key) for key in POST_PROCESSING_KEYS}
+    settings.update({k: v for k, v in (post or {}).items() if v is not None})
+    defaults = _seizure_task_defaults()
+    settings = {k: defaults[k] if settings.get(k) is None and k != "off_threshold" else settings[k]
+                for k in POST_PROCESSING_KEYS}  # fmt: skip
+    return PostProcessing(**settings)
+
+
 def _from_run(run: Path, checkpoint: str = "best") -> Any:
     """Export a run's encoder into a temporary folder and load it back (weights only)."""
-    from neurodecode import hub
-
     with tempfile.TemporaryDirectory(prefix="neurodecode-predict-") as folder:
         hub.export_run(run, folder, checkpoint=checkpoint)
         return hub.from_pretrained(folder)
 
 
 def _task_hparams(path: Path) -> dict[str, Any]:
-    from neurodecode.hub import read_task_checkpoint
-
     _, hparams = read_task_checkpoint(path)
     return hparams
 
@@ -226,8 +233,6 @@ def _run_task_settings(run: Path) -> dict[str, Any]:
 def _seizure_task_defaults() -> dict[str, Any]:
     import yaml
 
-    from neurodecode.resources import resource_dir
-
     module = yaml.safe_load((resource_dir("configs") / "task" / "seizure.yaml").read_text())
     return {key: module["module"][key] for key in POST_PROCESSING_KEYS}
 
@@ -235,8 +240,6 @@ def _seizure_task_defaults() -> dict[str, Any]:
 def _preprocess_config(
     recorded: Mapping[str, Any] | None, override: str | Path | None, where: str
 ) -> DictConfig:
-    from neurodecode.data.preprocess import load_preprocess_config
-
     if override is not None:
         return load_preprocess_config(override)
     if not recorded:

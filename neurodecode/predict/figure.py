@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from neurodecode.predict.pipeline import filtered_segment
+
 MAX_EVENTS_SHOWN = 4
 BEFORE_S, AFTER_S = 10.0, 20.0  # EEG shown around an event onset
 
 
 def review_figure(result: Any, detector: Any, reader: Any, grid: Any, path: Path) -> Path:
     """Write the review figure of a :class:`~neurodecode.predict.offline.Prediction`."""
-    from neurodecode.predict.pipeline import filtered_segment
-
     order = np.argsort(result.confidence)[::-1][:MAX_EVENTS_SHOWN]
     shown = [(result.events[i], result.confidence[i], f"event {i + 1}") for i in sorted(order)]
     if not shown and np.isfinite(result.probabilities).any():

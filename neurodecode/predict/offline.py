@@ -13,15 +13,17 @@ import dataclasses
 import logging
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from tqdm.auto import tqdm
 
 from neurodecode import jsonio
-from neurodecode.data import io
+from neurodecode.data import artifacts, io, montage, preprocess
+from neurodecode.data.annotations import write_szcore_events
 from neurodecode.errors import (
     ChannelError,
     ContractError,
@@ -32,6 +34,7 @@ from neurodecode.errors import (
 from neurodecode.evaluation.seizure import probabilities_to_events
 from neurodecode.predict import pipeline
 from neurodecode.predict.detector import Detector, load_detector
+from neurodecode.predict.figure import review_figure
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +113,6 @@ def check_channels(detector: Detector, header: Any, allow_missing: bool = False)
     ContractError
         When the harmonised channels are not the model's (a checkpoint inconsistency).
     """
-    from neurodecode.data import montage, preprocess
-
     empty = dataclasses.replace(header, signal=np.zeros((header.n_chans, 0), np.float32))
     kept = preprocess.pick_types(empty, list(detector.preprocess.channels.types))
     readings = [f"{n} → {montage.try_canonical_name(n) or '?'}" for n in kept.ch_names]
@@ -177,8 +178,9 @@ def predict_recording(
         and without BIDS's ``_eeg``); files are ``<stem>_events.tsv`` (SzCORE BIDS),
         ``<stem>_probabilities.csv`` (one row per second) and ``<stem>_review.png``.
     chunk_s : float
-        Seconds processed at once (memory and scaling statistics; see
-        :mod:`neurodecode.predict.pipeline`).
+        Seconds preprocessed at once. A recording no longer than that is processed whole,
+        exactly as the cache build does; a longer one in spans, scaled with statistics of
+        the whole recording from a first pass (see :mod:`neurodecode.predict.pipeline`).
     batch_size : int
         Windows per model call.
     allow_missing_channels : bool
@@ -190,9 +192,9 @@ def predict_recording(
     progress : bool, optional
         Progress bar; None shows it on a terminal only.
     overlap : bool
-        Preprocess the next span in a background thread while the model scores the
-        current one (the same results as one after the other; one more span in memory);
-        torch then runs with one thread fewer, leaving a core to the preprocessing.
+        Prepare the next span in a background thread while the current one is stored or
+        scored (the same results as one after the other; one more span in memory); torch
+        then runs with one thread fewer, leaving a core to the preprocessing.
 
     Returns
     -------
@@ -203,8 +205,6 @@ def predict_recording(
     RecordingError, ChannelError, PreprocessingError, ContractError
         Unreadable file, missing channels, unusable sampling rate, shorter than a window.
     """
-    from tqdm.auto import tqdm
-
     if not isinstance(detector, Detector):
         detector = load_detector(detector)
     started = time.perf_counter()
@@ -213,42 +213,29 @@ def predict_recording(
     pipeline.check_recording(detector, header, reader.n_times)
     missing = check_channels(detector, header, allow_missing_channels)
     grid = pipeline.make_grid(detector, header.sfreq, reader.n_times)
-    starts = grid.window_starts()
-    chunk = grid.chunk(chunk_s)
-    bounds = list(range(0, grid.n_out, chunk))
-    if len(bounds) > 1 and grid.n_out - bounds[-1] < chunk // 2:
-        bounds.pop()  # fold a short tail into the previous span
-    bounds.append(grid.n_out)
-    spans = []
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        inside = np.flatnonzero((starts >= lo) & (starts < hi))
-        if inside.size:
-            spans.append((lo, int(starts[inside[-1]]) + grid.window, inside))
-    probabilities = np.full(len(starts), np.nan, dtype=np.float32)
-    qcs, failed = [], []
-    with _threads_beside_preprocessing(overlap):
-        prepared = _prepared_spans(detector, reader, grid, starts, spans, overlap)
-        for (lo, out_stop, inside), span in tqdm(
-            zip(spans, prepared, strict=True),
-            total=len(spans),
-            desc=Path(path).name,
-            unit="span",
-            disable=None if progress is None else not progress,
-        ):
-            if isinstance(span, (PreprocessingError, RecordingError)):
-                logger.warning("%s: %.0f-%.0f s not predicted: %s", path, lo / grid.sfreq,
-                               out_stop / grid.sfreq, span.reason)  # fmt: skip
-                failed.append({"start_s": lo / grid.sfreq, "stop_s": out_stop / grid.sfreq,
-                               "error": str(span)})  # fmt: skip
-                continue
-            qcs.append(span.qc)
-            probabilities[inside] = detector.probabilities(span.x, span.mask, batch_size)
-    if not qcs:
-        raise PreprocessingError(
-            f"every span failed: {failed[0]['error'] if failed else 'no windows'}",
-            path=header.source,
-        )
-    start_s = starts / grid.sfreq
+    spans = pipeline.plan_spans(grid, chunk_s)
+    bar = tqdm(total=len(spans), desc=Path(path).name, unit="span",
+               disable=None if progress is None else not progress)  # fmt: skip
+    with bar, _threads_beside_preprocessing(overlap):
+        probabilities, qcs, failed = _score(detector, reader, grid, spans, batch_size, overlap, bar)
+    qc = pipeline.qc_summary(qcs) | {"failed_spans": failed, "missing_channels": missing}
+    result = _prediction(detector, header, grid, reader.n_times, probabilities, qc)
+    result.elapsed_s = time.perf_counter() - started
+    if output is not None:
+        write_outputs(result, detector, reader, grid, Path(output), stem, figure)
+    return result
+
+
+def _prediction(
+    detector: Detector,
+    header: Any,
+    grid: pipeline.Grid,
+    n_raw: int,
+    probabilities: np.ndarray,
+    qc: dict[str, Any],
+) -> Prediction:
+    """Events, their confidence and the per-second table from the window probabilities."""
+    start_s = grid.window_starts() / grid.sfreq
     events = probabilities_to_events(
         np.nan_to_num(probabilities, nan=0.0), start_s, detector.window_s, detector.post
     )
@@ -256,14 +243,13 @@ def predict_recording(
         float(np.nanmax(probabilities[(start_s < b) & (start_s + detector.window_s > a)]))
         for a, b in events
     ]
-    duration = reader.n_times / header.sfreq
+    duration = n_raw / header.sfreq
     table = pipeline.per_second(probabilities, start_s, detector.window_s, duration)
     seconds = table["second"].to_numpy()
     table["in_event"] = np.zeros(len(table), dtype=bool)
     for a, b in events:
         table.loc[(seconds + 1 > a) & (seconds < b), "in_event"] = True
-    qc = pipeline.qc_summary(qcs) | {"failed_spans": failed, "missing_channels": missing}
-    result = Prediction(
+    return Prediction(
         source=Path(header.source),
         duration_s=duration,
         start_s=start_s,
@@ -274,10 +260,37 @@ def predict_recording(
         qc=qc,
         meas_date=header.meas_date,
     )
-    result.elapsed_s = time.perf_counter() - started
-    if output is not None:
-        write_outputs(result, detector, reader, grid, Path(output), stem, figure)
-    return result
+
+
+def _score(
+    detector: Detector,
+    reader: io.RecordingReader,
+    grid: pipeline.Grid,
+    spans: list[tuple[int, int, np.ndarray]],
+    batch_size: int,
+    overlap: bool,
+    bar: tqdm,
+) -> tuple[np.ndarray, list[artifacts.RecordingQC], list[dict[str, Any]]]:
+    """Probability of every window (NaN where its span failed), span QC and failed spans."""
+    probabilities = np.full(len(grid.window_starts()), np.nan, dtype=np.float32)
+    qcs, failed = [], []
+    windows = pipeline.recording_windows(detector, reader, grid, spans, overlap)
+    for (lo, out_stop, inside), span in zip(spans, windows, strict=True):
+        bar.update()
+        if isinstance(span, (PreprocessingError, RecordingError)):
+            logger.warning("%s: %.0f-%.0f s not predicted: %s", reader.header.source,
+                           lo / grid.sfreq, out_stop / grid.sfreq, span.reason)  # fmt: skip
+            failed.append({"start_s": lo / grid.sfreq, "stop_s": out_stop / grid.sfreq,
+                           "error": str(span)})  # fmt: skip
+            continue
+        qcs.append(span.qc)
+        probabilities[inside] = detector.probabilities(span.x, span.mask, batch_size)
+    if not qcs:
+        raise PreprocessingError(
+            f"every span failed: {failed[0]['error'] if failed else 'no windows'}",
+            path=reader.header.source,
+        )
+    return probabilities, qcs, failed
 
 
 @contextlib.contextmanager
@@ -285,8 +298,6 @@ def _threads_beside_preprocessing(overlap: bool) -> Iterator[None]:
     """Leave one core to the span-preprocessing thread: torch runs with one intra-op thread
     fewer while spans overlap (on 2 busy cores, 2 torch threads beside the preprocessing
     thread spin and made prediction 4x slower), and gets its count back afterwards."""
-    import torch
-
     threads = torch.get_num_threads()
     if overlap and threads > 1:
         torch.set_num_threads(threads - 1)
@@ -294,39 +305,6 @@ def _threads_beside_preprocessing(overlap: bool) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def _prepared_spans(
-    detector: Detector,
-    reader: Any,
-    grid: pipeline.Grid,
-    starts: np.ndarray,
-    spans: list[tuple[int, int, np.ndarray]],
-    overlap: bool,
-) -> Iterator[pipeline.Span | PreprocessingError | RecordingError]:
-    """Each span of ``spans`` (``(out_start, out_stop, window indices)``) preprocessed, in
-    order, or the error that stopped it.
-
-    With ``overlap`` the next span is prepared in one background thread while the caller
-    works on the current one: filtering, FFTs and the model release the GIL, so on two
-    cores preprocessing and inference run side by side. At most two spans are held.
-    """
-
-    def prepare(lo: int, out_stop: int, inside: np.ndarray) -> Any:
-        try:
-            return pipeline.process_span(detector, reader, grid, lo, out_stop, starts[inside])
-        except (PreprocessingError, RecordingError) as err:
-            return err
-
-    if not overlap:
-        yield from (prepare(*span) for span in spans)
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict-span") as pool:
-        pending = pool.submit(prepare, *spans[0]) if spans else None
-        for k in range(len(spans)):
-            current = pending.result()
-            pending = pool.submit(prepare, *spans[k + 1]) if k + 1 < len(spans) else None
-            yield current
 
 
 def output_stem(path: Path, root: Path | None = None) -> Path:
@@ -360,8 +338,6 @@ def write_outputs(
     figure: bool,
 ) -> None:
     """Write the events TSV, the per-second CSV and the review figure of one recording."""
-    from neurodecode.data.annotations import write_szcore_events
-
     base = output / (stem if stem is not None else output_stem(result.source))
     base.parent.mkdir(parents=True, exist_ok=True)
     events = pd.DataFrame(
@@ -383,8 +359,6 @@ def write_outputs(
     result.per_second.to_csv(csv, index=False, float_format="%.4f")
     result.outputs["probabilities"] = csv
     if figure:
-        from neurodecode.predict.figure import review_figure
-
         result.outputs["figure"] = review_figure(
             result, detector, reader, grid, base.with_name(base.name + "_review.png")
         )

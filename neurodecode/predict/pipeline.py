@@ -1,33 +1,44 @@
-"""The checkpoint's preprocessing replayed on one stretch of a recording, in bounded memory.
+"""The training transform replayed on a recording, in bounded memory.
 
-A long recording is processed in spans of whole windows. Each span is read with a margin on
+A recording that fits in one span (``chunk_s`` seconds, default 10 minutes) is read whole and
+run through :func:`neurodecode.data.transform.transform_recording`, exactly as the cache
+build runs it: the windows prediction scores are the cached ones, bit for bit.
+
+A longer recording is processed in spans of whole windows. Each span is read with a margin on
 both sides (at least half the FIR kernel), run through
 :func:`neurodecode.data.preprocess.preprocess_recording` (channel types, harmonisation,
-artifact checks, resampling, band-pass and notch, bad channels, reference), cropped back to
-the span, scaled and clipped as :func:`neurodecode.data.cache.process_recording` does, and
-cut into the model's windows. Inside the recording the margins make the filtered span equal
-to filtering the whole recording; at its ends the reflection padding of the offline filter
-applies, as in training.
+artifact checks, resampling, band-pass and notch, bad channels, reference) and cropped back
+to the span. Inside the recording the margins make the filtered span equal (to rounding) to
+filtering the whole recording; at its ends the reflection padding of the offline filter
+applies, as in training. A first pass writes the preprocessed spans to a temporary file
+(float32 at the model's rate: about 0.8 GB for 24 h of 18 channels at 128 Hz);
+the robust z-score statistics of the whole recording are computed from it
+(:func:`neurodecode.data.transform.streamed_scaling`, as training computes them on the
+recording), and a second pass scales and cuts each span's windows with them. Channel QC
+decisions (bad, flat, line noise) are taken per span in this case: the price of flat memory.
 
-Robust z-score statistics (``scaling.method: robust_zscore``) are those of the span
-(``chunk_s`` seconds, default 10 minutes; the whole recording when it is shorter), not of
-the whole recording as in training: the price of flat memory. Channel QC decisions (bad,
-flat, line noise) are likewise taken per span.
+A live stream (:mod:`neurodecode.predict.stream`) has no recording yet: its spans are scaled
+with their own statistics.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig, OmegaConf
 
-from neurodecode.data import artifacts, preprocess
-from neurodecode.data.recording import Recording
-from neurodecode.errors import PreprocessingError
+from neurodecode.data import artifacts, preprocess, transform
+from neurodecode.data.recording import Recording, empty_annotations
+from neurodecode.errors import PreprocessingError, RecordingError
 from neurodecode.predict.detector import Detector
 
 MARGIN_SLACK_S = 1.0
@@ -143,6 +154,82 @@ def check_recording(detector: Detector, header: Recording, n_raw: int) -> None:
         )
 
 
+def serving_config(detector: Detector) -> DictConfig:
+    """The checkpoint's preprocessing (sliding windows of the model) without labels."""
+    return OmegaConf.merge(
+        detector.preprocess, {"windows": {"background": None, "label_map": None}}
+    )
+
+
+def plan_spans(grid: Grid, chunk_s: float) -> list[tuple[int, int, np.ndarray]]:
+    """Spans ``(out_start, out_stop, window indices)`` of about ``chunk_s`` seconds.
+
+    Each span reaches to the end of its last window; a short tail is folded into the
+    previous span; a recording of one span is the whole recording.
+    """
+    starts = grid.window_starts()
+    chunk = grid.chunk(chunk_s)
+    bounds = list(range(0, grid.n_out, chunk))
+    if len(bounds) > 1 and grid.n_out - bounds[-1] < chunk // 2:
+        bounds.pop()  # fold a short tail into the previous span
+    bounds.append(grid.n_out)
+    if len(bounds) == 2:
+        return [(0, grid.n_out, np.arange(len(starts)))]
+    spans = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        inside = np.flatnonzero((starts >= lo) & (starts < hi))
+        if inside.size:
+            spans.append((lo, int(starts[inside[-1]]) + grid.window, inside))
+    return spans
+
+
+def whole_recording(detector: Detector, source: SampleSource) -> Span:
+    """Every window of the recording through the training transform (all kept, scored)."""
+    header = source.header
+    recording = dataclasses.replace(
+        header, signal=source.read(0, source.n_times), annotations=empty_annotations()
+    )
+    qc = artifacts.RecordingQC(recording=str(header.source), source=str(header.source))
+    shard = transform.transform_recording(
+        recording, serving_config(detector), {}, qc, detector.target, drop_rejected=False
+    )
+    return Span(x=shard.x, start_s=shard.table["start_s"].to_numpy(), mask=shard.ch_mask, qc=qc)
+
+
+@dataclasses.dataclass
+class Preprocessed:
+    """One span preprocessed: µV ``signal`` of the span (None once stored on disk), channel
+    ``mask``, names, QC."""
+
+    signal: np.ndarray | None
+    mask: np.ndarray
+    ch_names: list[str]
+    qc: artifacts.RecordingQC
+
+
+def preprocess_span(
+    detector: Detector, source: SampleSource, grid: Grid, out_start: int, out_stop: int
+) -> Preprocessed:
+    """Harmonised, filtered, re-referenced µV samples of ``[out_start, out_stop)``.
+
+    The raw samples read reach ``grid.margin_raw`` beyond both ends where the source has them.
+    """
+    header = source.header
+    raw_start, raw_stop = grid.raw_index(out_start), grid.raw_index(out_stop)
+    read_start = max(0, raw_start - grid.margin_raw)
+    read_stop = min(source.n_times, raw_stop + grid.margin_raw)
+    recording = dataclasses.replace(
+        header, signal=source.read(read_start, read_stop), annotations=empty_annotations()
+    )
+    qc = artifacts.RecordingQC(recording=str(header.source), source=str(header.source))
+    prepared = preprocess.preprocess_recording(recording, detector.preprocess, qc, detector.target)
+    offset = int(round((raw_start - read_start) * grid.sfreq / grid.raw_sfreq))
+    signal = prepared.recording.signal[:, offset : offset + (out_stop - out_start)]
+    return Preprocessed(
+        np.ascontiguousarray(signal), prepared.ch_mask, list(prepared.recording.ch_names), qc
+    )
+
+
 def process_span(
     detector: Detector,
     source: SampleSource,
@@ -151,38 +238,14 @@ def process_span(
     out_stop: int,
     starts: np.ndarray,
 ) -> Span:
-    """Preprocess output samples ``[out_start, out_stop)`` and cut the windows ``starts``.
-
-    ``starts`` (output samples) must lie in the span with their whole window. The raw
-    samples read reach ``grid.margin_raw`` beyond both ends where the source has them.
-    """
-    header = source.header
-    raw_start, raw_stop = grid.raw_index(out_start), grid.raw_index(out_stop)
-    read_start = max(0, raw_start - grid.margin_raw)
-    read_stop = min(source.n_times, raw_stop + grid.margin_raw)
-    recording = dataclasses.replace(
-        header, signal=source.read(read_start, read_stop), annotations=header.annotations[:0]
-    )
-    qc = artifacts.RecordingQC(recording=str(header.source), source=str(header.source))
-    prepared = preprocess.preprocess_recording(recording, detector.preprocess, qc, detector.target)
-    rec = prepared.recording
-    offset = int(round((raw_start - read_start) * grid.sfreq / grid.raw_sfreq))
-    signal = rec.signal[:, offset : offset + (out_stop - out_start)]
+    """Windows ``starts`` (output samples, whole windows inside ``[out_start, out_stop)``),
+    scaled with the statistics of the span itself (for live streams)."""
+    span = preprocess_span(detector, source, grid, out_start, out_stop)
     config = detector.preprocess
-    scaled = preprocess.scale_signal(
-        np.ascontiguousarray(signal),
-        prepared.ch_mask,
-        config.scaling.method,
-        config.scaling.per,
-        config.scaling.scale_uv,
-    )
-    if config.clip is not None:
-        np.clip(scaled, -config.clip, config.clip, out=scaled)
-    from neurodecode.data.windows import extract_windows
-
+    scaling = transform.recording_scaling(config, span.signal, span.mask)
     local = np.asarray(starts, np.int64) - out_start
-    x = extract_windows(scaled, local, grid.window)
-    return Span(x=x, start_s=np.asarray(starts) / grid.sfreq, mask=prepared.ch_mask, qc=qc)
+    x = transform.scaled_windows(span.signal, span.mask, local, grid.window, scaling, config.dtype)
+    return Span(x=x, start_s=np.asarray(starts) / grid.sfreq, mask=span.mask, qc=span.qc)
 
 
 def filtered_segment(
@@ -190,19 +253,105 @@ def filtered_segment(
 ) -> tuple[np.ndarray, list[str]]:
     """Harmonised, filtered, re-referenced µV samples of ``[out_start, out_stop)`` (for
     review figures): ``(signal, channel names)``."""
-    raw_start, raw_stop = grid.raw_index(out_start), grid.raw_index(out_stop)
-    read_start = max(0, raw_start - grid.margin_raw)
-    read_stop = min(source.n_times, raw_stop + grid.margin_raw)
-    recording = dataclasses.replace(
-        source.header,
-        signal=source.read(read_start, read_stop),
-        annotations=source.header.annotations[:0],
-    )
-    qc = artifacts.RecordingQC(recording="", source=str(source.header.source))
-    prepared = preprocess.preprocess_recording(recording, detector.preprocess, qc, detector.target)
-    offset = int(round((raw_start - read_start) * grid.sfreq / grid.raw_sfreq))
-    signal = prepared.recording.signal[:, offset : offset + (out_stop - out_start)]
-    return signal, list(prepared.recording.ch_names)
+    span = preprocess_span(detector, source, grid, out_start, out_stop)
+    return span.signal, span.ch_names
+
+
+def in_order(function: Callable[..., Any], items: Iterable[tuple], overlap: bool) -> Iterator[Any]:
+    """``function(*item)`` for each item, in order, or the data error that stopped it.
+
+    With ``overlap`` the next item is computed in one background thread while the caller
+    works on the current one (filtering, FFTs and the model release the GIL, so on two
+    cores both run side by side). At most two results are held.
+    """
+
+    def guarded(*item: Any) -> Any:
+        try:
+            return function(*item)
+        except (PreprocessingError, RecordingError) as err:
+            return err
+
+    items = list(items)
+    if not overlap:
+        yield from (guarded(*item) for item in items)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict-span") as pool:
+        pending = pool.submit(guarded, *items[0]) if items else None
+        for k in range(len(items)):
+            current = pending.result()
+            pending = pool.submit(guarded, *items[k + 1]) if k + 1 < len(items) else None
+            yield current
+
+
+SpanResult = Span | PreprocessingError | RecordingError
+
+
+def recording_windows(
+    detector: Detector,
+    source: SampleSource,
+    grid: Grid,
+    spans: list[tuple[int, int, np.ndarray]],
+    overlap: bool = False,
+) -> Iterator[SpanResult]:
+    """The windows of each span of :func:`plan_spans` (or the error that stopped it), in
+    order, scaled with the statistics of the whole recording as in training."""
+    if len(spans) == 1 and spans[0][1] == grid.n_out:
+        yield from in_order(whole_recording, [(detector, source)], False)
+        return
+    with tempfile.TemporaryDirectory(prefix="neurodecode-predict-") as folder:
+        store = _SpanStore(Path(folder) / "spans.f32")
+        work = ((detector, source, grid, lo, hi) for lo, hi, _ in spans)
+        preprocessed = []
+        for k, span in enumerate(in_order(preprocess_span, work, overlap)):
+            if isinstance(span, Preprocessed):
+                store.write(k, span.signal)
+                span = dataclasses.replace(span, signal=None)
+            preprocessed.append(span)
+        ok = [(k, p) for k, p in enumerate(preprocessed) if isinstance(p, Preprocessed)]
+        owned = [_owned_samples(spans, k) for k, _ in ok]
+
+        def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for (k, span), n in zip(ok, owned, strict=True):
+                yield store.read(k)[:, :n], span.mask
+
+        scaling = transform.streamed_scaling(detector.preprocess, blocks, len(detector.ch_names))
+
+        def windows(k: int) -> SpanResult:
+            span, (lo, _, inside) = preprocessed[k], spans[k]
+            if not isinstance(span, Preprocessed):
+                return span
+            starts = grid.window_starts()[inside]
+            x = transform.scaled_windows(store.read(k), span.mask, starts - lo, grid.window,
+                                         scaling, detector.preprocess.dtype)  # fmt: skip
+            return Span(x=x, start_s=starts / grid.sfreq, mask=span.mask, qc=span.qc)
+
+        yield from in_order(windows, [(k,) for k in range(len(spans))], overlap)
+
+
+def _owned_samples(spans: list[tuple[int, int, np.ndarray]], k: int) -> int:
+    """Samples of span ``k`` not also in span ``k + 1`` (each sample counts once)."""
+    lo, hi, _ = spans[k]
+    return (min(hi, spans[k + 1][0]) if k + 1 < len(spans) else hi) - lo
+
+
+class _SpanStore:
+    """Preprocessed spans in a temporary file, read back one at a time (flat memory)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.layout: dict[int, tuple[int, tuple[int, int]]] = {}  # span → (offset, shape)
+        self._end = 0
+
+    def write(self, k: int, signal: np.ndarray) -> None:
+        with open(self.path, "ab") as file:
+            signal.astype(np.float32, copy=False).tofile(file)
+        self.layout[k] = (self._end, signal.shape)
+        self._end += signal.size * 4
+
+    def read(self, k: int) -> np.ndarray:
+        offset, shape = self.layout[k]
+        data = np.fromfile(self.path, np.float32, count=shape[0] * shape[1], offset=offset)
+        return data.reshape(shape)
 
 
 def qc_summary(qcs: list[artifacts.RecordingQC]) -> dict:

@@ -7,7 +7,8 @@ where installed), and returns events as soon as they are certain:
 - a window is scored once the samples half an FIR kernel past its end have arrived (the
   filter is zero-phase, as in training), through the same span pipeline as offline
   prediction (:mod:`neurodecode.predict.pipeline`) run on the trailing ``context_s``
-  seconds, whose statistics scale the signal (offline uses spans of ``chunk_s``);
+  seconds, whose statistics scale the signal (a live stream has no whole recording whose
+  statistics could be used, as offline prediction does);
 - an event **onset** is emitted when the event has lasted ``min_duration_s`` and the
   centred smoothing has its look-ahead windows; its **offset** once no window within the
   merge gap can extend it.
@@ -32,6 +33,7 @@ from neurodecode.errors import ConfigError, NeurodecodeError, RecordingError
 from neurodecode.evaluation.seizure import probabilities_to_events
 from neurodecode.predict import pipeline
 from neurodecode.predict.detector import Detector
+from neurodecode.predict.offline import check_channels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,8 +121,6 @@ class StreamDetector:
         context_s: float = 300.0,
         allow_missing_channels: bool = False,
     ) -> None:
-        from neurodecode.predict.offline import check_channels
-
         names = [str(n) for n in ch_names]
         self.header = Recording(
             signal=np.zeros((len(names), 0), np.float32),

@@ -23,9 +23,9 @@ from neurodecode.data.artifacts import (
     welch_psd,
     write_report,
 )
-from neurodecode.data.cache import process_recording
 from neurodecode.data.io import read_recording
 from neurodecode.data.preprocess import load_preprocess_config
+from neurodecode.data.transform import transform_recording
 from neurodecode.errors import PreprocessingError
 from tests.conftest import require_shared
 
@@ -84,7 +84,7 @@ def mains_50hz(tmp_path_factory) -> Path:
 def run_qc(path: Path, config_name: str, overrides=(), labels=LABELS, **read):
     config = load_preprocess_config(config_name, list(overrides))
     qc = RecordingQC(recording=path.stem, source=str(path))
-    shard = process_recording(read_recording(path, **read), config, labels, qc)
+    shard = transform_recording(read_recording(path, **read), config, labels, qc)
     return shard, qc
 
 
@@ -162,7 +162,7 @@ def test_all_channels_bad_fails_with_reasons():
     with pytest.raises(
         PreprocessingError, match=r"all 64 channels are bad \(flat: Fc5\., .* and 58 more\)"
     ):
-        process_recording(flat, config, LABELS, qc)
+        transform_recording(flat, config, LABELS, qc)
 
 
 def test_real_chbmit_crops_line_noise_and_ictal_amplitude():

@@ -16,10 +16,13 @@ import numpy as np
 import pytest
 import torch
 
+from neurodecode.data import build as build_module
 from neurodecode.data import cache as cache_module
 from neurodecode.data.__main__ import main
-from neurodecode.data.cache import WindowCache, build_cache, prepare_dataset
+from neurodecode.data.build import build_cache
+from neurodecode.data.cache import WindowCache
 from neurodecode.data.fetch import RecordingEntry
+from neurodecode.data.prepare import prepare_dataset
 from neurodecode.data.preprocess import load_preprocess_config
 from neurodecode.errors import CacheError
 from tests.conftest import REPO_ROOT, require_shared
@@ -100,7 +103,7 @@ def test_unchanged_config_reuses_and_changed_config_rebuilds(
     def refuse(job):
         raise AssertionError("a cached recording was processed again")
 
-    monkeypatch.setattr(cache_module, "_build_shard", refuse)
+    monkeypatch.setattr(build_module, "_build_shard", refuse)
     again = build_cache(
         eegmmidb_copies,
         config,
@@ -144,7 +147,7 @@ def test_corrupt_meta_json_is_a_cache_error(built, tmp_path):
 
 
 def test_interrupted_build_resumes(eegmmidb_copies, config, tmp_path, monkeypatch):
-    real = cache_module._build_shard
+    real = build_module._build_shard
     calls = []
 
     def killed_after_two(job):
@@ -153,7 +156,7 @@ def test_interrupted_build_resumes(eegmmidb_copies, config, tmp_path, monkeypatc
         calls.append(job.recording)
         return real(job)
 
-    monkeypatch.setattr(cache_module, "_build_shard", killed_after_two)
+    monkeypatch.setattr(build_module, "_build_shard", killed_after_two)
     with pytest.raises(KeyboardInterrupt):
         build_cache(
             eegmmidb_copies, config, tmp_path, dataset="eegmmidb", num_workers=0, progress=False
@@ -165,7 +168,7 @@ def test_interrupted_build_resumes(eegmmidb_copies, config, tmp_path, monkeypatc
     stamps = {p: p.stat().st_mtime_ns for p in (directory / "shards").iterdir()}
 
     calls.clear()
-    monkeypatch.setattr(cache_module, "_build_shard", lambda job: calls.append(job) or real(job))
+    monkeypatch.setattr(build_module, "_build_shard", lambda job: calls.append(job) or real(job))
     finished = build_cache(
         eegmmidb_copies, config, tmp_path, dataset="eegmmidb", num_workers=0, progress=False
     )
@@ -175,7 +178,7 @@ def test_interrupted_build_resumes(eegmmidb_copies, config, tmp_path, monkeypatc
 
 
 def test_disk_full_leaves_a_consistent_cache(eegmmidb_copies, config, tmp_path, monkeypatch):
-    real = cache_module._write_shard
+    real = build_module._write_shard
 
     def full_after_one(shard_dir, recording, x, summary):
         if any(shard_dir.glob("*.json")):
@@ -183,7 +186,7 @@ def test_disk_full_leaves_a_consistent_cache(eegmmidb_copies, config, tmp_path, 
             raise OSError(errno.ENOSPC, "No space left on device")
         real(shard_dir, recording, x, summary)
 
-    monkeypatch.setattr(cache_module, "_write_shard", full_after_one)
+    monkeypatch.setattr(build_module, "_write_shard", full_after_one)
     with pytest.raises(CacheError, match="the disk is full while writing S001R08.*rerun resumes"):
         build_cache(
             eegmmidb_copies, config, tmp_path, dataset="eegmmidb", num_workers=0, progress=False

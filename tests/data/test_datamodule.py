@@ -166,7 +166,7 @@ def test_summary_names_subjects_and_classes_per_part() -> None:
 
 
 def test_on_a_window_cache_built_from_simulated_edf(tmp_path) -> None:
-    from neurodecode.data.cache import build_cache
+    from neurodecode.data.build import build_cache
     from neurodecode.data.fetch import RecordingEntry
     from neurodecode.data.preprocess import load_preprocess_config
     from neurodecode.data.simulated import generate_dataset

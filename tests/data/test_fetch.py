@@ -270,7 +270,7 @@ def test_local_source_needs_its_root_and_reads_the_layout(
 def test_generated_source_calls_the_generator_once_per_parameter_set(
     neurodecode_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import neurodecode.data.simulated as simulated
+    import neurodecode.data.fetch as fetch_module
 
     calls: list[Path] = []
 
@@ -281,7 +281,7 @@ def test_generated_source_calls_the_generator_once_per_parameter_set(
         for suffix in ("eeg.edf", "events.tsv"):
             (eeg / f"sub-01_ses-01_task-szMonitoring_run-01_{suffix}").touch()
 
-    monkeypatch.setattr(simulated, "generate_dataset", fake_generate)
+    monkeypatch.setattr(fetch_module, "generate_dataset", fake_generate)
     (entry,) = fetch_dataset("simulated")
     assert (entry.subject, entry.session, entry.run) == ("01", "01", "01")
     assert entry.metadata == {"task": "szMonitoring"}

@@ -71,7 +71,8 @@ def test_chbmit_crops(kind: str, caplog: pytest.LogCaptureFixture) -> None:
     assert recording.n_chans == 22 and recording.ch_names.count("T8-P8") == 1
     assert recording.ch_names[:2] == ["FP1-F7", "F7-T7"]
     assert (recording.sfreq, recording.duration) == (256.0, 41.0)
-    assert (recording.subject, recording.run) == ("01", "03")
+    # a renamed crop outside a chbXX/ folder: no CHB-MIT file name by the manifest's pattern
+    assert (recording.subject, recording.run) == (None, None)
     assert recording.annotations.empty
     assert recording.meas_date.strftime("%H:%M:%S") == {"seizure": "14:32:59"}.get(kind, "13:43:04")
 
@@ -236,9 +237,20 @@ def test_annotation_files_found_by_convention(tmp_path: Path) -> None:
 
 
 def test_infer_ids() -> None:
-    assert infer_ids("chb15_06.edf") == {"subject": "15", "session": None, "run": "06"}
-    assert infer_ids("S109R14.edf")["subject"] == "109"
-    assert infer_ids("Z001.txt") == {"subject": None, "session": None, "run": None}
+    # from the manifests' structure patterns, matched against the path's last components
+    assert infer_ids("chb15/chb15_06.edf") == {"subject": "15", "session": None, "run": "06"}
+    assert infer_ids("/data/chb17/chb17b_63.edf")["session"] == "b"
+    assert infer_ids("S109/S109R14.edf") == {"subject": "109", "session": None, "run": "14"}
+    assert infer_ids("Z/Z001.txt")["subject"] == "Z001"
+    # a file outside its dataset's folders: the pattern's last component alone
+    assert infer_ids("chb15_06.edf") == {"subject": None, "session": None, "run": "06"}
+    assert infer_ids("S001R04.edf") == {"subject": None, "session": None, "run": "04"}
+    assert infer_ids("notes.edf") == {"subject": None, "session": None, "run": None}
+    assert infer_ids("sub-01_ses-02_task-x_run-03_eeg.edf") == {
+        "subject": "01",
+        "session": "02",
+        "run": "03",
+    }
 
 
 # ---------------------------------------------------------------------------- bad input

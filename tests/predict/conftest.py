@@ -29,9 +29,9 @@ def simulated_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def exported_detector(simulated_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny dual-branch conformer trained for a few seconds, exported with its preprocessing."""
     from neurodecode.data import artifacts
-    from neurodecode.data.cache import process_recording
     from neurodecode.data.io import read_recording
     from neurodecode.data.preprocess import config_dict, load_preprocess_config
+    from neurodecode.data.transform import transform_recording
     from neurodecode.hub import build_model, export_model
 
     torch.set_num_threads(1)  # on shared, loaded cores more threads only spin
@@ -40,7 +40,7 @@ def exported_detector(simulated_root: Path, tmp_path_factory: pytest.TempPathFac
     xs, ys = [], []
     for path in sorted(simulated_root.rglob("*_eeg.edf")):
         qc = artifacts.RecordingQC(recording=path.name, source=str(path))
-        shard = process_recording(read_recording(path), config, label_map, qc)
+        shard = transform_recording(read_recording(path), config, label_map, qc)
         xs.append(shard.x)
         ys.append(shard.table["label"].to_numpy())
     x, y = torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))

@@ -22,7 +22,7 @@ class FakeWindows(torch.utils.data.Dataset):
         from neurodecode.data.montage import channel_positions
 
         self.ch_names = list(ch_names)
-        self.ch_pos = np.nan_to_num(channel_positions(self.ch_names))  # unknown as 0, like caches
+        self.ch_pos = channel_positions(self.ch_names).astype(np.float32)  # NaN unknown, as caches
         self.sfreq, self.n_times = sfreq, n_times
         n = n_recordings * per_recording
         self.index = pd.DataFrame(
