@@ -17,6 +17,8 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from neurodecode import train
 from neurodecode.evaluation.classification import above_chance
+from neurodecode.tasks.classification import class_weights
+from neurodecode.tasks.seizure import bids_event_paths
 
 
 def _compose(*overrides: str):
@@ -107,7 +109,7 @@ def test_supervised_recipes_refuse_several_processes(tmp_path):
 def test_class_weights_are_inverse_frequencies():
     import numpy as np
 
-    assert train.class_weights(np.array([0, 0, 0, 1]), 2) == pytest.approx([2 / 3, 2.0])
+    assert class_weights(np.array([0, 0, 0, 1]), 2) == pytest.approx([2 / 3, 2.0])
 
 
 def _szcore_by_hand(reference, hypothesis, duration):
@@ -193,7 +195,7 @@ def test_seizure_recipe_on_simulated_data_writes_a_complete_run(seizure_run):
     cache = Path(results["data"]["cache_path"])
     meta = json.loads((cache / "meta.json").read_text())
     events = pd.read_csv(cache / "events.csv")
-    paths = train.bids_event_paths(SimpleNamespace(meta=meta))
+    paths = bids_event_paths(SimpleNamespace(meta=meta))
     tp = fp = n_ref = 0
     for recording, info in meta["recordings"].items():
         if str(info["subject"]) not in test_subjects:
