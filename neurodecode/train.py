@@ -7,7 +7,7 @@ own keys; the command line overrides any key (``model=eegnet trainer.max_epochs=
 ``--help`` alone lists the recipes; ``recipe=<name> --help`` lists the groups; ``--cfg job``
 prints the resolved config. Unknown names list the valid ones; an unknown key is refused
 with the known keys nearest to it. From Python, :func:`compose` gives the same config and
-:func:`run_recipe` runs it through the run layer (:func:`neurodecode.runs.run`).
+:func:`run_recipe` runs it through the run layer (:func:`neurodecode.run.run`).
 
 Each run writes into ``runs/<recipe>/<timestamp>/``::
 
@@ -33,8 +33,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from neurodecode.resources import resource_dir
-from neurodecode.runs import read_results, resume_checkpoint, run, summary_lines
-from neurodecode.runs.recipes import (
+from neurodecode.run import read_results, resume_checkpoint, run, summary_lines
+from neurodecode.run.recipes import (
     compose_with_hydra,
     log_lightning_through_root,
     override_errors,

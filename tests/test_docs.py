@@ -160,7 +160,7 @@ def test_documented_training_command_composes(command):
     from hydra import compose, initialize_config_dir
 
     from neurodecode.resources import resource_dir
-    from neurodecode.runs.recipes import register_recipes
+    from neurodecode.run.recipes import register_recipes
 
     register_recipes()
 

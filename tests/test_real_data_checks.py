@@ -16,8 +16,8 @@ import torch
 
 from neurodecode import train
 from neurodecode.evaluation.classification import above_chance
-from neurodecode.runs import build_task, build_trainer
-from neurodecode.runs.runner import with_paths
+from neurodecode.run import build_task, build_trainer
+from neurodecode.run.runner import with_paths
 from neurodecode.tasks.classification import ClassificationTask, labelled_classes
 from neurodecode.tasks.datasets import cache_run_data, prepare_data
 from tests.conftest import require_shared

@@ -1,6 +1,6 @@
 """What every task shares: an encoder built through the registry, AdamW with a linear
 warm-up and cosine decay, the conversion of batch dicts into model inputs, and the hooks
-through which the run layer (:mod:`neurodecode.runs`) prepares a task's data, builds the
+through which the run layer (:mod:`neurodecode.run`) prepares a task's data, builds the
 task and collects its outputs without asking for the task's type.
 
 The hooks, in the order a run calls them:

@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader
 
-from neurodecode.runs import EpochSeeding
+from neurodecode.run import EpochSeeding
 from neurodecode.tasks.classification import ClassificationTask
 
 
