@@ -166,3 +166,43 @@ def test_auto_precision_prefers_bf16_on_gpus_that_have_it(monkeypatch):
     assert run_layer.auto_precision() == "bf16-mixed"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     assert run_layer.auto_precision() == "16-mixed"
+
+
+@pytest.mark.parametrize("recipe", ["seizure", "pretrain"])
+def test_callbacks_and_loggers_come_from_their_config_groups(recipe, tmp_path):
+    """callbacks/ and logger/ are Hydra groups: every recipe's trainer gets the callbacks
+    of its group option, writing into the run folder; pretraining has no early stopping."""
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from neurodecode.run.runner import with_paths
+
+    cfg = with_paths(compose([f"recipe={recipe}", "trainer.accelerator=cpu"]), tmp_path, False)
+    trainer = run_layer.build_trainer(cfg)
+    kinds = {type(c) for c in trainer.callbacks}
+    assert {ModelCheckpoint, LearningRateMonitor} <= kinds
+    assert (EarlyStopping in kinds) == (recipe != "pretrain")
+    assert (run_layer.EpochSeeding in kinds) == (recipe != "pretrain")
+    assert Path(trainer.checkpoint_callback.dirpath) == tmp_path / "checkpoints"
+    assert [type(lg) for lg in trainer.loggers] == [CSVLogger, TensorBoardLogger]
+    assert Path(trainer.loggers[0].log_dir) == tmp_path / "logs" / "csv"
+    resumed = run_layer.build_trainer(with_paths(cfg, tmp_path, resuming=True))
+    assert resumed.loggers[0].version.startswith("csv-resumed-")
+    dropped = compose([f"recipe={recipe}", "logger=csv", "~callbacks.lr_monitor"])
+    trainer = run_layer.build_trainer(with_paths(dropped, tmp_path, False))
+    assert LearningRateMonitor not in {type(c) for c in trainer.callbacks}
+    assert [type(lg) for lg in trainer.loggers] == [CSVLogger]
+
+
+def test_the_run_layer_never_asks_for_a_task_type():
+    """Tasks declare what differs (data hooks, artefacts, export); the run layer and the
+    entry point name no task class."""
+    package = Path(neurodecode.__file__).parent
+    tasks = {"ClassificationTask", "SeizureTask", "RetrievalTask", "PretrainTask"}
+    for path in [package / "train.py", *sorted((package / "run").glob("*.py"))]:
+        names = {
+            node.id if isinstance(node, ast.Name) else node.attr
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Name | ast.Attribute)
+        }
+        assert not names & tasks, (path.name, names & tasks)

@@ -68,6 +68,23 @@ def test_key_typos_are_errors():
         _compose("recipe=seizure", "preprocess.windows.lenght_s=2")
 
 
+def test_an_unknown_key_on_the_command_line_is_one_paragraph_with_the_nearest_keys():
+    done = subprocess.run(
+        [sys.executable, "-m", "neurodecode.train", "recipe=seizure", "trainer.max_epoch=1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and not done.stdout
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "unknown config key 'trainer.max_epoch'" in done.stderr
+    assert "did you mean 'max_epochs'?" in done.stderr
+
+
+def test_recipes_are_registered_by_an_explicit_call():
+    from neurodecode.run.recipes import register_recipes
+
+    assert register_recipes() == ["image_retrieval", "motor_imagery", "pretrain", "seizure"]
+
+
 def test_help_without_a_recipe_lists_the_recipes():
     done = subprocess.run(
         [sys.executable, "-m", "neurodecode.train", "--help"],
