@@ -143,7 +143,7 @@ class ProcessTreeMonitor:
 
 def run_neurodecode(paths: list[Path], out: Path, workers: int) -> int:
     """Build a neurodecode window cache; return the number of windows."""
-    from neurodecode.data.cache import build_cache
+    from neurodecode.data.build import build_cache
     from neurodecode.data.fetch import RecordingEntry
     from neurodecode.data.preprocess import load_preprocess_config
 

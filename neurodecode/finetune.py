@@ -36,6 +36,9 @@ import torch
 from torch import nn
 
 from neurodecode.errors import CheckpointError, ConfigError, ContractError
+from neurodecode.hub.export import read_task_checkpoint
+from neurodecode.hub.format import CONFIG_NAME, WEIGHTS_NAME
+from neurodecode.hub.load import load_state, read_config, read_weights, resolve_init_source
 from neurodecode.models.base import FINAL_LAYER, upgrade_state_dict
 from neurodecode.registry import MODELS
 
@@ -97,8 +100,6 @@ def read_init_source(init_from: str | Path) -> InitSource:
     CheckpointError
         If nothing loadable is found there.
     """
-    from neurodecode.hub.format import CONFIG_NAME
-
     path = Path(str(init_from)).expanduser()
     if path.is_dir():
         for folder in (path / "encoder", path):
@@ -121,15 +122,10 @@ def read_init_source(init_from: str | Path) -> InitSource:
                 hint="give the folder of an exported model, not a file inside it",
             )
         return _read_checkpoint(path)
-    from neurodecode.hub.load import resolve_init_source
-
     return _read_export(resolve_init_source(str(init_from)), where=str(init_from))
 
 
 def _read_export(folder: Path, where: str | None = None) -> InitSource:
-    from neurodecode.hub.format import CONFIG_NAME, WEIGHTS_NAME
-    from neurodecode.hub.load import read_config, read_weights
-
     config = read_config(folder / CONFIG_NAME)
     expected = (config.get("weights") or {}).get("sha256")
     state = read_weights(folder / WEIGHTS_NAME, expected_sha256=expected)
@@ -137,8 +133,6 @@ def _read_export(folder: Path, where: str | None = None) -> InitSource:
 
 
 def _read_checkpoint(path: Path) -> InitSource:
-    from neurodecode.hub.export import read_task_checkpoint
-
     encoder, hparams = read_task_checkpoint(path)
     model = dict(hparams["model"])
     for key in ("n_chans", "n_times", "sfreq"):
@@ -179,8 +173,6 @@ def load_encoder(
     ContractError
         If the data's sampling rate differs from the one the encoder was trained at.
     """
-    from neurodecode.hub.load import load_state
-
     name = source.model.get("_target_")
     try:
         own_name = MODELS.name_of(encoder)

@@ -159,8 +159,10 @@ def _split(command: str) -> tuple[dict[str, str], list[str]]:
 def test_documented_training_command_composes(command):
     from hydra import compose, initialize_config_dir
 
-    from neurodecode import train  # noqa: F401  (registers the recipes)
     from neurodecode.resources import resource_dir
+    from neurodecode.run.recipes import register_recipes
+
+    register_recipes()
 
     _, tokens = _split(command.replace("<time>", "2026-11-22_11-05-34"))  # a placeholder
     assert tokens[0].endswith("python") and tokens[1:3] == ["-m", "neurodecode.train"], command

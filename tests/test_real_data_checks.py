@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from neurodecode import train
 from neurodecode.evaluation.classification import above_chance
-from neurodecode.resources import resource_dir
+from neurodecode.run import build_task, build_trainer
+from neurodecode.run.runner import with_paths
+from neurodecode.tasks.classification import ClassificationTask, labelled_classes
+from neurodecode.tasks.datasets import cache_run_data, prepare_data
 from tests.conftest import require_shared
 from tests.predict.conftest import exported_detector, simulated_root  # noqa: F401 (fixtures)
 
@@ -42,8 +44,7 @@ def one_thread():
 
 def run_recipe(runs: Path, *overrides: str) -> dict:
     """Compose ``configs/train.yaml`` with ``overrides`` and run it in-process: results.json."""
-    with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, "trainer.enable_progress_bar=false"])
+    cfg = train.compose([*overrides, "trainer.enable_progress_bar=false"])
     return train.run(cfg, runs)
 
 
@@ -174,19 +175,18 @@ def test_graz_gdf_sample_decoded_in_held_out_blocks_of_trials(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("graz")
     n_blocks = 4
-    with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            "recipe=motor_imagery", "data=graz_gdf", "preprocess.reference=null",
-            "preprocess.bandpass.l_freq=8.0", "preprocess.bandpass.h_freq=30.0",
-            "model.size=tiny", "trainer.max_epochs=40", "early_stopping.patience=10",
-            "trainer.enable_progress_bar=false", "seed=0",
-        ])  # fmt: skip
+    cfg = train.compose([
+        "recipe=motor_imagery", "data=graz_gdf", "preprocess.reference=null",
+        "preprocess.bandpass.l_freq=8.0", "preprocess.bandpass.h_freq=30.0",
+        "model.size=tiny", "trainer.max_epochs=40", "early_stopping.patience=10",
+        "trainer.enable_progress_bar=false", "seed=0",
+    ])  # fmt: skip
     loaders = {k: cfg.data.datamodule[k] for k in ("batch_size", "num_workers")}
     matrices = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NEURODECODE_HOME", str(root / "home"))
         patch.setenv("NEURODECODE_GDF_ROOT", str(require_shared("excerpts/biosig")))
-        cache = train.prepare_data(cfg, root)
+        cache = prepare_data(cfg, root)
         assert len(cache) == 40 and list(cache.classes) == ["left_hand", "right_hand"]
         blocks = np.array_split(np.argsort(cache.index["start_s"].to_numpy()), n_blocks)
         for k in range(n_blocks):
@@ -200,8 +200,10 @@ def test_graz_gdf_sample_decoded_in_held_out_blocks_of_trials(tmp_path_factory):
                     return [split]
 
             datamodule = BlockSplit(cache, split="recording", seed=cfg.seed, **loaders)
-            task = train.build_task(cfg, cache, cache.labels[fit])
-            trainer = train.build_trainer(cfg, root / f"fold{k}")
+            classes = labelled_classes(cfg, cache.classes, cache.labels[fit])
+            data = cache_run_data(cfg, cache, datamodule, **classes)
+            task = build_task(cfg, ClassificationTask, data)
+            trainer = build_trainer(with_paths(cfg, root / f"fold{k}", resuming=False))
             trainer.fit(task, datamodule=datamodule)
             best = trainer.checkpoint_callback.best_model_path
             trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=False,

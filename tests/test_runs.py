@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import neurodecode
-from neurodecode import runs
+from neurodecode import run as run_layer
 from neurodecode.errors import ConfigError
 from neurodecode.jsonio import is_strict
 from neurodecode.train import compose
@@ -28,11 +28,11 @@ def test_fsdp_trainer_builds_its_strategy_for_every_recipe(recipe):
     from lightning.pytorch.strategies import FSDPStrategy
 
     from neurodecode.models.blocks import TransformerEncoderLayer
-    from neurodecode.models.pretraining import FactorisedLayer
+    from neurodecode.models.patch_conformer import FactorisedLayer
     from neurodecode.models.spiking import SpikingTransformerLayer
 
     cfg = compose([f"recipe={recipe}", "trainer=fsdp"])
-    arguments = runs.trainer_arguments(cfg)
+    arguments = run_layer.trainer_arguments(cfg)
     assert arguments["accelerator"] == "gpu" and arguments["devices"] == -1
     assert arguments["precision"] == "bf16-mixed"
     strategy = arguments["strategy"]
@@ -52,7 +52,7 @@ def test_fsdp_keeps_the_batch_uncast():
     import torch
     from lightning.pytorch.plugins.precision import FSDPPrecision
 
-    strategy = runs.trainer_arguments(compose(["recipe=seizure", "trainer=fsdp"]))["strategy"]
+    strategy = run_layer.trainer_arguments(compose(["recipe=seizure", "trainer=fsdp"]))["strategy"]
     strategy.precision_plugin = FSDPPrecision("bf16-mixed")
     config = strategy.mixed_precision_config
     assert config.param_dtype == config.reduce_dtype == torch.bfloat16
@@ -62,11 +62,11 @@ def test_fsdp_keeps_the_batch_uncast():
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_other_trainers_pass_the_strategy_name_on(recipe):
     cfg = compose([f"recipe={recipe}", "trainer=ddp"])
-    arguments = runs.trainer_arguments(cfg)
+    arguments = run_layer.trainer_arguments(cfg)
     assert arguments["strategy"] == "ddp" and arguments["sync_batchnorm"] is True
-    default = runs.trainer_arguments(compose([f"recipe={recipe}"]))
+    default = run_layer.trainer_arguments(compose([f"recipe={recipe}"]))
     assert default["strategy"] == "auto"
-    assert default["precision"] == runs.auto_precision()  # precision: auto, resolved
+    assert default["precision"] == run_layer.auto_precision()  # precision: auto, resolved
 
 
 @pytest.mark.parametrize(
@@ -103,29 +103,33 @@ def test_resume_finds_the_latest_earlier_run(tmp_path):
         (recipe_runs / name / "checkpoints" / "last.ckpt").write_bytes(b"")
     current = recipe_runs / "2026-01-03_00-00-00"
     latest = recipe_runs / "2026-01-02_00-00-00" / "checkpoints" / "last.ckpt"
-    assert runs.resume_checkpoint(OmegaConf.create({"resume": False}), current) is None
-    assert runs.resume_checkpoint(OmegaConf.create({"resume": True}), current) == latest
+    assert run_layer.resume_checkpoint(OmegaConf.create({"resume": False}), current) is None
+    assert run_layer.resume_checkpoint(OmegaConf.create({"resume": True}), current) == latest
     earlier = recipe_runs / "2026-01-01_00-00-00"
-    chosen = runs.resume_checkpoint(OmegaConf.create({"resume": str(earlier)}), current)
+    chosen = run_layer.resume_checkpoint(OmegaConf.create({"resume": str(earlier)}), current)
     assert chosen == earlier / "checkpoints" / "last.ckpt"
     with pytest.raises(ConfigError, match="no earlier run"):
-        runs.resume_checkpoint(OmegaConf.create({"resume": True}), tmp_path / "x" / "run")
+        run_layer.resume_checkpoint(OmegaConf.create({"resume": True}), tmp_path / "x" / "run")
     with pytest.raises(ConfigError, match="no checkpoint"):
-        runs.resume_checkpoint(OmegaConf.create({"resume": str(tmp_path / "nothing")}), current)
+        run_layer.resume_checkpoint(
+            OmegaConf.create({"resume": str(tmp_path / "nothing")}), current
+        )
 
 
 def test_the_run_record_is_strict_json_written_whole_with_a_key_order_free_hash(tmp_path):
     value = {"a": np.float32(0.5), "b": [np.int64(3), math.nan], "c": np.arange(2),
              "d": (Path("x") / "y", math.inf)}  # fmt: skip
     expected = {"a": 0.5, "b": [3, None], "c": [0, 1], "d": ["x/y", None]}
-    assert runs.write_results(tmp_path, value) == expected
+    assert run_layer.write_results(tmp_path, value) == expected
     text = (tmp_path / "results.json").read_text()
     assert is_strict(text) and json.loads(text) == expected
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary left
-    assert runs.config_hash({"a": 1, "b": {"c": 2}}) == runs.config_hash({"b": {"c": 2}, "a": 1})
-    assert runs.config_hash({"a": 1}) != runs.config_hash({"a": 2})
-    assert len(runs.config_hash({})) == 16
-    assert {"python", "torch", "lightning", "neurodecode"} <= set(runs.versions())
+    assert run_layer.config_hash({"a": 1, "b": {"c": 2}}) == run_layer.config_hash(
+        {"b": {"c": 2}, "a": 1}
+    )
+    assert run_layer.config_hash({"a": 1}) != run_layer.config_hash({"a": 2})
+    assert len(run_layer.config_hash({})) == 16
+    assert {"python", "torch", "lightning", "neurodecode"} <= set(run_layer.versions())
 
 
 def test_no_stage_imports_the_training_entry_point():
@@ -156,9 +160,49 @@ def test_auto_precision_prefers_bf16_on_gpus_that_have_it(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert runs.auto_precision() == "32-true"
+    assert run_layer.auto_precision() == "32-true"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert runs.auto_precision() == "bf16-mixed"
+    assert run_layer.auto_precision() == "bf16-mixed"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert runs.auto_precision() == "16-mixed"
+    assert run_layer.auto_precision() == "16-mixed"
+
+
+@pytest.mark.parametrize("recipe", ["seizure", "pretrain"])
+def test_callbacks_and_loggers_come_from_their_config_groups(recipe, tmp_path):
+    """callbacks/ and logger/ are Hydra groups: every recipe's trainer gets the callbacks
+    of its group option, writing into the run folder; pretraining has no early stopping."""
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from neurodecode.run.runner import with_paths
+
+    cfg = with_paths(compose([f"recipe={recipe}", "trainer.accelerator=cpu"]), tmp_path, False)
+    trainer = run_layer.build_trainer(cfg)
+    kinds = {type(c) for c in trainer.callbacks}
+    assert {ModelCheckpoint, LearningRateMonitor} <= kinds
+    assert (EarlyStopping in kinds) == (recipe != "pretrain")
+    assert (run_layer.EpochSeeding in kinds) == (recipe != "pretrain")
+    assert Path(trainer.checkpoint_callback.dirpath) == tmp_path / "checkpoints"
+    assert [type(lg) for lg in trainer.loggers] == [CSVLogger, TensorBoardLogger]
+    assert Path(trainer.loggers[0].log_dir) == tmp_path / "logs" / "csv"
+    resumed = run_layer.build_trainer(with_paths(cfg, tmp_path, resuming=True))
+    assert resumed.loggers[0].version.startswith("csv-resumed-")
+    dropped = compose([f"recipe={recipe}", "logger=csv", "~callbacks.lr_monitor"])
+    trainer = run_layer.build_trainer(with_paths(dropped, tmp_path, False))
+    assert LearningRateMonitor not in {type(c) for c in trainer.callbacks}
+    assert [type(lg) for lg in trainer.loggers] == [CSVLogger]
+
+
+def test_the_run_layer_never_asks_for_a_task_type():
+    """Tasks declare what differs (data hooks, artefacts, export); the run layer and the
+    entry point name no task class."""
+    package = Path(neurodecode.__file__).parent
+    tasks = {"ClassificationTask", "SeizureTask", "RetrievalTask", "PretrainTask"}
+    for path in [package / "train.py", *sorted((package / "run").glob("*.py"))]:
+        names = {
+            node.id if isinstance(node, ast.Name) else node.attr
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Name | ast.Attribute)
+        }
+        assert not names & tasks, (path.name, names & tasks)

@@ -17,6 +17,8 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from neurodecode import train
 from neurodecode.evaluation.classification import above_chance
+from neurodecode.tasks.classification import class_weights
+from neurodecode.tasks.seizure import bids_event_paths
 
 
 def _compose(*overrides: str):
@@ -66,6 +68,23 @@ def test_key_typos_are_errors():
         _compose("recipe=seizure", "preprocess.windows.lenght_s=2")
 
 
+def test_an_unknown_key_on_the_command_line_is_one_paragraph_with_the_nearest_keys():
+    done = subprocess.run(
+        [sys.executable, "-m", "neurodecode.train", "recipe=seizure", "trainer.max_epoch=1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and not done.stdout
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "unknown config key 'trainer.max_epoch'" in done.stderr
+    assert "did you mean 'max_epochs'?" in done.stderr
+
+
+def test_recipes_are_registered_by_an_explicit_call():
+    from neurodecode.run.recipes import register_recipes
+
+    assert register_recipes() == ["image_retrieval", "motor_imagery", "pretrain", "seizure"]
+
+
 def test_help_without_a_recipe_lists_the_recipes():
     done = subprocess.run(
         [sys.executable, "-m", "neurodecode.train", "--help"],
@@ -107,7 +126,7 @@ def test_supervised_recipes_refuse_several_processes(tmp_path):
 def test_class_weights_are_inverse_frequencies():
     import numpy as np
 
-    assert train.class_weights(np.array([0, 0, 0, 1]), 2) == pytest.approx([2 / 3, 2.0])
+    assert class_weights(np.array([0, 0, 0, 1]), 2) == pytest.approx([2 / 3, 2.0])
 
 
 def _szcore_by_hand(reference, hypothesis, duration):
@@ -193,7 +212,7 @@ def test_seizure_recipe_on_simulated_data_writes_a_complete_run(seizure_run):
     cache = Path(results["data"]["cache_path"])
     meta = json.loads((cache / "meta.json").read_text())
     events = pd.read_csv(cache / "events.csv")
-    paths = train.bids_event_paths(SimpleNamespace(meta=meta))
+    paths = bids_event_paths(SimpleNamespace(meta=meta))
     tp = fp = n_ref = 0
     for recording, info in meta["recordings"].items():
         if str(info["subject"]) not in test_subjects:

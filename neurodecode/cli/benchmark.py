@@ -16,8 +16,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
 from neurodecode.cli.options import Command, Option, commands_usage, run_command
-from neurodecode.data.prepare import prepare_dataset
 from neurodecode.data.io import read_recording
+from neurodecode.data.prepare import prepare_dataset
 from neurodecode.errors import NeurodecodeError
 from neurodecode.jsonio import dumps, write_json
 from neurodecode.models import energy

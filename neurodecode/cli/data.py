@@ -23,10 +23,10 @@ from neurodecode.cli.options import (
     wants_help,
 )
 from neurodecode.data import artifacts
-from neurodecode.data.prepare import prepare_dataset
 from neurodecode.data.fetch import fetch_dataset
 from neurodecode.data.io import read_recording, suspicious
 from neurodecode.data.manifest import load_manifest
+from neurodecode.data.prepare import prepare_dataset
 from neurodecode.errors import ConfigError
 
 SUMMARY = "fetch, describe and prepare datasets"

@@ -1,17 +1,68 @@
-"""What every fine-tuning task shares: an encoder built through the registry, AdamW with a
-linear warm-up and cosine decay, and the conversion of batch dicts into model inputs."""
+"""What every task shares: an encoder built through the registry, AdamW with a linear
+warm-up and cosine decay, the conversion of batch dicts into model inputs, and the hooks
+through which the run layer (:mod:`neurodecode.run`) prepares a task's data, builds the
+task and collects its outputs without asking for the task's type.
+
+The hooks, in the order a run calls them:
+
+1. :meth:`DecodingTask.prepare` (class method): the data of ``cfg.data`` as this task needs
+   them, returned as a :class:`RunData`;
+2. :meth:`DecodingTask.from_data` (class method): the task sized by those data;
+3. after ``fit`` (and ``test`` where the task defines ``test_step``):
+   :meth:`DecodingTask.run_metrics` and :meth:`DecodingTask.artifacts`.
+
+``DecodingTask.distributed`` says whether the task may train in several processes and
+``DecodingTask.export_description``, when set, asks the run layer to export the trained
+encoder with that model-card description.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
 
 import lightning as L
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from neurodecode.registry import instantiate
+
+
+@dataclass
+class RunData:
+    """The data of one run, as a task's :meth:`DecodingTask.prepare` made them.
+
+    Attributes
+    ----------
+    datamodule : lightning.LightningDataModule
+        The batches for ``fit`` and ``test``.
+    arguments : dict
+        Task constructor arguments the data decide (signal contract ``n_chans``,
+        ``n_times``, ``sfreq``, ``ch_names``, ``ch_pos``, and e.g. classes or image
+        embeddings).
+    record : dict
+        The ``data`` section of ``results.json`` (the run layer adds the split summary).
+    data_hash : str
+        Identifies the data (the cache key, or the keys of a mixture's caches).
+    provenance : dict
+        ``preprocessing``, ``dataset`` and ``datasets`` as an exported model records them.
+    source : object, optional
+        The window cache (or mixture) the task's own hooks read again.
+    qc_report : pathlib.Path, optional
+        The data QC report, copied into the run folder.
+    """
+
+    datamodule: Any
+    arguments: dict[str, Any]
+    record: dict[str, Any]
+    data_hash: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+    source: Any = None
+    qc_report: Path | None = None
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
@@ -74,6 +125,15 @@ def build_encoder(
     )
 
 
+def final_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The last logged scalar ``train/*`` and ``val/*`` metrics of ``trainer``."""
+    return {
+        key: float(value)
+        for key, value in trainer.callback_metrics.items()
+        if key.startswith(("train/", "val/")) and value.numel() == 1
+    }
+
+
 class DecodingTask(L.LightningModule):
     """Base class: optimiser, schedule and the call of the encoder on a batch dict.
 
@@ -90,6 +150,10 @@ class DecodingTask(L.LightningModule):
     """
 
     encoder: nn.Module
+    # May train in several processes (DDP, FSDP); one process then writes the outputs.
+    distributed: ClassVar[bool] = False
+    # Set: the run layer exports the trained encoder with this model-card description.
+    export_description: ClassVar[str | None] = None
     # AdamW parameter groups (e.g. layer-wise lr decay set by neurodecode.finetune);
     # None: every trainable parameter at ``lr``.
     param_groups: list[dict[str, Any]] | None = None
@@ -108,6 +172,32 @@ class DecodingTask(L.LightningModule):
         self.weight_decay = weight_decay
         self.warmup_fraction = warmup_fraction
         self.min_lr_ratio = min_lr_ratio
+
+    @classmethod
+    def prepare(cls, cfg: DictConfig, run_dir: Path) -> RunData:
+        """The data of ``cfg.data`` as this task trains on them (see :class:`RunData`)."""
+        raise NotImplementedError(f"{cls.__name__} does not say how its data are prepared")
+
+    @classmethod
+    def from_data(cls, cfg: DictConfig, data: RunData, model: Mapping[str, Any]) -> Self:
+        """The task of ``cfg.task.module`` around the encoder ``model``, sized by ``data``."""
+        module = OmegaConf.to_container(cfg.task.module, resolve=True)
+        module.pop("_target_")
+        return cls(**module, **data.arguments, model=dict(model))
+
+    def run_metrics(self, trainer: L.Trainer, monitor: str) -> dict[str, Any]:
+        """The ``metrics`` section of ``results.json`` after ``fit`` and ``test``."""
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_score if checkpoint is not None else None
+        return {
+            "test": getattr(self, "test_metrics", None),
+            "best_validation": {monitor: None if best is None else best.item()},
+            "epochs_trained": trainer.current_epoch,
+        }
+
+    def artifacts(self, run_dir: Path, data: RunData) -> dict[str, Path | list[Path]]:
+        """Plots and other files the task writes into ``run_dir`` after testing."""
+        return {}
 
     def encode(self, batch: Mapping[str, Any], return_features: bool = False) -> torch.Tensor:
         """Run the encoder on ``batch["x"]`` with channel positions and mask when present."""

@@ -4,19 +4,54 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
 
+from neurodecode import plots
+from neurodecode.data.datamodule import EEGDataModule
+from neurodecode.errors import ConfigError
 from neurodecode.evaluation.classification import classification_metrics
 from neurodecode.registry import TASKS
-from neurodecode.tasks.base import DecodingTask, build_encoder
+from neurodecode.tasks.base import DecodingTask, RunData, build_encoder
+from neurodecode.tasks.datasets import cache_run_data, prepare_data
 
 _IDENTIFIERS = ("subject", "session", "recording", "start_s")
 _LOGGED = ("accuracy", "balanced_accuracy", "kappa", "roc_auc", "accuracy_lower_bound", "p_value")
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> list[float]:
+    """Inverse-frequency weights ``n / (n_classes * n_c)`` (scikit-learn's "balanced")."""
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    if (counts == 0).any():
+        missing = np.flatnonzero(counts == 0).tolist()
+        raise ConfigError(f"class(es) {missing} have no training windows")
+    return (counts.sum() / (n_classes * counts)).tolist()
+
+
+def labelled_classes(
+    cfg: DictConfig, classes: Sequence[str], train_labels: np.ndarray
+) -> dict[str, Any]:
+    """The class arguments of a classifier: ``n_outputs``, ``class_names`` and the
+    ``class_weights`` that ``cfg.task.class_weights`` asks for (``balanced``: from
+    ``train_labels``)."""
+    n_classes = len(classes)
+    if n_classes < 2 or np.unique(train_labels).size < 2:
+        raise ConfigError(
+            f"the data hold a single class ({list(classes)}); classification needs two or more",
+            hint="check preprocess.windows.label_map against the dataset's event names",
+        )
+    weights = cfg.task.class_weights
+    if weights == "balanced":
+        weights = class_weights(train_labels, n_classes)
+    elif weights is not None:
+        weights = list(weights)
+    return {"n_outputs": n_classes, "class_weights": weights, "class_names": list(classes)}
 
 
 @TASKS.register("classification")
@@ -88,6 +123,30 @@ class ClassificationTask(DecodingTask):
         self._outputs: dict[str, list[dict[str, Any]]] = {"val": [], "test": []}
         self.test_metrics: dict[str, Any] = {}
         self.test_predictions: pd.DataFrame | None = None
+
+    @classmethod
+    def prepare(cls, cfg: DictConfig, run_dir: Path) -> RunData:
+        """The window cache of ``cfg.data``, every window labelled, split as
+        ``cfg.data.datamodule`` says."""
+        cache = prepare_data(cfg, run_dir)
+        if (cache.labels < 0).any():
+            raise ConfigError(
+                f"{int((cache.labels < 0).sum())} windows have no label",
+                path=cache.path,
+                hint="set preprocess.windows.background or a label_map covering every window",
+            )
+        loaders = OmegaConf.to_container(cfg.data.datamodule, resolve=True)
+        datamodule = EEGDataModule(cache, seed=cfg.seed, **loaders)
+        classes = labelled_classes(cfg, cache.classes, cache.labels[datamodule.split.train])
+        return cache_run_data(cfg, cache, datamodule, **classes)
+
+    def artifacts(self, run_dir: Path, data: RunData) -> dict[str, Path | list[Path]]:
+        """The confusion matrix of the test part, ``plots/confusion_matrix.png``."""
+        if not self.test_metrics:
+            return {}
+        matrix = (self.test_metrics.get("window") or self.test_metrics)["confusion_matrix"]
+        path = run_dir / "plots" / "confusion_matrix.png"
+        return {"plots": [plots.confusion_matrix(matrix, self.class_names, path)]}
 
     def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Class logits ``(batch, n_outputs)``."""

@@ -4,16 +4,65 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from neurodecode.data.datamodule import EEGDataModule
+from neurodecode.data.fetch import fetch_dataset
+from neurodecode.data.splits import Split, zero_shot_split
+from neurodecode.errors import ConfigError
 from neurodecode.evaluation.retrieval import zero_shot_retrieval
 from neurodecode.registry import TASKS
-from neurodecode.tasks.base import DecodingTask, build_encoder
+from neurodecode.tasks.base import DecodingTask, RunData, build_encoder
+from neurodecode.tasks.datasets import cache_run_data, dataset_source, prepare_data
+
+
+def image_embeddings(cfg: DictConfig, dataset: str) -> np.ndarray:
+    """Image embeddings for retrieval: ``data.image_embeddings`` or the dataset's own
+    ``stimuli/image_embeddings.npy`` (row ``i`` = concept ``i``)."""
+    if cfg.data.image_embeddings:
+        return np.load(cfg.data.image_embeddings)
+    for entry in fetch_dataset(dataset)[:1]:
+        for parent in Path(entry.path).parents:
+            candidate = parent / "stimuli" / "image_embeddings.npy"
+            if candidate.is_file():
+                return np.load(candidate)
+    raise ConfigError(
+        "no image embeddings found next to the dataset",
+        path=dataset,
+        hint="set data.image_embeddings=<file.npy>",
+    )
+
+
+def concept_label_map(cfg: DictConfig, n_concepts: int) -> dict[str, Any]:
+    """Preprocessing changes labelling each window by its concept (``data.concepts``)."""
+    if not cfg.data.concepts or cfg.preprocess.windows.label_map is not None:
+        return {}
+    label_map = {cfg.data.concepts.format(i): i for i in range(n_concepts)}
+    return {"windows": {"label_map": label_map}}
+
+
+class ZeroShotDataModule(EEGDataModule):
+    """A data module whose split holds out whole concepts (THINGS-EEG2 protocol)."""
+
+    def __init__(self, dataset: Any, **kwargs: Any) -> None:
+        kwargs.update(split="subject", require_all_classes=False)
+        super().__init__(dataset, **kwargs)
+
+    def _make_splits(self) -> list[Split]:
+        parts = zero_shot_split(
+            self.index,
+            test_fraction=self.test_fraction,
+            valid_fraction=self.valid_fraction,
+            seed=self.seed,
+        )
+        return [Split("zero_shot_concepts", *parts)]
 
 
 def multi_positive_info_nce(
@@ -132,6 +181,16 @@ class RetrievalTask(DecodingTask):
         self.ks = tuple(ks)
         self._outputs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"val": [], "test": []}
         self.test_metrics: dict[str, Any] = {}
+
+    @classmethod
+    def prepare(cls, cfg: DictConfig, run_dir: Path) -> RunData:
+        """The image embeddings, the window cache labelled by concept, and a split that
+        holds out whole concepts."""
+        embeddings = image_embeddings(cfg, dataset_source(cfg, run_dir))
+        cache = prepare_data(cfg, run_dir, concept_label_map(cfg, len(embeddings)))
+        loaders = OmegaConf.to_container(cfg.data.datamodule, resolve=True)
+        datamodule = ZeroShotDataModule(cache, seed=cfg.seed, **loaders)
+        return cache_run_data(cfg, cache, datamodule, image_embeddings=embeddings)
 
     def scale(self) -> torch.Tensor:
         """The inverse temperature, ``exp(logit_scale)`` clamped to ``max_logit_scale``."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig
 
+from neurodecode import plots
+from neurodecode.data.annotations import write_szcore_events
 from neurodecode.evaluation.seizure import (
     Events,
     PostProcessing,
@@ -18,9 +21,46 @@ from neurodecode.evaluation.seizure import (
     score_recording,
 )
 from neurodecode.registry import TASKS
+from neurodecode.tasks.base import RunData
 from neurodecode.tasks.classification import ClassificationTask
 
 logger = logging.getLogger(__name__)
+
+
+def seizure_references(cache: Any, seizure_class: int = 1) -> dict[str, dict[str, Any]]:
+    """Annotated seizures and duration of every cached recording, for event scoring."""
+    events = cache.events
+    references = {}
+    for recording, info in cache.meta["recordings"].items():
+        rows = events[(events["recording"] == recording) & (events["label"] == seizure_class)]
+        references[recording] = {
+            "subject": str(info.get("subject", "")),
+            "duration_s": float(info["duration_s"]),
+            "events": [
+                (float(o), float(o + d))
+                for o, d in zip(rows["onset"], rows["duration"], strict=True)
+            ],
+        }
+    return references
+
+
+def bids_event_paths(cache: Any) -> dict[str, Path]:
+    """``{recording: sub-*/.../<stem>_events.tsv}`` for recordings stored in a BIDS layout.
+
+    SzCORE scores a folder of hypotheses against the reference dataset file by file, so
+    detections keep the relative path of their recording with ``_eeg.<ext>`` replaced by
+    ``_events.tsv``. Recordings outside a BIDS layout are left to the default name.
+    """
+    paths = {}
+    for recording, info in cache.meta["recordings"].items():
+        parts = Path(info["source"]).parts
+        start = next((i for i, part in enumerate(parts) if part.startswith("sub-")), None)
+        if start is None:
+            continue
+        stem = Path(*parts[start:]).with_suffix("")
+        base = stem.name[: -len("_eeg")] if stem.name.endswith("_eeg") else stem.name
+        paths[recording] = stem.with_name(f"{base}_events.tsv")
+    return paths
 
 
 @TASKS.register("seizure")
@@ -93,6 +133,31 @@ class SeizureTask(ClassificationTask):
         )
         self.references: dict[str, dict[str, Any]] = {}
         self.detected_events: dict[str, Events] = {}
+
+    @classmethod
+    def from_data(cls, cfg: DictConfig, data: RunData, model: Mapping[str, Any]) -> Self:
+        """The task sized by ``data``, scoring against the cache's annotated seizures."""
+        task = super().from_data(cfg, data, model)
+        task.set_references(seizure_references(data.source))
+        return task
+
+    def artifacts(self, run_dir: Path, data: RunData) -> dict[str, Path | list[Path]]:
+        """The confusion matrix, the seizure probability timeline and the detections as
+        SzCORE ``events/*_events.tsv`` files (BIDS paths where the data are BIDS)."""
+        out = super().artifacts(run_dir, data)
+        if self.test_predictions is None:
+            return out
+        timeline = plots.seizure_timeline(
+            self.test_predictions,
+            self.references,
+            self.detected_events,
+            self.post_processing.threshold,
+            self.window_s,
+            run_dir / "plots" / "seizure_probability.png",
+        )
+        out["plots"] = [*out.get("plots", []), timeline]
+        out["events"] = self.write_events(run_dir / "events", bids_event_paths(data.source))
+        return out
 
     def set_references(self, references: Mapping[str, Mapping[str, Any]]) -> None:
         """Give the annotated seizures of each recording.
@@ -188,8 +253,6 @@ class SeizureTask(ClassificationTask):
         Each event's ``confidence`` is the highest seizure probability of its windows; a
         recording without detections gets SzCORE's single ``bckg`` row.
         """
-        from neurodecode.data.annotations import write_szcore_events
-
         if self.test_predictions is None:
             raise RuntimeError("write_events needs a finished test run (trainer.test)")
         directory = Path(directory)

@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 
 from neurodecode.data.mixture import collate_mixture, prepare_mixture
 from neurodecode.errors import ChannelError
-from neurodecode.models.pretraining import MaskedAutoencoder, PatchConformer
+from neurodecode.models.masked_autoencoder import MaskedAutoencoder
+from neurodecode.models.patch_conformer import PatchConformer
 from neurodecode.resources import resource_dir
 
 BONN = {"subjects": ["Z001", "S001"], "num_workers": 0}

@@ -128,14 +128,12 @@ def test_recipe_run_pushed_then_pulled_in_a_fresh_process_is_bit_identical_on_re
     hub, tmp_path, monkeypatch, capsys, neurodecode_home
 ):
     from huggingface_hub import constants
-    from hydra import compose, initialize_config_dir
 
     from neurodecode import train
     from neurodecode.data.artifacts import RecordingQC
     from neurodecode.data.io import read_recording
     from neurodecode.data.preprocess import load_preprocess_config, preprocess_recording
     from neurodecode.hub.__main__ import main
-    from neurodecode.resources import resource_dir
 
     # 1. a (very short) seizure recipe run on simulated data
     overrides = [
@@ -148,9 +146,7 @@ def test_recipe_run_pushed_then_pulled_in_a_fresh_process_is_bit_identical_on_re
         "trainer.enable_progress_bar=false",
         "+trainer.enable_model_summary=false",
     ]
-    with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    results = train.run(cfg, tmp_path / "run")
+    results = train.run(train.compose(overrides), tmp_path / "run")
     checkpoint = tmp_path / "run" / results["checkpoints"]["best"]
 
     # 2. published with the command line (in this process; HF_ENDPOINT is the loopback Hub)

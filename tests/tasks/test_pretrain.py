@@ -99,14 +99,11 @@ def test_pretrain_task_trains_on_a_mixed_montage_batch():
 
 
 def test_pretrain_recipe_runs_and_exports_an_encoder(tmp_path, monkeypatch):
-    from hydra import compose, initialize_config_dir
-
-    import neurodecode.data.mixture as mixture_module
+    import neurodecode.tasks.pretrain as pretrain_module
     from neurodecode import train
-    from neurodecode.resources import resource_dir
 
     monkeypatch.setattr(
-        mixture_module, "prepare_mixture", lambda datasets, **kw: WindowMixture(two_montages())
+        pretrain_module, "prepare_mixture", lambda datasets, **kw: WindowMixture(two_montages())
     )
     overrides = [
         "recipe=pretrain", "trainer.max_steps=2", "trainer.enable_progress_bar=false",
@@ -114,9 +111,7 @@ def test_pretrain_recipe_runs_and_exports_an_encoder(tmp_path, monkeypatch):
         "data.sfreq=32.0", "data.datamodule.batch_size=4", "data.datamodule.samples_per_epoch=8",
         "data.datamodule.valid_fraction=0.25",
     ]  # fmt: skip
-    with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    results = train.run(cfg, tmp_path)
+    results = train.run(train.compose(overrides), tmp_path)
     assert results["steps"] == 2
     exported = json.loads((tmp_path / "encoder" / "config.json").read_text())
     assert exported["model"]["_target_"] == "patch_conformer"

@@ -8,8 +8,8 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader
 
+from neurodecode.run import EpochSeeding
 from neurodecode.tasks.classification import ClassificationTask
-from neurodecode.train import epoch_seeding
 
 
 class Killed(RuntimeError):
@@ -49,7 +49,7 @@ def _fit(model, make_dataset, directory, *callbacks, ckpt_path=None):
         accelerator="cpu", max_epochs=3, logger=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0,
         callbacks=[ModelCheckpoint(dirpath=directory, monitor="val/loss", save_last=True),
-                   epoch_seeding(0), *callbacks],
+                   EpochSeeding(0), *callbacks],
     )  # fmt: skip
     trainer.fit(task, datamodule=Data(make_dataset), ckpt_path=ckpt_path, weights_only=False)
     return task

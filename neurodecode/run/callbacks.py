@@ -1,0 +1,57 @@
+"""Callbacks of neurodecode's own that ``configs/callbacks/*.yaml`` can name."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+class EpochSeeding(Callback):
+    """Make each epoch's randomness a function of ``(seed, epoch)`` only.
+
+    When an epoch starts, torch, NumPy and Python are reseeded with ``seed + epoch``
+    (dropout and other draws), and so is the generator that orders (or, with balanced
+    sampling, draws) the training windows; after a restart, the data module's ``seed`` is
+    set for the first resumed epoch. An epoch after ``resume=true`` therefore draws exactly
+    what it would have drawn in an uninterrupted run, so both end with the same metrics.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed (``cfg.seed``).
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+        self.first_epoch = True
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # The first epoch after a restart is drawn by a loader Lightning builds before any
+        # epoch hook runs: seed the data module for that epoch already.
+        datamodule = trainer.datamodule
+        if datamodule is not None and hasattr(datamodule, "seed"):
+            datamodule.seed = self.seed + int(checkpoint["epoch"]) + 1
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.first_epoch = True
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch_seed = self.seed + trainer.current_epoch
+        torch.manual_seed(epoch_seed)
+        np.random.seed(epoch_seed % 2**32)  # noqa: NPY002 (the global RNG others draw from)
+        random.seed(epoch_seed)
+        if self.first_epoch:  # its loader was just built, seeded for this epoch
+            self.first_epoch = False
+            return
+        loader = trainer.train_dataloader
+        for owner in (loader, getattr(loader, "sampler", None)):
+            generator = getattr(owner, "generator", None)
+            if isinstance(generator, torch.Generator):
+                generator.manual_seed(epoch_seed)

@@ -1,0 +1,144 @@
+"""The recipes and their composition: registering ``recipes/*.yaml`` as Hydra's config
+group ``recipe``, composing ``configs/train.yaml`` with them, the one-line summaries of
+``--help``, and a plain-words report of an unknown override key."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import lightning  # noqa: F401  (attaches its console handlers on import, see below)
+import yaml
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+from neurodecode.errors import ConfigError, did_you_mean
+from neurodecode.resources import resource_dir
+
+RECIPE_HEADER = "# @package _global_"
+
+
+def register_recipes() -> list[str]:
+    """Put every ``recipes/*.yaml`` into Hydra's config group ``recipe`` (package ``_global_``).
+
+    The recipes live in their own top-level folder (where people look for them), not under
+    ``configs/``, so they are registered through Hydra's ConfigStore; this works from a
+    source checkout and from an installed wheel alike. Registering again replaces them.
+    """
+    store = ConfigStore.instance()
+    names = []
+    for path in sorted(resource_dir("recipes").glob("*.yaml")):
+        text = path.read_text()
+        if not text.lstrip().startswith(RECIPE_HEADER):
+            raise ConfigError(f"a recipe must start with '{RECIPE_HEADER}'", path=path)
+        node = OmegaConf.create(yaml.safe_load(text) or {})
+        store.store(group="recipe", name=path.stem, node=node, package="_global_")
+        names.append(path.stem)
+    return names
+
+
+def compose_with_hydra(overrides: Sequence[str]) -> tuple[DictConfig, str]:
+    """The composed config without Hydra's own keys, and the name of the chosen recipe
+    (the recipes must be registered, :func:`register_recipes`)."""
+    with initialize_config_dir(str(resource_dir("configs")), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=list(overrides), return_hydra_config=True)
+    recipe = str(cfg.hydra.runtime.choices.recipe)
+    with open_dict(cfg):
+        cfg.pop("hydra")
+    return cfg, recipe
+
+
+def override_errors(args: Sequence[str]) -> str | None:
+    """One paragraph on the first unknown key among command-line ``args``, or None.
+
+    Only plain ``key=value`` overrides are checked (a multirun sweep, ``--cfg`` and other
+    flags are left to Hydra, as are unknown group options, which Hydra lists itself).
+    """
+    if any(a.startswith("-") and a not in ("--cfg", "-c", "--resolve") for a in args):
+        return None
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    try:
+        compose_with_hydra(overrides)
+    except ConfigCompositionException as error:
+        cause = error.__cause__
+        if not isinstance(cause, ConfigAttributeError | ConfigKeyError) or not cause.full_key:
+            return None
+        return _unknown_key(str(cause.full_key), overrides)
+    return None
+
+
+def _unknown_key(full_key: str, overrides: Sequence[str]) -> str:
+    """The paragraph for ``full_key``, with the known keys beside it."""
+    parent, _, name = full_key.rpartition(".")
+    others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != full_key]
+    try:
+        cfg = compose_with_hydra(others)[0]
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        choices = list(node.keys()) if isinstance(node, DictConfig) else []
+    except ConfigCompositionException:
+        choices = []
+    where = f"'{parent}'" if parent else "the top level of the config"
+    return (
+        f"error: unknown config key '{full_key}': {where} has no key '{name}'; "
+        f"{did_you_mean(name, choices)} (add a new key with a leading '+', "
+        f"+{full_key}=...; 'python -m neurodecode.train recipe=<name> --cfg job' prints "
+        "every key)"
+    )
+
+
+def usage() -> str:
+    """``--help`` without a recipe: the recipes, one line each, and how to run them."""
+    lines = [
+        "Train and evaluate one recipe (neurodecode.train).",
+        "",
+        "usage: python -m neurodecode.train recipe=<name> [key=value ...]",
+        "",
+        "recipes:",
+    ]
+    for path in sorted(resource_dir("recipes").glob("*.yaml")):
+        lines.append(f"  {path.stem:16s} {recipe_summary(path.read_text())}")
+    lines += [
+        "",
+        "examples:",
+        "  python -m neurodecode.train recipe=seizure data=simulated trainer.max_epochs=3 seed=1",
+        "  python -m neurodecode.train recipe=motor_imagery --help     # its config groups",
+        "  python -m neurodecode.train recipe=motor_imagery --cfg job  # the resolved config",
+        "",
+        "Any key can be overridden (key=value; +key=value adds a new one). From Python:",
+        '  neurodecode.train.run_recipe(["recipe=seizure", "data=simulated"])',
+        "Documentation: docs/recipes.md (recipes, datasets, metrics), docs/configuration.md.",
+    ]
+    return "\n".join(lines)
+
+
+def recipe_summary(text: str) -> str:
+    """The first phrase of the comment block under a recipe's ``# @package`` line."""
+    comment = []
+    for line in text.splitlines()[1:]:
+        if not line.startswith("#"):
+            break
+        comment.append(line.lstrip("# ").strip())
+    phrase = " ".join(comment)
+    for stop in (": ", ". "):
+        phrase = phrase.split(stop)[0]
+    return phrase.rstrip(".")
+
+
+def log_lightning_through_root() -> None:
+    """Let Lightning's log records reach the console once, through the root logger.
+
+    ``import lightning`` attaches a console handler (stderr, ``INFO: ...``) to the
+    ``lightning`` logger, and ``lightning.pytorch`` / ``lightning.fabric`` attach one each
+    with propagation off when the root logger has no handler yet. Records still propagate
+    from ``lightning`` to the root logger, where Hydra's job logging prints them (stdout)
+    and writes ``train.log``: every Lightning line came out twice.
+    """
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        lightning_logger = logging.getLogger(name)
+        for handler in list(lightning_logger.handlers):
+            lightning_logger.removeHandler(handler)
+        lightning_logger.propagate = True

@@ -1,0 +1,131 @@
+"""What a run leaves behind: ``results.json`` (metrics, data, config and its hash, seed,
+versions), the task's artefacts and the data QC report, and the summary lines it logs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import shutil
+import time
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from neurodecode.jsonio import jsonable, write_json
+from neurodecode.tasks.base import DecodingTask, RunData
+
+RESULTS_NAME = "results.json"
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages a result depends on."""
+    out = {"python": platform.python_version()}
+    for package in ("neurodecode", "torch", "lightning", "numpy", "mne", "timescoring",
+                    "scikit-learn", "hydra-core"):  # fmt: skip
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """SHA-256 (first 16 hex digits) of the resolved config, keys sorted."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_results(run_dir: Path, results: Mapping[str, Any]) -> dict[str, Any]:
+    """Write ``run_dir / "results.json"`` as strict JSON, atomically; return what was written.
+
+    NaN and infinities become ``null`` (:mod:`neurodecode.jsonio`); the file is renamed
+    into place, so a reader never sees half of it.
+    """
+    content = jsonable(results)
+    write_json(run_dir / RESULTS_NAME, content)
+    return content
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any]:
+    """The ``results.json`` of a run folder (metrics, split, config, hashes, versions)."""
+    return json.loads((Path(run_dir) / RESULTS_NAME).read_text())
+
+
+def _relative(path: str | Path | None, run_dir: Path) -> str | None:
+    return str(Path(path).relative_to(run_dir)) if path else None
+
+
+def artifacts(task: DecodingTask, data: RunData, run_dir: Path) -> dict[str, Any]:
+    """The task's plots and files, and the data QC report copied into ``run_dir``; paths
+    relative to ``run_dir``."""
+    found: dict[str, Any] = {"plots": [], **task.artifacts(run_dir, data)}
+    if data.qc_report is not None:
+        found["qc_report"] = shutil.copyfile(data.qc_report, run_dir / "qc.json")
+    return {
+        key: [_relative(p, run_dir) for p in value] if isinstance(value, list)
+        else _relative(value, run_dir)
+        for key, value in found.items()
+    }  # fmt: skip
+
+
+def write_outputs(cfg: DictConfig, task: DecodingTask, data: RunData, trainer: L.Trainer,
+                  started: float, recipe: str | None,
+                  encoder: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Write the artefacts and ``results.json`` of a finished run into ``cfg.paths.run_dir``
+    (``encoder``: the folder the trained encoder was exported to, if it was)."""
+    run_dir = Path(cfg.paths.run_dir)
+    checkpoint = trainer.checkpoint_callback
+    config = OmegaConf.to_container(cfg, resolve=True)
+    results = {
+        "recipe": recipe,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "duration_s": round(time.time() - started, 1),
+        "seed": cfg.seed,
+        "metrics": task.run_metrics(trainer, cfg.task.monitor),
+        "steps": trainer.global_step,
+        "checkpoints": {
+            "best": _relative(checkpoint and checkpoint.best_model_path, run_dir),
+            "last": _relative(checkpoint and checkpoint.last_model_path, run_dir),
+        },
+        "data": {**data.record, "split": data.datamodule.summary()},
+        "config": config,
+        # where this run wrote is not part of what it ran
+        "config_hash": config_hash({k: v for k, v in config.items() if k != "paths"}),
+        "data_hash": data.data_hash,
+        "versions": versions(),
+        "artifacts": artifacts(task, data, run_dir),
+    }
+    if encoder is not None:
+        results["encoder"] = _relative(encoder, run_dir)
+    return write_results(run_dir, results)
+
+
+def summary_lines(results: Mapping[str, Any]) -> list[str]:
+    """A few human-readable lines with the headline test metrics."""
+    test = results["metrics"]["test"] or {}
+    lines = []
+    if "szcore" in test:
+        for kind in ("event", "sample"):
+            for level in ("pooled", "per_subject"):
+                m = test["szcore"][kind][level]
+                lines.append(
+                    f"SzCORE {kind:6s} {level:11s}: sensitivity {_fmt(m['sensitivity'])}  "
+                    f"precision {_fmt(m['precision'])}  F1 {_fmt(m['f1'])}  "
+                    f"FP/24h {_fmt(m['fp_per_24h'])}"
+                )
+        test = test["window"]
+    keys = ("accuracy", "balanced_accuracy", "kappa", "roc_auc", "top1", "top5")
+    shown = [f"{k} {_fmt(test[k])}" for k in keys if k in test]
+    if shown:
+        lines.append("test: " + "  ".join(shown))
+    return lines
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

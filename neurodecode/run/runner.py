@@ -1,0 +1,198 @@
+"""One run of any recipe, pretraining included: build the trainer (callbacks and loggers
+from config), let the task prepare its data and build itself, fit, select the best
+checkpoint on validation, test, export the encoder where the task asks for it, write the
+outputs. What differs between tasks is declared by the task classes
+(:mod:`neurodecode.tasks.base`), never looked up here by type."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.utilities.model_helpers import is_overridden
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
+
+from neurodecode.errors import ConfigError
+from neurodecode.finetune import initialise, model_for_task, read_init_source
+from neurodecode.hub import export_model
+from neurodecode.registry import TASKS
+from neurodecode.run.record import summary_lines, write_outputs
+from neurodecode.run.trainer import build_trainer
+from neurodecode.tasks.base import DecodingTask, RunData, final_metrics
+
+logger = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, Any]:
+    """Prepare the data, train with model selection on validation, test, write outputs.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        The composed config (``configs/train.yaml`` + recipe + overrides).
+    run_dir : pathlib.Path
+        Folder for checkpoints, logs, plots and ``results.json``. With ``resume``, the
+        folder of the resumed run is used instead.
+    recipe : str, optional
+        The recipe's name, recorded in ``results.json``; by default Hydra's choice when run
+        from the command line.
+
+    Returns
+    -------
+    dict
+        The content of ``results.json`` (empty in the processes other than rank 0 of a
+        task that trains in several, e.g. ``recipe=pretrain trainer=ddp``).
+    """
+    quiet_lightning_pytree()
+    started = time.time()
+    if recipe is None and HydraConfig.initialized():
+        recipe = HydraConfig.get().runtime.choices.get("recipe")
+    checkpoint = resume_checkpoint(cfg, run_dir)
+    if checkpoint is not None:
+        run_dir = checkpoint.parent.parent
+        logger.info("resuming %s from %s", run_dir, checkpoint)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = with_paths(cfg, run_dir, resuming=checkpoint is not None)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    task_cls = TASKS.get(cfg.task.module._target_)
+    trainer = build_trainer(cfg)
+    refuse_several_processes(trainer, task_cls, cfg, recipe)
+    data = task_cls.prepare(cfg, run_dir)
+    task = build_task(cfg, task_cls, data)
+    trainer.fit(task, datamodule=data.datamodule, ckpt_path=checkpoint, weights_only=True)
+    if is_overridden("test_step", task):
+        best = trainer.checkpoint_callback.best_model_path or None
+        trainer.test(task, datamodule=data.datamodule, ckpt_path=best, weights_only=True)
+    encoder = trained_encoder(trainer, task) if task.export_description else None
+    if not trainer.is_global_zero:  # one process writes the run's outputs
+        return {}
+    exported = None
+    if encoder is not None:
+        exported = export_encoder(cfg, encoder, trainer, task, data, run_dir / "encoder")
+        logger.info("encoder exported to %s", exported)
+    results = write_outputs(cfg, task, data, trainer, started, recipe, exported)
+    for line in summary_lines(results):
+        logger.info(line)
+    logger.info("run folder: %s", run_dir)
+    return results
+
+
+def quiet_lightning_pytree() -> None:
+    """Silence one FutureWarning that is Lightning's, not ours.
+
+    Lightning's own pytree helper (lightning/pytorch/utilities/_pytree.py, Lightning 2.6)
+    still builds torch's LeafSpec, which torch 2.13 deprecates with a FutureWarning
+    repeated at every fit and test; only that warning from that module is silenced.
+    """
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+        module=r"lightning\.pytorch\.utilities\._pytree",
+    )
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """The ``last.ckpt`` to continue from, or None for a new run.
+
+    ``cfg.resume`` is false (a new run), true (the latest other run beside ``run_dir``,
+    i.e. of the same recipe, that has a last checkpoint) or a run folder or ``.ckpt`` file.
+    """
+    if cfg.resume is False or cfg.resume is None:
+        return None
+    if cfg.resume is True:
+        candidates = sorted(
+            p for p in run_dir.parent.glob("*/checkpoints/last.ckpt") if p.parent.parent != run_dir
+        )
+        if not candidates:
+            raise ConfigError(
+                "resume=true but no earlier run of this recipe has a last checkpoint",
+                path=run_dir.parent,
+            )
+        return candidates[-1]
+    path = Path(str(cfg.resume))
+    checkpoint = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+    if not checkpoint.is_file():
+        raise ConfigError("no checkpoint to resume from", path=checkpoint)
+    return checkpoint
+
+
+def with_paths(cfg: DictConfig, run_dir: Path, resuming: bool) -> DictConfig:
+    """A copy of ``cfg`` whose ``paths`` name this run's folder; a resumed run logs into
+    new ``logs/*-resumed-<time>`` folders, so the curves of the interrupted part are kept."""
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.paths = {
+            "run_dir": str(run_dir),
+            "log_suffix": f"-resumed-{dt.datetime.now():%Y-%m-%d_%H-%M-%S}" if resuming else "",
+        }
+    return cfg
+
+
+def refuse_several_processes(
+    trainer: L.Trainer, task_cls: type[DecodingTask], cfg: DictConfig, recipe: str | None
+) -> None:
+    """Refuse a trainer of several processes for a task that scores in one."""
+    if trainer.world_size > 1 and not task_cls.distributed:
+        raise ConfigError(
+            f"the {recipe or cfg.task.module._target_} recipe trains and scores in one process, "
+            f"but the trainer asks for {trainer.world_size} (trainer.devices="
+            f"{cfg.trainer.devices}, trainer.num_nodes={cfg.trainer.num_nodes}): each process "
+            "would score only its share of the test split",
+            hint="fine-tune on one GPU (trainer.devices=1); several GPUs are for recipe=pretrain",
+        )
+
+
+def build_task(cfg: DictConfig, task_cls: type[DecodingTask], data: RunData) -> DecodingTask:
+    """The task of ``cfg.task`` sized by ``data``, its encoder the recipe's ``cfg.model`` or,
+    with ``init_from``, the pretrained one (:mod:`neurodecode.finetune`)."""
+    init = read_init_source(cfg.init_from) if cfg.init_from else None
+    model = model_for_task(OmegaConf.to_container(cfg.model, resolve=True), init)
+    task = task_cls.from_data(cfg, data, model)
+    if init is not None:
+        finetune = OmegaConf.to_container(cfg.finetune, resolve=True)
+        initialise(task, init, sfreq=float(data.arguments["sfreq"]), **finetune)
+    return task
+
+
+def trained_encoder(trainer: L.Trainer, task: DecodingTask) -> nn.Module | None:
+    """The encoder with all its weights after ``trainer.fit`` (None on ranks other than 0).
+
+    Under FSDP (``trainer=fsdp``) the task's own tensors are this process's shards, so the
+    full state is gathered on rank 0 (every rank takes part) and loaded into a fresh copy.
+    """
+    if not isinstance(trainer.strategy, FSDPStrategy):
+        return task.encoder
+    state = trainer.strategy.lightning_module_state_dict()
+    if not trainer.is_global_zero:
+        return None
+    full = type(task)(**task.hparams)
+    full.load_state_dict(state)
+    return full.encoder
+
+
+def export_encoder(cfg: DictConfig, encoder: nn.Module, trainer: L.Trainer, task: DecodingTask,
+                   data: RunData, out_dir: Path) -> Path:  # fmt: skip
+    """Export ``encoder`` with the data's channels and provenance (:mod:`neurodecode.hub`)."""
+    return export_model(
+        encoder,
+        out_dir,
+        ch_names=data.arguments["ch_names"],
+        ch_pos=np.asarray(data.arguments["ch_pos"], dtype=float),
+        preprocessing=data.provenance["preprocessing"],
+        task=cfg.task.module._target_,
+        dataset=data.provenance["dataset"],
+        metrics=final_metrics(trainer),
+        card={"description": task.export_description, "datasets": data.provenance["datasets"]},
+    )
