@@ -53,7 +53,7 @@ def emit(name: str, value: float, unit: str, baseline: str | None = None, ratio=
 def build(args: argparse.Namespace, device: torch.device, attention: str):
     """The masked autoencoder of the benchmark's size, on ``device``."""
     from neurodecode.models.masked_autoencoder import MaskedAutoencoder
-from neurodecode.models.patch_conformer import PatchConformer
+    from neurodecode.models.patch_conformer import PatchConformer
 
     n_times = int(args.seconds * SFREQ)
     encoder = PatchConformer(

@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("neurodecode.tasks",),
     ("neurodecode.hub",),
     ("neurodecode.predict",),
-    ("neurodecode.train", "neurodecode.runs", "neurodecode.run", "neurodecode.finetune"),
+    ("neurodecode.train", "neurodecode.run", "neurodecode.finetune"),
     ("neurodecode.cli", "neurodecode.__main__"),
 ]
 
