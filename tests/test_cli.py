@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import neurodecode.cli
-from neurodecode.cli import COMMANDS, main
+from neurodecode.cli import SUMMARIES, main
 from neurodecode.cli.options import (
     Option,
     merge_overrides,
@@ -44,8 +44,8 @@ def test_the_console_script_is_the_command_line_main():
 def test_help_names_every_command_and_each_command_has_help(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    assert list(COMMANDS) == ["train", "predict", "data", "hub", "benchmark"]
-    for name in COMMANDS:
+    assert list(SUMMARIES) == ["train", "predict", "data", "hub", "benchmark"]
+    for name in SUMMARIES:
         assert f"  {name} " in text
     for name in ("predict", "data", "hub", "benchmark"):
         assert main([name, "--help"]) == 0
@@ -188,3 +188,13 @@ def test_energy_table_and_json_of_analog_and_spiking_models_on_real_eeg(tmp_path
     encoder_layers = [x for x in spiking["layers"] if "encoder.layers" in x["name"]]
     assert sum(x["macs"] for x in encoder_layers) == 0  # spike-driven inside the encoders
     assert all(math.isfinite(x["input_rate"]) for x in encoder_layers if x["acs"] > 0)
+
+
+def test_help_answers_without_importing_the_heavy_stack() -> None:
+    """``neurodecode --help`` imports no command module (torch, MNE, Lightning stay out)."""
+    code = (
+        "import sys; from neurodecode.cli import main; main(['--help']); "
+        "print(sorted(m for m in ('torch', 'mne', 'lightning') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

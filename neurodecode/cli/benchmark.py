@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
+from neurodecode.cli import SUMMARIES
 from neurodecode.cli.options import Command, Option, commands_usage, run_command
 from neurodecode.data.io import read_recording
 from neurodecode.data.prepare import prepare_dataset
@@ -23,9 +24,9 @@ from neurodecode.jsonio import dumps, write_json
 from neurodecode.models import energy
 from neurodecode.registry import MODELS
 
-logger = logging.getLogger(__name__)
+SUMMARY = SUMMARIES["benchmark"]
 
-SUMMARY = "measure models: operation counts and energy of analog and spiking encoders"
+logger = logging.getLogger(__name__)
 
 
 def recording_windows(path: Path, window_s: float, n_windows: int, batch_size: int

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from neurodecode.cli import SUMMARIES
 from neurodecode.cli.options import (
     Option,
     check_known,
@@ -29,7 +30,7 @@ from neurodecode.data.manifest import load_manifest
 from neurodecode.data.prepare import prepare_dataset
 from neurodecode.errors import ConfigError
 
-SUMMARY = "fetch, describe and prepare datasets"
+SUMMARY = SUMMARIES["data"]
 
 FETCH_KEYS = ("subjects", "sessions", "runs", "mirror", "root", "retries")
 _GENERATOR = "generator_params."

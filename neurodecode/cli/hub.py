@@ -9,9 +9,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from neurodecode import hub
+from neurodecode.cli import SUMMARIES
 from neurodecode.cli.options import Command, Option, commands_usage, run_command
 
-SUMMARY = "export a trained model, publish it on the Hugging Face Hub, or fetch one"
+SUMMARY = SUMMARIES["hub"]
 
 
 def _prints_json(

@@ -17,8 +17,6 @@ from neurodecode.cli.options import merge_overrides, report_errors, setup_loggin
 from neurodecode.predict import load_detector, predict
 from neurodecode.resources import resource_dir
 
-SUMMARY = "detect seizures in recordings with a trained model"
-
 
 def config_path():
     """``configs/predict.yaml``: the keys, their defaults and what they mean."""

@@ -20,8 +20,6 @@ from neurodecode.cli.options import config_keys, report_errors
 from neurodecode.errors import ConfigError, did_you_mean
 from neurodecode.resources import resource_dir
 
-SUMMARY = "train and evaluate a recipe (Hydra overrides: recipe=seizure model=spiking ...)"
-
 _UNKNOWN_KEY = re.compile(r"Could not override '([^']+)'")
 _UNKNOWN_OPTION = re.compile(r"Could not find '([^'/]+)/([^']+)'.*?Available options in '[^']+':\n((?:\t.*\n)*)", re.S)  # fmt: skip
 

@@ -274,51 +274,10 @@ def harmonise(
         unknown names, if two recorded channels mean the same electrode(s) but differ, or
         if no target channel can be derived.
     """
-    if isinstance(target, str):
-        if target not in PRESETS:
-            raise ChannelError(f"unknown channel set {target!r}; presets are {', '.join(PRESETS)}")
-        target, preset_reference = PRESETS[target]
-        reference = reference or preset_reference
-    if reference not in (None, "average"):
-        raise ChannelError(f"unknown reference {reference!r}; use None or 'average'")
-    bad_target = [name for name in target if try_canonical_name(name) is None]
-    if bad_target:
-        raise ChannelError(f"target channel set has unknown names: {', '.join(bad_target)}")
-    target_names = [canonical_name(name) for name in target]
-
-    canonical = [try_canonical_name(name) for name in recording.ch_names]
-    unknown_names = [n for n, c in zip(recording.ch_names, canonical, strict=True) if c is None]
-    if unknown_names:
-        if unknown == "raise":
-            raise ChannelError(
-                f"unknown channel names: {', '.join(unknown_names)}", path=recording.source
-            )
-        logger.info(
-            "%s: ignoring channels with unknown names: %s",
-            recording.source,
-            ", ".join(unknown_names),
-        )
-    known = [i for i, c in enumerate(canonical) if c is not None]
-    named = deduplicate(_select(recording, known), [canonical[i] for i in known])
+    target_names, reference = _resolve_target(target, reference)
+    named = _known_channels(recording, unknown)
     rows = {(try_canonical_name(name)): i for i, name in enumerate(named.ch_names)}
-
-    edges: dict[str, list[tuple[str, int, float]]] = {}
-    for name, row in rows.items():
-        first, _, second = name.partition("-")
-        second = second or _REF
-        edges.setdefault(first, []).append((second, row, 1.0))
-        edges.setdefault(second, []).append((first, row, -1.0))
-
-    signal = np.zeros((len(target_names), recording.n_times), dtype=recording.signal.dtype)
-    mask = np.zeros(len(target_names), dtype=bool)
-    for k, name in enumerate(target_names):
-        first, _, second = name.partition("-")
-        chain = _derive(edges, first, second or _REF)
-        if chain is None:
-            continue
-        mask[k] = True
-        for row, sign in chain:
-            signal[k] += sign * named.signal[row]
+    signal, mask = _derive_targets(named, rows, target_names)
     if not mask.any():
         raise ChannelError(
             f"none of the target channels ({', '.join(target_names)}) can be derived from the "
@@ -340,6 +299,64 @@ def harmonise(
     if reference == "average":
         result = average_reference(result, mask)
     return result, mask
+
+
+def _resolve_target(
+    target: str | Sequence[str], reference: str | None
+) -> tuple[list[str], str | None]:
+    """Canonical target channel names and the reference, presets expanded and checked."""
+    if isinstance(target, str):
+        if target not in PRESETS:
+            raise ChannelError(f"unknown channel set {target!r}; presets are {', '.join(PRESETS)}")
+        target, preset_reference = PRESETS[target]
+        reference = reference or preset_reference
+    if reference not in (None, "average"):
+        raise ChannelError(f"unknown reference {reference!r}; use None or 'average'")
+    bad_target = [name for name in target if try_canonical_name(name) is None]
+    if bad_target:
+        raise ChannelError(f"target channel set has unknown names: {', '.join(bad_target)}")
+    return [canonical_name(name) for name in target], reference
+
+
+def _known_channels(recording: Recording, unknown: str) -> Recording:
+    """The recording's channels with known names, canonically named and deduplicated."""
+    canonical = [try_canonical_name(name) for name in recording.ch_names]
+    unknown_names = [n for n, c in zip(recording.ch_names, canonical, strict=True) if c is None]
+    if unknown_names:
+        if unknown == "raise":
+            raise ChannelError(
+                f"unknown channel names: {', '.join(unknown_names)}", path=recording.source
+            )
+        logger.info(
+            "%s: ignoring channels with unknown names: %s",
+            recording.source,
+            ", ".join(unknown_names),
+        )
+    known = [i for i, c in enumerate(canonical) if c is not None]
+    return deduplicate(_select(recording, known), [canonical[i] for i in known])
+
+
+def _derive_targets(
+    named: Recording, rows: dict[str, int], target_names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each target channel as the signed sum along the shortest chain of recorded ones."""
+    edges: dict[str, list[tuple[str, int, float]]] = {}
+    for name, row in rows.items():
+        first, _, second = name.partition("-")
+        second = second or _REF
+        edges.setdefault(first, []).append((second, row, 1.0))
+        edges.setdefault(second, []).append((first, row, -1.0))
+    signal = np.zeros((len(target_names), named.n_times), dtype=named.signal.dtype)
+    mask = np.zeros(len(target_names), dtype=bool)
+    for k, name in enumerate(target_names):
+        first, _, second = name.partition("-")
+        chain = _derive(edges, first, second or _REF)
+        if chain is None:
+            continue
+        mask[k] = True
+        for row, sign in chain:
+            signal[k] += sign * named.signal[row]
+    return signal, mask
 
 
 def average_reference(recording: Recording, mask: np.ndarray | None = None) -> Recording:
