@@ -11,6 +11,8 @@ from scipy import signal as sps
 from neurodecode.data.artifacts import RecordingQC
 from neurodecode.data.io import read_recording
 from neurodecode.data.preprocess import (
+    _crop_in_place,
+    _pad_reflect,
     bandpass_notch,
     check_band,
     harmonise_channels,
@@ -64,7 +66,7 @@ def test_config_refuses_unknown_keys_and_values():
 
 def test_resample_keeps_duration_and_content(eegmmidb_r04):
     out = resample(eegmmidb_r04, 128.0)
-    assert out.sfreq == 128.0 and out.signal.dtype == np.float32
+    assert out.sfreq == 128.0 and out.signal.dtype == np.float32 and out.signal.flags.c_contiguous
     assert out.n_times == 16000 and out.duration == eegmmidb_r04.duration
     before = band_power(eegmmidb_r04.signal[:4], 160.0, 10.0)
     after = band_power(out.signal[:4], 128.0, 10.0)
@@ -97,6 +99,27 @@ def test_bandpass_notch_removes_line_noise_and_keeps_alpha(eegmmidb_r04):
         - bandpass_notch(rec, 0.5, 70.0, [], 1.0).signal
     )
     assert np.abs(shifted[:, 1000:-1000]).max() < 1e-5  # the high-pass removes it (> 40 dB)
+
+
+@pytest.mark.parametrize("n_times", [1, 2, 7, 50])
+@pytest.mark.parametrize(("left", "right"), [(0, 0), (0, 3), (5, 0), (6, 120)])
+def test_pad_reflect_is_odd_reflection_then_end_value(n_times, left, right):
+    data = np.random.default_rng(n_times).standard_normal((3, n_times)).astype(np.float32)
+    out = _pad_reflect(data, left, right)
+    assert out.shape == (3, left + n_times + right) and out.dtype == np.float32
+    k_left, k_right = min(left, n_times - 1), min(right, n_times - 1)
+    odd = np.pad(data, ((0, 0), (k_left, k_right)), mode="reflect", reflect_type="odd")
+    np.testing.assert_allclose(out[:, left - k_left : left + n_times + k_right], odd, atol=1e-5)
+    assert (out[:, : left - k_left] == out[:, left - k_left : left - k_left + 1]).all()
+    assert (out[:, left + n_times + k_right :] == out[:, -1:]).all()
+
+
+def test_crop_in_place_is_a_contiguous_slice_of_the_same_buffer():
+    data = np.arange(5 * 40, dtype=np.float32).reshape(5, 40)
+    expected = data[:, 7:32].copy()
+    out = _crop_in_place(data, 7, 25)
+    assert out.flags.c_contiguous and np.shares_memory(out, data)
+    np.testing.assert_array_equal(out, expected)
 
 
 def test_line_frequencies_stop_below_nyquist():
