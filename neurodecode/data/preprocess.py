@@ -342,8 +342,8 @@ def _spectral_gain(kernel_bytes: bytes | None, m_in: int, m_out: int) -> np.ndar
     """Per-bin float32 gain of :func:`resample_filter`, computed once per kernel and length.
 
     The FFT length ratio times the kernel's zero-phase response (``kernel_bytes``: the float64
-    kernel, or None for no filter). Cached (read-only): recordings of one dataset share their lengths, so the kernel's
-    transform is computed once per length instead of once per recording.
+    kernel, or None for no filter). Read-only: recordings of one dataset share their lengths,
+    so the kernel is transformed once per length instead of once per recording.
     """
     gain = np.full(m_out // 2 + 1, m_out / m_in, dtype=np.float32)
     if kernel_bytes is not None:
