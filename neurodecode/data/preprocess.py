@@ -422,6 +422,17 @@ def _pad_reflect(data: np.ndarray, left: int, right: int) -> np.ndarray:
     return out
 
 
+def _to_microvolts(signal: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """``signal`` (volts) in µV, float32; in place when it is a fresh copy, not ``given``'s data.
+
+    Channel selection and harmonisation usually copy the signal already; scaling that copy in
+    place saves one more array of the recording's size (and its page faults).
+    """
+    if signal.dtype == np.float32 and not np.may_share_memory(signal, given):
+        return np.multiply(signal, UV, out=signal)
+    return (signal * UV).astype(np.float32, copy=False)
+
+
 def rereference(recording: Recording, reference: str | None, good: np.ndarray) -> Recording:
     """Average reference over ``good`` channels, a named reference channel, or nothing."""
     if reference is None:
@@ -529,6 +540,7 @@ def preprocess_recording(
         Rate below the band-pass edge, all channels bad, no channel of the wanted type, ...
     """
     art = config.artifacts
+    given = recording.signal
     recording = pick_types(recording, list(config.channels.types))
     target = target if target is not None else config.channels.target
     if target is not None:
@@ -539,7 +551,7 @@ def preprocess_recording(
     qc.n_channels = recording.n_chans
     check_band(recording, config.bandpass.l_freq, config.bandpass.h_freq, config.resample)
 
-    raw_uv = (recording.signal * UV).astype(np.float32, copy=False)
+    raw_uv = _to_microvolts(recording.signal, given)
     raw_sfreq = recording.sfreq
     plateau_cumsum = None
     line_freq = config.notch.line_freq

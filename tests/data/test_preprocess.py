@@ -177,6 +177,16 @@ def test_preprocess_recording_output(eegmmidb_r04):
     assert qc.line_noise_db.keys() == {"50", "60"}
 
 
+@pytest.mark.parametrize("target", [None, "szcore_19"])
+def test_preprocess_recording_leaves_its_input_untouched(eegmmidb_r04, target):
+    """The µV conversion works in place only on copies made inside the chain."""
+    before = eegmmidb_r04.signal.copy()
+    config = load_preprocess_config("default", ["artifacts.enabled=false"])
+    prepared = preprocess_recording(eegmmidb_r04, config, RecordingQC("r", "r.edf"), target)
+    np.testing.assert_array_equal(eegmmidb_r04.signal, before)
+    assert not np.may_share_memory(prepared.recording.signal, eegmmidb_r04.signal)
+
+
 def test_hydra_composes_the_configs_as_the_loader_does():
     """`configs/preprocess` is also a Hydra group (train recipes): both must agree."""
     from hydra import compose, initialize_config_dir
