@@ -325,19 +325,22 @@ def resample_filter(
 
 
 def _crop_in_place(data: np.ndarray, start: int, length: int) -> np.ndarray:
-    """``data[:, start : start + length]`` as a C-contiguous array sharing ``data``'s buffer.
+    """``data[:, start : start + length]`` (cut at ``data``'s end, as slicing is) in place.
+
+    The result is C-contiguous and shares ``data``'s buffer.
 
     Each row moves down to its place in the flat buffer (a destination never lies after its
     source, and NumPy copies overlapping slices correctly), so no second array is allocated:
     on a busy machine the page faults of a fresh multi-megabyte array cost more than the copy.
     """
+    length = min(length, data.shape[1] - start)
     flat = data.reshape(-1)
     for row in range(data.shape[0]):
         flat[row * length : (row + 1) * length] = data[row, start : start + length]
     return flat[: data.shape[0] * length].reshape(data.shape[0], length)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=4)  # a few lengths: memory stays a small fraction of one recording's
 def _spectral_gain(kernel_bytes: bytes | None, m_in: int, m_out: int) -> np.ndarray:
     """Per-bin float32 gain of :func:`resample_filter`, computed once per kernel and length.
 

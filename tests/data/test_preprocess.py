@@ -120,6 +120,8 @@ def test_crop_in_place_is_a_contiguous_slice_of_the_same_buffer():
     out = _crop_in_place(data, 7, 25)
     assert out.flags.c_contiguous and np.shares_memory(out, data)
     np.testing.assert_array_equal(out, expected)
+    data = np.arange(5 * 40, dtype=np.float32).reshape(5, 40)
+    np.testing.assert_array_equal(_crop_in_place(data.copy(), 30, 25), data[:, 30:55])
 
 
 def test_line_frequencies_stop_below_nyquist():
