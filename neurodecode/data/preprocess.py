@@ -288,7 +288,7 @@ def resample_filter(
         None only resamples.
     """
     new_sfreq = recording.sfreq if sfreq is None else float(sfreq)
-    same_rate = np.isclose(new_sfreq, recording.sfreq)
+    same_rate = abs(new_sfreq - recording.sfreq) <= 1e-8 + 1e-5 * abs(recording.sfreq)  # np.isclose
     if kernel is None and same_rate:
         return recording
     data = recording.signal.astype(np.float32, copy=False)
@@ -310,19 +310,49 @@ def resample_filter(
     else:
         m_out = int(round(m_in * new_sfreq / recording.sfreq))
     spectrum = sp_fft.rfft(padded, axis=1)
+    del padded
     n_bins = m_out // 2 + 1
     if n_bins <= spectrum.shape[1]:
         spectrum = spectrum[:, :n_bins]
     else:
         spectrum = np.pad(spectrum, ((0, 0), (0, n_bins - spectrum.shape[1])))
-    gain = np.full(n_bins, m_out / m_in, dtype=np.float32)
-    if kernel is not None:
-        gain *= _zero_phase_response(kernel, m_out)
-    out = sp_fft.irfft(spectrum * gain, n=m_out, axis=1)
+    kernel_bytes = None if kernel is None else np.asarray(kernel, dtype=np.float64).tobytes()
+    spectrum *= _spectral_gain(kernel_bytes, m_in, m_out)
+    out = sp_fft.irfft(spectrum, n=m_out, axis=1, overwrite_x=True)
     start = int(round(pad * new_sfreq / recording.sfreq))
     n_out = int(round(n_in * new_sfreq / recording.sfreq))
-    out = np.ascontiguousarray(out[:, start : start + n_out], dtype=np.float32)
-    return dataclasses.replace(recording, signal=out, sfreq=new_sfreq)
+    return dataclasses.replace(recording, signal=_crop_in_place(out, start, n_out), sfreq=new_sfreq)
+
+
+def _crop_in_place(data: np.ndarray, start: int, length: int) -> np.ndarray:
+    """``data[:, start : start + length]`` (cut at ``data``'s end, as slicing is) in place.
+
+    The result is C-contiguous and shares ``data``'s buffer.
+
+    Each row moves down to its place in the flat buffer (a destination never lies after its
+    source, and NumPy copies overlapping slices correctly), so no second array is allocated:
+    on a busy machine the page faults of a fresh multi-megabyte array cost more than the copy.
+    """
+    length = min(length, data.shape[1] - start)
+    flat = data.reshape(-1)
+    for row in range(data.shape[0]):
+        flat[row * length : (row + 1) * length] = data[row, start : start + length]
+    return flat[: data.shape[0] * length].reshape(data.shape[0], length)
+
+
+@lru_cache(maxsize=4)  # a few lengths: memory stays a small fraction of one recording's
+def _spectral_gain(kernel_bytes: bytes | None, m_in: int, m_out: int) -> np.ndarray:
+    """Per-bin float32 gain of :func:`resample_filter`, computed once per kernel and length.
+
+    The FFT length ratio times the kernel's zero-phase response (``kernel_bytes``: the float64
+    kernel, or None for no filter). Read-only: recordings of one dataset share their lengths,
+    so the kernel is transformed once per length instead of once per recording.
+    """
+    gain = np.full(m_out // 2 + 1, m_out / m_in, dtype=np.float32)
+    if kernel_bytes is not None:
+        gain *= _zero_phase_response(np.frombuffer(kernel_bytes, dtype=np.float64), m_out)
+    gain.flags.writeable = False
+    return gain
 
 
 def _zero_phase_response(kernel: np.ndarray, n: int) -> np.ndarray:
@@ -377,18 +407,33 @@ def _odd(n: float) -> int:
 
 
 def _pad_reflect(data: np.ndarray, left: int, right: int) -> np.ndarray:
-    """Pad by odd reflection about the end samples; beyond one signal length, the end value."""
-    n_times = data.shape[1]
+    """Pad by odd reflection about the end samples; beyond one signal length, the end value.
+
+    Written into one preallocated array (no per-piece temporaries and concatenation).
+    """
+    n_chans, n_times = data.shape
     k_left, k_right = min(left, n_times - 1), min(right, n_times - 1)
-    first, last = data[:, :1], data[:, -1:]
-    parts = [
-        np.repeat(2 * first - data[:, k_left : k_left + 1], left - k_left, axis=1),
-        2 * first - data[:, k_left:0:-1],
-        data,
-        2 * last - data[:, -2 : -k_right - 2 : -1],
-        np.repeat(2 * last - data[:, -k_right - 1 : -k_right], right - k_right, axis=1),
-    ]
-    return np.concatenate(parts, axis=1)
+    out = np.empty((n_chans, left + n_times + right), dtype=data.dtype)
+    body = slice(left, left + n_times)
+    out[:, body] = data
+    first, last = 2 * data[:, :1], 2 * data[:, -1:]
+    np.subtract(first, data[:, k_left:0:-1], out=out[:, left - k_left : left])
+    np.subtract(last, data[:, -2 : -k_right - 2 : -1], out=out[:, body.stop : body.stop + k_right])
+    # beyond one signal length: repeat the outermost reflected sample
+    out[:, : left - k_left] = out[:, left - k_left : left - k_left + 1]
+    out[:, body.stop + k_right :] = out[:, body.stop + k_right - 1 : body.stop + k_right]
+    return out
+
+
+def _to_microvolts(signal: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """``signal`` (volts) in µV, float32; in place when it is a fresh copy, not ``given``'s data.
+
+    Channel selection and harmonisation usually copy the signal already; scaling that copy in
+    place saves one more array of the recording's size (and its page faults).
+    """
+    if signal.dtype == np.float32 and not np.may_share_memory(signal, given):
+        return np.multiply(signal, UV, out=signal)
+    return (signal * UV).astype(np.float32, copy=False)
 
 
 def rereference(recording: Recording, reference: str | None, good: np.ndarray) -> Recording:
@@ -498,6 +543,7 @@ def preprocess_recording(
         Rate below the band-pass edge, all channels bad, no channel of the wanted type, ...
     """
     art = config.artifacts
+    given = recording.signal
     recording = pick_types(recording, list(config.channels.types))
     target = target if target is not None else config.channels.target
     if target is not None:
@@ -508,7 +554,7 @@ def preprocess_recording(
     qc.n_channels = recording.n_chans
     check_band(recording, config.bandpass.l_freq, config.bandpass.h_freq, config.resample)
 
-    raw_uv = (recording.signal * UV).astype(np.float32, copy=False)
+    raw_uv = _to_microvolts(recording.signal, given)
     raw_sfreq = recording.sfreq
     plateau_cumsum = None
     line_freq = config.notch.line_freq

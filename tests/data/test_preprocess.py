@@ -11,6 +11,8 @@ from scipy import signal as sps
 from neurodecode.data.artifacts import RecordingQC
 from neurodecode.data.io import read_recording
 from neurodecode.data.preprocess import (
+    _crop_in_place,
+    _pad_reflect,
     bandpass_notch,
     check_band,
     harmonise_channels,
@@ -64,7 +66,7 @@ def test_config_refuses_unknown_keys_and_values():
 
 def test_resample_keeps_duration_and_content(eegmmidb_r04):
     out = resample(eegmmidb_r04, 128.0)
-    assert out.sfreq == 128.0 and out.signal.dtype == np.float32
+    assert out.sfreq == 128.0 and out.signal.dtype == np.float32 and out.signal.flags.c_contiguous
     assert out.n_times == 16000 and out.duration == eegmmidb_r04.duration
     before = band_power(eegmmidb_r04.signal[:4], 160.0, 10.0)
     after = band_power(out.signal[:4], 128.0, 10.0)
@@ -97,6 +99,29 @@ def test_bandpass_notch_removes_line_noise_and_keeps_alpha(eegmmidb_r04):
         - bandpass_notch(rec, 0.5, 70.0, [], 1.0).signal
     )
     assert np.abs(shifted[:, 1000:-1000]).max() < 1e-5  # the high-pass removes it (> 40 dB)
+
+
+@pytest.mark.parametrize("n_times", [1, 2, 7, 50])
+@pytest.mark.parametrize(("left", "right"), [(0, 0), (0, 3), (5, 0), (6, 120)])
+def test_pad_reflect_is_odd_reflection_then_end_value(n_times, left, right):
+    data = np.random.default_rng(n_times).standard_normal((3, n_times)).astype(np.float32)
+    out = _pad_reflect(data, left, right)
+    assert out.shape == (3, left + n_times + right) and out.dtype == np.float32
+    k_left, k_right = min(left, n_times - 1), min(right, n_times - 1)
+    odd = np.pad(data, ((0, 0), (k_left, k_right)), mode="reflect", reflect_type="odd")
+    np.testing.assert_allclose(out[:, left - k_left : left + n_times + k_right], odd, atol=1e-5)
+    assert (out[:, : left - k_left] == out[:, left - k_left : left - k_left + 1]).all()
+    assert (out[:, left + n_times + k_right :] == out[:, -1:]).all()
+
+
+def test_crop_in_place_is_a_contiguous_slice_of_the_same_buffer():
+    data = np.arange(5 * 40, dtype=np.float32).reshape(5, 40)
+    expected = data[:, 7:32].copy()
+    out = _crop_in_place(data, 7, 25)
+    assert out.flags.c_contiguous and np.shares_memory(out, data)
+    np.testing.assert_array_equal(out, expected)
+    data = np.arange(5 * 40, dtype=np.float32).reshape(5, 40)
+    np.testing.assert_array_equal(_crop_in_place(data.copy(), 30, 25), data[:, 30:55])
 
 
 def test_line_frequencies_stop_below_nyquist():
@@ -152,6 +177,16 @@ def test_preprocess_recording_output(eegmmidb_r04):
     assert rec.sfreq == 128.0 and rec.n_chans == 19 and prepared.ch_mask.all()
     assert 5 < np.std(rec.signal) < 200  # µV
     assert qc.line_noise_db.keys() == {"50", "60"}
+
+
+@pytest.mark.parametrize("target", [None, "szcore_19"])
+def test_preprocess_recording_leaves_its_input_untouched(eegmmidb_r04, target):
+    """The µV conversion works in place only on copies made inside the chain."""
+    before = eegmmidb_r04.signal.copy()
+    config = load_preprocess_config("default", ["artifacts.enabled=false"])
+    prepared = preprocess_recording(eegmmidb_r04, config, RecordingQC("r", "r.edf"), target)
+    np.testing.assert_array_equal(eegmmidb_r04.signal, before)
+    assert not np.may_share_memory(prepared.recording.signal, eegmmidb_r04.signal)
 
 
 def test_hydra_composes_the_configs_as_the_loader_does():

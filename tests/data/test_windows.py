@@ -103,6 +103,11 @@ def test_extract_windows_and_label_maps():
     signal = np.arange(30, dtype=np.float32).reshape(3, 10)
     out = extract_windows(signal, np.array([0, 5]), 4)
     assert out.shape == (2, 3, 4) and out[1, 2].tolist() == [25, 26, 27, 28]
+    assert out.flags.c_contiguous and not np.shares_memory(out, signal)
+    starts = np.array([6, 0, 3, 3])  # any order, repeats allowed
+    gathered = signal[:, starts[:, None] + np.arange(4)].transpose(1, 0, 2)
+    np.testing.assert_array_equal(extract_windows(signal, starts, 4), gathered)
+    assert extract_windows(signal, np.array([], dtype=np.int64), 4).shape == (0, 3, 4)
     assert normalise_label_map(["a", "b"]) == {"a": 0, "b": 1}
     assert normalise_label_map({"x": 3}) == {"x": 3}
     with pytest.raises(ConfigError, match="must be integers"):
