@@ -26,6 +26,7 @@ import numpy as np
 from scipy import fft as sp_fft
 from scipy import signal as sps
 
+from neurodecode.data import montage
 from neurodecode.data.recording import Recording
 from neurodecode.files import write_atomic
 
@@ -326,8 +327,6 @@ def interpolate_bad_channels(
 
     positions = recording.ch_pos
     if positions is None:
-        from neurodecode.data import montage
-
         positions = montage.channel_positions(recording.ch_names)
     positions = np.asarray(positions, dtype=float)
     usable = np.isfinite(positions).all(axis=1) & np.array(

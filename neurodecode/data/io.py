@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import logging
 import re
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,9 +304,16 @@ def _open_with_mne(path: Path, fmt: str) -> Any:
         "eeglab": mne.io.read_raw_eeglab,
     }
     try:
-        return readers[fmt](path, preload=False, verbose="error")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            raw = readers[fmt](path, preload=False, verbose="warning")
     except Exception as err:  # MNE's readers raise many unrelated types on damaged files
         raise RecordingError(f"MNE cannot read this {fmt.upper()} file: {err}", path=path) from err
+    if fmt in ("edf", "bdf") and any("outside" in str(w.message) for w in caught):
+        # MNE cut annotations at the end of the data (its only warning saying "outside"):
+        # parse them again to tell a truncated file from annotations past the recording.
+        _check_own_annotations(path, raw.n_times / float(raw.info["sfreq"]))
+    return raw
 
 
 def _recording_from_raw(
@@ -313,8 +321,6 @@ def _recording_from_raw(
 ) -> Recording:
     """A Recording of ``signal`` with the header, annotations and positions of ``raw``."""
     sfreq = float(raw.info["sfreq"])
-    if fmt in ("edf", "bdf"):
-        _check_own_annotations(path, raw.n_times / sfreq)
     annotations = raw.annotations
     offset = raw.first_time if annotations.orig_time is not None else 0.0
     return Recording(

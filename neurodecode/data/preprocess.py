@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 from scipy import fft as sp_fft
 from scipy import signal as sps
 
-from neurodecode.data import artifacts
+from neurodecode.data import artifacts, montage
 from neurodecode.data.recording import Recording
 from neurodecode.errors import ConfigError, PreprocessingError
 from neurodecode.resources import resource_dir
@@ -210,8 +210,6 @@ def harmonise_channels(
     ``target`` is a list of names or a preset of :mod:`neurodecode.data.montage`
     (``szcore_19``, ``double_banana``); see :func:`neurodecode.data.montage.harmonise`.
     """
-    from neurodecode.data import montage
-
     target = target if isinstance(target, str) else list(target)
     harmonised, mask = montage.harmonise(recording, target)
     return harmonised, np.asarray(mask, dtype=bool)
@@ -524,7 +522,7 @@ def preprocess_recording(
     Order: channel types → harmonise to ``target`` → raw-signal checks (flat channels,
     line noise, flat-topped samples) → resample → band-pass + notch → noisy channels (robust
     deviation, correlation) → interpolate or mask bad channels → re-reference. Scaling and
-    window rejection come after windowing (see :mod:`neurodecode.data.cache`).
+    window rejection come after windowing (see :mod:`neurodecode.data.transform`).
 
     Parameters
     ----------
@@ -556,33 +554,61 @@ def preprocess_recording(
 
     raw_uv = _to_microvolts(recording.signal, given)
     raw_sfreq = recording.sfreq
-    plateau_cumsum = None
-    line_freq = config.notch.line_freq
-    if art.enabled:
-        artifacts.flag_flat_channels(raw_uv, recording.ch_names, present, art.flat_std_uv, qc)
-        plateau = artifacts.plateau_mask(
-            raw_uv, max(3, int(round(art.plateau_min_run_s * raw_sfreq)))
-        )
-        artifacts.flag_clipped_channels(
-            plateau, recording.ch_names, present, art.clipped_channel_fraction, qc
-        )
-        plateau_cumsum = np.concatenate(
-            [np.zeros((plateau.shape[0], 1), np.int32), np.cumsum(plateau, axis=1, dtype=np.int32)],
-            axis=1,
-        )
-        detected = artifacts.assess_line_noise(
-            raw_uv, raw_sfreq, recording.ch_names, present, art.line_noise, qc
-        )
-        if line_freq == "auto":
-            line_freq = detected
-    elif line_freq == "auto":
-        line_freq = artifacts.detect_line_frequency(
-            raw_uv[present], raw_sfreq, art.line_noise.detect_db
-        )
-    qc.notch_freq = line_freq
+    plateau_cumsum, qc.notch_freq = _raw_checks(raw_uv, recording, present, config, qc)
+    work = _resample_and_filter(
+        dataclasses.replace(recording, signal=raw_uv), config, qc.notch_freq
+    )
+    work, mask, good = _bad_channels(work, present, art, qc, recording.source)
+    work = rereference(work, config.reference, mask)
+    return Prepared(
+        recording=work,
+        ch_mask=mask,
+        plateau_cumsum=plateau_cumsum,
+        raw_sfreq=raw_sfreq,
+        raw_good=good,
+    )
 
-    work = dataclasses.replace(recording, signal=raw_uv)
-    new_sfreq = raw_sfreq if config.resample is None else float(config.resample)
+
+def _raw_checks(
+    raw_uv: np.ndarray,
+    recording: Recording,
+    present: np.ndarray,
+    config: DictConfig,
+    qc: artifacts.RecordingQC,
+) -> tuple[np.ndarray | None, Any]:
+    """Flat, flat-topped and line-noise checks on the raw µV signal.
+
+    Returns the cumulative plateau counts (for window rejection; None with artifact checks
+    off) and the line frequency to notch (``notch.line_freq``, detected when ``"auto"``).
+    """
+    art = config.artifacts
+    line_freq = config.notch.line_freq
+    if not art.enabled:
+        if line_freq == "auto":
+            line_freq = artifacts.detect_line_frequency(
+                raw_uv[present], recording.sfreq, art.line_noise.detect_db
+            )
+        return None, line_freq
+    artifacts.flag_flat_channels(raw_uv, recording.ch_names, present, art.flat_std_uv, qc)
+    plateau = artifacts.plateau_mask(
+        raw_uv, max(3, int(round(art.plateau_min_run_s * recording.sfreq)))
+    )
+    artifacts.flag_clipped_channels(
+        plateau, recording.ch_names, present, art.clipped_channel_fraction, qc
+    )
+    plateau_cumsum = np.concatenate(
+        [np.zeros((plateau.shape[0], 1), np.int32), np.cumsum(plateau, axis=1, dtype=np.int32)],
+        axis=1,
+    )
+    detected = artifacts.assess_line_noise(
+        raw_uv, recording.sfreq, recording.ch_names, present, art.line_noise, qc
+    )
+    return plateau_cumsum, detected if line_freq == "auto" else line_freq
+
+
+def _resample_and_filter(work: Recording, config: DictConfig, line_freq: Any) -> Recording:
+    """Resample, band-pass and notch ``work`` in one FFT pair."""
+    new_sfreq = work.sfreq if config.resample is None else float(config.resample)
     notch_freqs = line_frequencies(line_freq, new_sfreq, config.notch.harmonics, config.notch.width)
     kernel = design_filter(
         new_sfreq,
@@ -591,8 +617,17 @@ def preprocess_recording(
         tuple(notch_freqs),
         config.notch.width,
     )
-    work = resample_filter(work, new_sfreq, kernel)
+    return resample_filter(work, new_sfreq, kernel)
 
+
+def _bad_channels(
+    work: Recording, present: np.ndarray, art: DictConfig, qc: artifacts.RecordingQC, source: Any
+) -> tuple[Recording, np.ndarray, np.ndarray]:
+    """Flag noisy channels, refuse too many bad ones, interpolate or mask the rest.
+
+    Returns the recording (bad channels interpolated where configured), the channel mask
+    (True where the channel carries data) and the good channels before interpolation.
+    """
     good = present & ~np.isin(work.ch_names, list(qc.bad_channels))
     if art.enabled:
         artifacts.flag_noisy_channels(work.signal, work.sfreq, work.ch_names, good, art, qc)
@@ -600,14 +635,13 @@ def preprocess_recording(
     n_bad = int(present.sum() - good.sum())
     if good.sum() == 0:
         raise PreprocessingError(
-            f"all {int(present.sum())} channels are bad ({qc.bad_reason_summary()})",
-            path=recording.source,
+            f"all {int(present.sum())} channels are bad ({qc.bad_reason_summary()})", path=source
         )
     if n_bad > art.max_bad_fraction * present.sum():
         raise PreprocessingError(
             f"{n_bad} of {int(present.sum())} channels are bad, more than "
             f"artifacts.max_bad_fraction={art.max_bad_fraction} ({qc.bad_reason_summary()})",
-            path=recording.source,
+            path=source,
         )
     mask = good.copy()
     bad_present = present & ~good
@@ -619,11 +653,4 @@ def preprocess_recording(
         qc.masked = [
             n for n, b, m in zip(work.ch_names, bad_present, mask, strict=True) if b and not m
         ]
-    work = rereference(work, config.reference, mask)
-    return Prepared(
-        recording=work,
-        ch_mask=mask,
-        plateau_cumsum=plateau_cumsum,
-        raw_sfreq=raw_sfreq,
-        raw_good=good,
-    )
+    return work, mask, good
