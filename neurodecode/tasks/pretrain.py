@@ -10,6 +10,7 @@ weighted mixture and exports the encoder (``<run>/encoder/``: ``model.safetensor
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from neurodecode.data.mixture import MixtureDataModule, prepare_mixture
 from neurodecode.models.masked_autoencoder import MaskedAutoencoder
 from neurodecode.registry import TASKS
 from neurodecode.tasks.base import DecodingTask, RunData, build_encoder, final_metrics
+
+# the keywords of the masked-autoencoder objective (everything after its encoder)
+OBJECTIVE_KEYWORDS = tuple(inspect.signature(MaskedAutoencoder).parameters)[1:]
 
 
 @TASKS.register("pretrain")
@@ -37,11 +41,12 @@ class PretrainTask(DecodingTask):
         the longest window and the common rate.
     ch_names, ch_pos : optional
         Channel names and positions (metres, NaN unknown) of that union.
-    mask_ratio, masking, block_len, decoder_dim, decoder_depth, decoder_heads, loss,
-    target_norm, spectral_weight
-        See :class:`~neurodecode.models.masked_autoencoder.MaskedAutoencoder`.
-    **optim
-        ``lr``, ``weight_decay``, ``warmup_fraction``, ``min_lr_ratio``.
+    **options
+        The objective's keywords (``mask_ratio``, ``masking``, ``block_len``,
+        ``decoder_*``, ``loss``, ``target_norm``, ``spectral_weight``: see
+        :class:`~neurodecode.models.masked_autoencoder.MaskedAutoencoder`, which holds their
+        defaults) and the optimiser's (``lr``, ``weight_decay``, ``warmup_fraction``,
+        ``min_lr_ratio``).
 
     Notes
     -----
@@ -65,18 +70,10 @@ class PretrainTask(DecodingTask):
         sfreq: float,
         ch_names: Sequence[str] | None = None,
         ch_pos: Sequence[Sequence[float]] | None = None,
-        mask_ratio: float = 0.5,
-        masking: str = "random",
-        block_len: int = 4,
-        decoder_dim: int = 32,
-        decoder_depth: int = 1,
-        decoder_heads: int = 2,
-        loss: str = "mse",
-        target_norm: str = "none",
-        spectral_weight: float = 1.0,
-        **optim: float,
+        **options: Any,
     ) -> None:
-        super().__init__(**optim)
+        objective = {k: options.pop(k) for k in OBJECTIVE_KEYWORDS if k in options}
+        super().__init__(**options)
         self.save_hyperparameters()
         encoder = build_encoder(
             model,
@@ -87,18 +84,7 @@ class PretrainTask(DecodingTask):
             ch_names=ch_names,
             ch_pos=ch_pos,
         )
-        self.model = MaskedAutoencoder(
-            encoder,
-            mask_ratio=mask_ratio,
-            masking=masking,
-            block_len=block_len,
-            decoder_dim=decoder_dim,
-            decoder_depth=decoder_depth,
-            decoder_heads=decoder_heads,
-            loss=loss,
-            target_norm=target_norm,
-            spectral_weight=spectral_weight,
-        )
+        self.model = MaskedAutoencoder(encoder, **objective)
 
     @classmethod
     def prepare(cls, cfg: DictConfig, run_dir: Path) -> RunData:
