@@ -10,10 +10,11 @@ The returned signal is **float32 in SI units** (volts; MEG magnetometers T, grad
 T/m: :attr:`Recording.ch_units`), read in chunks of a minute so that a long recording never
 exists as a float64 copy. Channel types are MNE's; channels a reader types EEG by default
 (EDF says nothing) are retyped by name (ECG, EOG, EMG, respiration, SpO2, triggers, DC:
-:func:`neurodecode.data.montage.channel_type`). EDF/BDF headers declaring ``-1`` data
-records are measured by the file size; ``0`` is refused. Channel names are kept as the file spells them;
-:mod:`neurodecode.data.montage` harmonises them later. Channels the file lists twice with
-identical samples (CHB-MIT's ``T8-P8``) are kept once.
+:func:`neurodecode.data.montage.channel_type`). Channel names are kept as the file spells
+them; :mod:`neurodecode.data.montage` harmonises them later. Channels the file lists twice
+with identical samples (CHB-MIT's ``T8-P8``) are kept once. An EDF/BDF header's number of
+data records decides how much is read (``-1``: as many as the file holds; ``0``: refused;
+see :func:`_edf_records`).
 """
 
 from __future__ import annotations
