@@ -4,6 +4,7 @@ reads through the generic path, and EDF headers declaring -1 or 0 data records (
 from __future__ import annotations
 
 import logging
+import struct
 from pathlib import Path
 
 import mne
@@ -140,3 +141,30 @@ def test_meg_units_come_from_mne(capsys: pytest.CaptureFixture) -> None:
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert " T peak" in out and " T/m peak" in out
+
+
+def test_egi_simple_binary_raw(tmp_path: Path) -> None:
+    """EGI's ``.raw``, which ``mne.io.read_raw`` does not dispatch by itself."""
+    n_chans, n_times = 4, 500
+    header = struct.pack(">i", 2)  # version 2: continuous, int16 samples
+    header += struct.pack(">hhhhhhi", 2020, 1, 2, 10, 0, 0, 0)  # start
+    header += struct.pack(">hhhhh", 250, n_chans, 1, 16, 400)  # rate, channels, gain, bits, range
+    header += struct.pack(">ih", n_times, 1) + b"STIM"  # samples, one event channel
+    samples = np.zeros((n_times, n_chans + 1), ">i2")
+    samples[:, :n_chans] = np.arange(n_times * n_chans).reshape(n_times, n_chans) % 50
+    samples[100, n_chans] = 1
+    (tmp_path / "net.raw").write_bytes(header + samples.tobytes())
+    recording = read_recording(tmp_path / "net.raw")
+    assert recording.ch_names == ["E1", "E2", "E3", "E4", "STIM"]
+    assert recording.ch_types == ["eeg"] * 4 + ["stim"]
+    assert (recording.sfreq, recording.n_times) == (250.0, n_times)
+    assert recording.annotations["onset"].tolist() == [pytest.approx(0.4)]
+
+
+def test_a_recording_folder_is_not_taken_for_a_bids_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "broken.ds"  # a CTF recording is a folder
+    folder.mkdir()
+    (folder / "broken.meg4").write_bytes(b"\0" * 64)
+    with pytest.raises(RecordingError, match="MNE cannot read this file") as err:
+        read_recording(folder)
+    assert "broken.ds" in str(err.value)
