@@ -28,6 +28,7 @@ from neurodecode.data.fetch import fetch_dataset
 from neurodecode.data.io import read_recording, suspicious
 from neurodecode.data.manifest import load_manifest
 from neurodecode.data.prepare import prepare_dataset
+from neurodecode.data.recording import Recording
 from neurodecode.errors import ConfigError
 
 SUMMARY = SUMMARIES["data"]
@@ -104,7 +105,7 @@ def info(path: str, items: list[str], command: str) -> int:
         f"duration: {recording.duration:.3f} s ({recording.n_times} samples)",
         f"channels: {recording.n_chans} (" + ", ".join(f"{n} {t}" for t, n in types.items()) + ")",
         "  " + ", ".join(recording.ch_names),
-        f"amplitude: {np.abs(recording.signal).max():.3g} V peak",
+        "amplitude: " + ", ".join(_peaks(recording)),
         f"events: {len(events)}"
         + (" (" + ", ".join(f"{k}: {v}" for k, v in counts.items()) + ")" if len(events) else ""),
         "suspicious: " + ("none found" if not findings else ""),
@@ -112,6 +113,17 @@ def info(path: str, items: list[str], command: str) -> int:
     ]
     print("\n".join(lines))
     return 0
+
+
+def _peaks(recording: Recording) -> list[str]:
+    """The largest absolute sample of each unit's channels (``"3.1e-05 V peak"``)."""
+    units = pd.Series(recording.ch_units)
+    peaks = []
+    for unit in units.unique():
+        rows = np.flatnonzero(units.to_numpy() == unit)
+        peak = np.abs(recording.signal[rows]).max() if recording.n_times else 0.0
+        peaks.append(f"{peak:.3g} " + ("in the file's units" if " " in unit else unit) + " peak")
+    return peaks or ["no channels"]
 
 
 def prepare(dataset: str, items: list[str], command: str) -> int:

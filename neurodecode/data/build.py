@@ -37,7 +37,7 @@ from neurodecode.data.cache import (
     recording_ids,
     selection_of,
 )
-from neurodecode.data.io import read_recording
+from neurodecode.data.io import read_channels, read_recording
 from neurodecode.data.transform import transform_recording
 from neurodecode.errors import CacheError, NeurodecodeError
 from neurodecode.files import temporary_sibling, write_atomic
@@ -123,7 +123,7 @@ def build_cache(
     if annotation_format is None and manifest is not None:
         annotation_format = manifest.annotation_format
     target = config.channels.target
-    target = _first_channels(entries, config) if target is None else target
+    target = _dataset_channels(entries, config, manifest) if target is None else target
     config_plain, shard_dir = preprocess.config_dict(config), directory / SHARDS
     jobs = [
         _Job(
@@ -409,11 +409,13 @@ def _write_report(
 
 def _signal_layout(directory: Path, results: dict) -> tuple[list[str], list, float, int]:
     """Channel names, positions, rate and window length, which every shard must share."""
-    layouts = [r["layout"] for r in results.values() if r["qc"]["status"] == "ok"]
-    for layout in layouts[1:]:
-        if layout != layouts[0]:
+    good = [r for r in results.values() if r["qc"]["status"] == "ok"]
+    layouts = [r["layout"] for r in good]
+    for result in good[1:]:
+        if result["layout"] != layouts[0]:
             raise CacheError(
-                f"shards disagree on channels, rate or window length: {layouts[0]} vs {layout}",
+                f"{result['source']} and {good[0]['source']} disagree on channels, rate or "
+                f"window length: {result['layout']} vs {layouts[0]}",
                 path=directory,
                 hint="set channels.target and resample in the config",
             )
@@ -441,32 +443,56 @@ def _make_dirs(path: Path) -> None:
         ) from err
 
 
-def _first_channels(entries: list[Any], config: DictConfig) -> list[str] | None:
-    """Canonical names of the first readable recording's channels (the dataset's target).
+def _dataset_channels(entries: list[Any], config: DictConfig, manifest: Any) -> list[str] | None:
+    """The dataset's channel set where ``channels.target`` names none.
 
-    None when its names are not standard electrode names (Bonn's single ``EEG``): the
-    recordings are then used as they are and must all have the same channels.
+    The manifest's ``channels`` when it lists them; otherwise the canonical names of the
+    channels of ``channels.types`` that every recording has, in the first one's order, read
+    from the headers. Recordings that cannot be read or hold no such channel are left to
+    fail alone. None when no recording's channels have electrode names (Bonn's ``EEG``):
+    they are used as they are and must all be the same.
+
+    Raises
+    ------
+    CacheError
+        A recording shares no channel with those before it, or differs from them where
+        names are not electrode names; the message names both files.
     """
-    errors = []
-    for entry in entries[:5]:
-        try:
-            recording = read_recording(entry.path, annotation_format="file")
-        except NeurodecodeError as err:
-            errors.append(str(err))
+    if manifest is not None and getattr(manifest, "channels", None):
+        return list(manifest.channels)
+    types = set(config.channels.types)
+    common: list[str] | None = None  # canonical names shared so far
+    first: tuple[Path, list[str]] | None = None
+    for entry in entries:
+        names, known = _header_channels(Path(entry.path), types)
+        if not names or (common is not None and not known):
+            continue  # no channel of these types, or none with an electrode name: fails alone
+        if first is None:
+            first, common = (Path(entry.path), known or names), known or None
             continue
-        types = set(config.channels.types)
-        names = [
-            n for n, t in zip(recording.ch_names, recording.ch_types, strict=True) if t in types
-        ]
-        known = [c for c in map(montage.try_canonical_name, names) if c is not None]
-        if not known:
-            logger.info("%s: channel names %s are not standard; not harmonised", entry.path, names)
-            return None
-        return list(dict.fromkeys(known))
-    raise CacheError(
-        "none of the first recordings could be read to infer the channel set: " + "; ".join(errors),
-        hint="set channels.target in the preprocessing config",
-    )
+        kept = [c for c in common if c in known] if common is not None else None
+        if kept == [] or (common is None and names != first[1]):
+            raise CacheError(
+                f"{entry.path} has the channels {', '.join(names)}, which "
+                f"{'share none with' if kept == [] else 'differ from'} those of {first[0]} "
+                f"({', '.join(first[1])})",
+                hint="set channels.target in the preprocessing config, or leave one out",
+            )
+        common = kept
+    if common is not None and first is not None and len(common) < len(first[1]):
+        logger.info("channels common to every recording (%d): %s", len(common), common)
+    return common
+
+
+def _header_channels(path: Path, types: set[str]) -> tuple[list[str], list[str]]:
+    """A recording's channels of ``types`` and their canonical names (unknown ones left out);
+    nothing for a file that cannot be read (its own job reports why)."""
+    try:
+        names, kinds = read_channels(path)
+    except NeurodecodeError:
+        return [], []
+    names = [n for n, t in zip(names, kinds, strict=True) if t in types]
+    return names, list(dict.fromkeys(c for c in map(montage.try_canonical_name, names) if c))
 
 
 def _label_plan(config: DictConfig, manifest: Any) -> tuple[dict[str, int], list[str]]:

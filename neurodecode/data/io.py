@@ -1,14 +1,20 @@
 """Readers: any supported recording file → :class:`~neurodecode.data.recording.Recording`.
 
-Formats come from the file suffix: EDF/EDF+ (``.edf``), BDF (``.bdf``), GDF (``.gdf``), FIF
-(``.fif``, ``.fif.gz``; EEG and MEG), BrainVision (``.vhdr``), EEGLAB (``.set``), all read
-by MNE; Bonn text segments (``.txt``/``.TXT``); and BIDS (a ``sub-*`` recording file or the
-folder holding one), whose ``*_events.tsv`` alongside supplies the events.
+Formats come from the file suffix: every format :func:`mne.io.read_raw` reads (EDF/EDF+,
+BDF, GDF, FIF, BrainVision, EEGLAB; MEG: KIT ``.con``/``.sqd``, CTF ``.ds``, ...; EEG:
+Neuroscan ``.cnt``, EGI ``.mff``/``.raw``, Nihon Kohden ``.eeg``, Persyst ``.lay``, ...);
+Bonn text segments (``.txt``/``.TXT``); and BIDS (a ``sub-*`` recording file or the folder
+holding one), whose ``*_events.tsv`` alongside supplies the events.
 
-The returned signal is **float32, in volts** (read in chunks of a minute so that a long
-recording never exists as a float64 copy). Channel names are kept as the file spells them;
-:mod:`neurodecode.data.montage` harmonises them later. Channels the file lists twice with
-identical samples (CHB-MIT's ``T8-P8``) are kept once.
+The returned signal is **float32 in SI units** (volts; MEG magnetometers T, gradiometers
+T/m: :attr:`Recording.ch_units`), read in chunks of a minute so that a long recording never
+exists as a float64 copy. Channel types are MNE's; channels a reader types EEG by default
+(EDF says nothing) are retyped by name (ECG, EOG, EMG, respiration, SpO2, triggers, DC:
+:func:`neurodecode.data.montage.channel_type`). Channel names are kept as the file spells
+them; :mod:`neurodecode.data.montage` harmonises them later. Channels the file lists twice
+with identical samples (CHB-MIT's ``T8-P8``) are kept once. An EDF/BDF header's number of
+data records decides how much is read (``-1``: as many as the file holds; ``0``: refused;
+see :func:`_edf_records`).
 """
 
 from __future__ import annotations
@@ -43,8 +49,10 @@ FORMATS = {
     ".vhdr": "brainvision",
     ".set": "eeglab",
     ".txt": "bonn",
+    **dict.fromkeys((".con", ".sqd", ".ds", ".mff", ".cnt", ".lay", ".mefd", ".snirf"), "mne"),
 }
-"""File suffix (lower case) → format name."""
+"""File suffix (lower case) → format name. ``"mne"``: whatever :func:`mne.io.read_raw` makes
+of it, as for any suffix not listed (listed ones are found inside BIDS folders)."""
 
 BONN_SFREQ = 173.61
 BONN_N_SAMPLES = 4097
@@ -81,7 +89,7 @@ def _format_of(path: Path) -> str | None:
 
 def _bids_data_file(path: Path) -> Path | None:
     """The BIDS recording file ``path`` is or holds (a ``sub-*`` folder), else None."""
-    if path.is_dir():
+    if path.is_dir() and _format_of(path) is None:  # not a CTF .ds or EGI .mff recording
         found = [
             p
             for p in sorted(path.iterdir())
@@ -245,13 +253,7 @@ def read_recording(
         raise RecordingError("file not found", path=path)
     bids_file = _bids_data_file(path)
     data_path = bids_file or path
-    fmt = _format_of(data_path)
-    if fmt is None:
-        raise RecordingError(
-            f"unknown recording format {''.join(data_path.suffixes) or '(no suffix)'!r}",
-            path=data_path,
-            hint=f"supported suffixes: {', '.join(FORMATS)}, or a BIDS folder",
-        )
+    fmt = _format_of(data_path) or "mne"
     recording = _read_bonn(data_path) if fmt == "bonn" else _read_with_mne(data_path, fmt)
     recording = montage.deduplicate(recording)
     ids = infer_ids(data_path)
@@ -264,6 +266,34 @@ def read_recording(
         annotation_path = _annotation_file(data_path, annotation_format)
     recording.annotations = parse_annotations(annotation_format, annotation_path, recording)
     return recording
+
+
+def read_channels(path: str | Path) -> tuple[list[str], list[str]]:
+    """A recording's channel names and MNE types, from its header alone (no samples).
+
+    EDF and BDF labels are read from the header bytes (a dataset's thousands of files in
+    seconds); other formats are opened with MNE without loading data. Types follow
+    :func:`read_recording` (:func:`neurodecode.data.montage.channel_type`).
+
+    Raises
+    ------
+    RecordingError
+        Missing, unreadable or unknown file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RecordingError("file not found", path=path)
+    data_path = _bids_data_file(path) or path
+    fmt = _format_of(data_path) or "mne"
+    if fmt == "bonn":
+        return ["EEG"], ["eeg"]
+    if fmt in ("edf", "bdf"):
+        names = _original_names(_edf_labels(data_path))
+        return names, [montage.channel_type(name) for name in names]
+    raw = _open_with_mne(data_path, fmt)
+    names = _original_names(raw.ch_names)
+    types = raw.get_channel_types()
+    return names, [montage.channel_type(n, t) for n, t in zip(names, types, strict=True)]
 
 
 def _read_bonn(path: Path) -> Recording:
@@ -290,25 +320,33 @@ def _read_bonn(path: Path) -> Recording:
 
 
 def _open_with_mne(path: Path, fmt: str) -> Any:
-    """Open ``path`` with MNE's reader for ``fmt`` without loading samples."""
+    """Open ``path`` with MNE without loading samples (``fmt`` ``"mne"``: by its suffix).
+
+    Every format :func:`mne.io.read_raw` knows is read through it, plus EGI's simple
+    binary ``.raw``. EDF/BDF files keep the data records their header declares (see
+    :func:`_edf_records`).
+    """
     import mne
 
-    if fmt in ("edf", "bdf"):
-        _check_edf_size(path, bytes_per_sample=2 if fmt == "edf" else 3)
-    readers = {
-        "edf": mne.io.read_raw_edf,
-        "bdf": mne.io.read_raw_bdf,
-        "gdf": mne.io.read_raw_gdf,
-        "fif": mne.io.read_raw_fif,
-        "brainvision": mne.io.read_raw_brainvision,
-        "eeglab": mne.io.read_raw_eeglab,
-    }
+    records = _edf_records(path, 2 if fmt == "edf" else 3) if fmt in ("edf", "bdf") else None
+    read = mne.io.read_raw_egi if path.suffix.lower() == ".raw" else mne.io.read_raw
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            raw = readers[fmt](path, preload=False, verbose="warning")
+            raw = read(path, preload=False, verbose="warning")
     except Exception as err:  # MNE's readers raise many unrelated types on damaged files
-        raise RecordingError(f"MNE cannot read this {fmt.upper()} file: {err}", path=path) from err
+        if fmt == "mne" and str(err).startswith("Unsupported file type"):
+            raise RecordingError(
+                f"unknown recording format {''.join(path.suffixes) or '(no suffix)'!r}",
+                path=path,
+                hint="use a format mne.io.read_raw reads, Bonn .txt, or a BIDS folder",
+            ) from err
+        what = "" if fmt == "mne" else f" {fmt.upper()}"
+        raise RecordingError(f"MNE cannot read this{what} file: {err}", path=path) from err
+    if records is not None:
+        keep = int(round(records * raw.info["sfreq"]))  # ``records``: seconds of signal
+        if 0 < keep < raw.n_times:
+            raw.crop(tmax=(keep - 1) / raw.info["sfreq"])
     if fmt in ("edf", "bdf") and any("outside" in str(w.message) for w in caught):
         # MNE cut annotations at the end of the data (its only warning saying "outside"):
         # parse them again to tell a truncated file from annotations past the recording.
@@ -327,7 +365,10 @@ def _recording_from_raw(
         signal=signal,
         sfreq=sfreq,
         ch_names=names,
-        ch_types=list(raw.get_channel_types()),
+        ch_types=[
+            montage.channel_type(name, kind)
+            for name, kind in zip(names, raw.get_channel_types(), strict=True)
+        ],
         source=path,
         annotations=pd.DataFrame(
             {
@@ -346,7 +387,7 @@ def _read_with_mne(path: Path, fmt: str) -> Recording:
     try:
         signal = _load_float32(raw)
     except Exception as err:  # MNE's readers raise many unrelated types on damaged files
-        raise RecordingError(f"MNE cannot read this {fmt.upper()} file: {err}", path=path) from err
+        raise RecordingError(f"MNE cannot read this file: {err}", path=path) from err
     names = _original_names(raw.ch_names)
     if fmt == "gdf":
         signal *= _gdf_unit_correction(path, raw)[:, np.newaxis].astype(np.float32)
@@ -385,26 +426,51 @@ def _original_names(names: list[str]) -> list[str]:
     return out
 
 
-def _check_edf_size(path: Path, bytes_per_sample: int) -> None:
-    """Compare the data size the EDF/BDF header declares with the file's size."""
+def _edf_records(path: Path, bytes_per_sample: int) -> float:
+    """The seconds of signal an EDF/BDF file holds: its header's data records, checked.
+
+    The header's number of data records decides, one way for every file:
+
+    * ``-1`` (unknown, as EDF+ allows while recording): the complete records the file
+      size holds are counted and used; a partial last record is dropped with a warning.
+    * ``0``: refused, the header says the file holds no data.
+    * ``n > 0``: a file shorter than ``n`` records is refused as truncated; bytes beyond
+      them are ignored with a warning.
+
+    Raises
+    ------
+    RecordingError
+        Damaged header, no data records, or truncated file.
+    """
     with path.open("rb") as file:
         head = file.read(256)
         try:
             header_bytes, n_records = int(head[184:192]), int(head[236:244])
-            n_signals = int(head[252:256])
+            record_s, n_signals = float(head[244:252]), int(head[252:256])
             file.seek(256 + 216 * n_signals)
             samples = [int(file.read(8)) for _ in range(n_signals)]
         except ValueError as err:
             raise RecordingError(
                 "the EDF/BDF header is damaged: a numeric field is not a number", path=path
             ) from err
-    if n_records < 0:  # -1: unknown (recording still in progress); nothing to compare
-        return
-    record_bytes = sum(samples) * bytes_per_sample
-    expected = header_bytes + n_records * record_bytes
+    record_bytes = max(sum(samples) * bytes_per_sample, 1)
     actual = path.stat().st_size
-    if actual < expected:
-        complete = max(0, actual - header_bytes) // max(record_bytes, 1)
+    complete = max(0, actual - header_bytes) // record_bytes
+    if n_records == 0 or (n_records == -1 and complete == 0):
+        raise RecordingError(
+            "the header declares no data records" if n_records == 0 else
+            "the header leaves the number of data records open (-1) and the file holds none",
+            path=path,
+            hint="an EDF file still being recorded declares -1 records; a finished one, "
+            "their number",
+        )  # fmt: skip
+    if n_records < -1:
+        raise RecordingError(f"the header declares {n_records} data records", path=path)
+    used = complete if n_records == -1 else n_records
+    expected = header_bytes + used * record_bytes
+    if n_records == -1:
+        logger.info("%s: header declares -1 data records; %d counted", path, complete)
+    elif actual < expected:
         raise RecordingError(
             f"truncated: the header declares {n_records} data records ({expected} bytes) but "
             f"the file holds {actual} bytes ({complete} complete records)",
@@ -413,11 +479,12 @@ def _check_edf_size(path: Path, bytes_per_sample: int) -> None:
         )
     if actual > expected:
         logger.warning(
-            "%s: %d bytes beyond the %d data records the header declares",
+            "%s: %d bytes beyond the %d data records used; ignored",
             path,
             actual - expected,
-            n_records,
+            used,
         )
+    return used * record_s
 
 
 def _check_own_annotations(path: Path, duration: float) -> None:
@@ -441,19 +508,39 @@ def _check_own_annotations(path: Path, duration: float) -> None:
         )
 
 
-def _has_annotation_signal(path: Path) -> bool:
-    """Whether an EDF/BDF header lists an ``EDF Annotations``/``BDF Annotations`` signal."""
+def _edf_labels(path: Path, annotations: bool = False) -> list[str]:
+    """The signal labels of an EDF/BDF header, its annotation signal left out unless asked.
+
+    Labels are numbered like MNE's (``T8-P8-0``, ``T8-P8-1``) where the header repeats one.
+    """
     with path.open("rb") as file:
         head = file.read(256)
         try:
             n_signals = int(head[252:256])
-        except ValueError:
-            return True  # let the full check (and MNE) report the damage
-        labels = file.read(16 * n_signals).decode("latin-1")
-    return any(
-        labels[16 * i : 16 * (i + 1)].strip() in ("EDF Annotations", "BDF Annotations")
-        for i in range(n_signals)
-    )
+        except ValueError as err:
+            raise RecordingError(
+                "the EDF/BDF header is damaged: the number of signals is not a number", path=path
+            ) from err
+        text = file.read(16 * n_signals).decode("latin-1")
+    labels = [text[16 * i : 16 * (i + 1)].strip() for i in range(n_signals)]
+    if not annotations:
+        labels = [n for n in labels if n not in ("EDF Annotations", "BDF Annotations")]
+    counts = {n: labels.count(n) for n in labels}
+    seen: dict[str, int] = defaultdict(int)
+    out = []
+    for name in labels:
+        out.append(f"{name}-{seen[name]}" if counts[name] > 1 else name)
+        seen[name] += 1
+    return out
+
+
+def _has_annotation_signal(path: Path) -> bool:
+    """Whether an EDF/BDF header lists an ``EDF Annotations``/``BDF Annotations`` signal."""
+    try:
+        labels = _edf_labels(path, annotations=True)
+    except RecordingError:
+        return True  # let the full check (and MNE) report the damage
+    return any(n in ("EDF Annotations", "BDF Annotations") for n in labels)
 
 
 def _gdf_unit_correction(path: Path, raw: Any) -> np.ndarray:
@@ -644,8 +731,8 @@ def open_recording(
         raise RecordingError("file not found", path=path)
     bids_file = _bids_data_file(path)
     data_path = bids_file or path
-    fmt = _format_of(data_path)
-    if fmt is None or fmt == "bonn":
+    fmt = _format_of(data_path) or "mne"
+    if fmt == "bonn":
         recording = read_recording(
             path,
             annotation_format=annotation_format,

@@ -197,6 +197,7 @@ class Manifest(_Strict):
     reference: str
     montage: str
     n_channels: int | None = Field(default=None, gt=0)
+    channels: list[str] | None = None  # the dataset's channel set, when not the common one
     sfreq: float | None = Field(default=None, gt=0)
     annotation_format: str | None = None
     label_map: dict[str, str] = Field(default_factory=dict)

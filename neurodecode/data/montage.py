@@ -130,6 +130,52 @@ def canonical_name(name: str) -> str:
     return canonical
 
 
+# Canonical names of non-EEG channels, matched against each word of a channel name, and the
+# MNE type they stand for. EDF and most EEG formats type every channel "eeg"; these words
+# say what the file does not.
+NON_EEG_NAMES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(pattern, re.IGNORECASE))
+    for kind, pattern in (
+        ("ecg", r"(?:ECG|EKG)\d*[LR]?"),
+        ("eog", r"(?:EOG|[HV]EOG|LOC|ROC)\d*[LR]?"),
+        ("emg", r"EMG\d*[LR]?|CHIN\d*"),
+        ("resp", r"RESP\w*|THORAX|THOR|ABDOMEN|ABDO|ABD|AIRFLOW|FLOW|CHEST"),
+        ("bio", r"S[PA]O2|PULSE|PLETH|OXIMETRY|OXIMETER|OX|HR"),
+        ("stim", r"TRIG\w*|STATUS|STI|STIM|EVENTS?|MARKERS?|MARK|ANNOTATIONS?"),
+        ("misc", r"DC\d*"),
+    )
+)
+"""``(MNE channel type, pattern)``: a channel whose name has a word matching the pattern
+(``"EEG EKG1-REF"``, ``"Resp chest"``, ``"SpO2"``, ``"STI 014"``, ``"DC01"``) is that type."""
+
+
+def channel_type(name: str, read_as: str = "eeg") -> str:
+    """The MNE type of a channel, correcting EEG-by-default readers by its canonical name.
+
+    Parameters
+    ----------
+    name : str
+        The channel name as the file spells it.
+    read_as : str
+        The type the reader gave it. Only ``"eeg"`` is reconsidered (EDF, BDF, GDF and
+        many other formats type every channel EEG); a type the file declared is kept.
+
+    Returns
+    -------
+    str
+        ``read_as``, or ``ecg``, ``eog``, ``emg``, ``resp``, ``bio`` (SpO2, pulse),
+        ``stim`` (triggers, status, annotations) or ``misc`` (DC inputs) where a word of a
+        name that is not a 10-05 electrode says so.
+    """
+    if read_as != "eeg" or try_canonical_name(name) is not None:
+        return read_as
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", name) if w]
+    for kind, pattern in NON_EEG_NAMES:
+        if any(pattern.fullmatch(word) for word in words):
+            return kind
+    return read_as
+
+
 def is_bipolar(name: str) -> bool:
     """Whether a canonical name is a bipolar pair (``"Fp1-F7"``)."""
     return "-" in name

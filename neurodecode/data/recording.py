@@ -11,6 +11,14 @@ import pandas as pd
 
 ANNOTATION_COLUMNS = ("onset", "duration", "description")
 
+UNITS = {
+    **dict.fromkeys(("eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs"), "V"),
+    **dict.fromkeys(("mag", "ref_meg"), "T"),
+    "grad": "T/m",
+}
+"""SI unit of the samples of each MNE channel type whose unit is fixed; other types (stim,
+resp, bio, misc, ...) hold what the file holds."""
+
 
 def empty_annotations() -> pd.DataFrame:
     """An annotation table with no rows and the standard columns."""
@@ -70,6 +78,11 @@ class Recording:
     def n_times(self) -> int:
         """Number of samples per channel."""
         return int(self.signal.shape[1])
+
+    @property
+    def ch_units(self) -> list[str]:
+        """SI unit of each channel (:data:`UNITS`); ``"as recorded"`` for other types."""
+        return [UNITS.get(kind, "as recorded") for kind in self.ch_types]
 
     @property
     def duration(self) -> float:
