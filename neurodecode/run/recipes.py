@@ -1,11 +1,15 @@
 """The recipes and their composition: registering ``recipes/*.yaml`` as Hydra's config
 group ``recipe``, composing ``configs/train.yaml`` with them, the one-line summaries of
-``--help``, and a plain-words report of an unknown override key."""
+``--help``, and plain-words reports of an unknown override key and of a run that fails
+(:func:`plain_failures`: one paragraph, with the ways out of a dataset that cannot be
+obtained)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import lightning  # noqa: F401  (attaches its console handlers on import, see below)
 import yaml
@@ -16,7 +20,9 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from neurodecode.errors import ConfigError, did_you_mean
+from neurodecode.data.fetch import HOME_ENV, MIRROR_ENV, dataset_root
+from neurodecode.data.manifest import Manifest, load_manifest
+from neurodecode.errors import ConfigError, DownloadError, NeurodecodeError, did_you_mean
 from neurodecode.resources import resource_dir
 
 RECIPE_HEADER = "# @package _global_"
@@ -142,3 +148,77 @@ def log_lightning_through_root() -> None:
         for handler in list(lightning_logger.handlers):
             lightning_logger.removeHandler(handler)
         lightning_logger.propagate = True
+
+
+@contextmanager
+def plain_failures(cfg: DictConfig) -> Iterator[None]:
+    """Turn a :class:`~neurodecode.errors.NeurodecodeError` of the block into one paragraph.
+
+    The paragraph (:func:`failure_paragraph`) goes to stderr, and the process exits with
+    status 1 (2 for a config error), without a traceback: this is the command line's
+    boundary, so the Python API (:func:`neurodecode.train.run_recipe`) does not use it.
+    """
+    try:
+        yield
+    except NeurodecodeError as error:
+        print(failure_paragraph(error, cfg), file=sys.stderr)
+        raise SystemExit(2 if isinstance(error, ConfigError) else 1) from None
+
+
+def failure_paragraph(error: NeurodecodeError, cfg: DictConfig) -> str:
+    """``error: <what failed>``; for a dataset that cannot be obtained, also its name, its
+    size and the ways out (simulated data, a mirror, a copy of the files)."""
+    text = " ".join(str(error).split())
+    manifest = _failed_manifest(error, cfg) if isinstance(error, DownloadError) else None
+    if manifest is not None:
+        text = (
+            f"the dataset {manifest.name!r} ({manifest.approximate_size}) could not be "
+            f"obtained: {text.rstrip('.')}. "
+            f"{ways_out(manifest, in_mixture=bool(cfg.data.get('datasets')))}"
+        )
+    return "error: " + text
+
+
+def ways_out(manifest: Manifest, in_mixture: bool = False) -> str:
+    """What a person can do when ``manifest``'s files cannot be obtained, in one sentence
+    (``in_mixture``: the dataset is one of a pretraining mixture's, ``cfg.data.datasets``)."""
+    name, source = manifest.name, manifest.source
+    ways = [
+        f"leave it out with data.datasets.{name}.weight=0 (data.datasets.simulated.weight=1 "
+        "adds generated recordings)"
+        if in_mixture
+        else "train on generated recordings with data=simulated"
+    ]
+    if source.kind == "download":
+        ways.append(f"set {MIRROR_ENV}=<url or folder> to a mirror serving <mirror>/{name}/<file>")
+    if source.kind == "local" and source.root_env:
+        ways.append(f"set {source.root_env}=<folder> to the folder holding the files")
+    if source.kind in ("download", "moabb"):
+        ways.append(
+            f"copy the files into {dataset_root(name)} ({HOME_ENV}=<folder> chooses the "
+            f"folder that holds {name}/)"
+        )
+    return "Ways out: " + "; or ".join(ways) + "."
+
+
+def _failed_manifest(error: DownloadError, cfg: DictConfig) -> Manifest | None:
+    """The manifest, among the datasets of ``cfg.data``, whose file ``error`` names."""
+    datasets = cfg.data.get("datasets")
+    names = [str(cfg.data.name)] if not datasets else [
+        str(name) for name, spec in datasets.items() if spec.get("weight", 1) > 0
+    ]  # fmt: skip
+    manifests = []
+    for name in names:
+        try:
+            manifests.append(load_manifest(name))
+        except NeurodecodeError:  # a changed or unknown manifest: no details to add
+            continue
+    where = error.path or ""
+    for manifest in manifests:
+        if (
+            where == str(manifest.manifest_path)
+            or f"/{manifest.name}/" in where
+            or (manifest.base_url and where.startswith(manifest.base_url.rstrip("/")))
+        ):
+            return manifest
+    return manifests[0] if len(names) == 1 and manifests else None

@@ -1,0 +1,62 @@
+"""A newcomer's first run (issue 16, finding 8): failures that end in one paragraph a person
+can act on, no traceback; a quiet console; the project's data found from any folder."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+
+def closed_port_url() -> str:
+    """``http://127.0.0.1:<port>`` where nothing listens: every connection is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def run_offline(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """``python <args>`` from ``tmp_path`` with an empty home and a mirror that refuses."""
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "NEURODECODE_HOME": str(tmp_path / "home"),
+        "NEURODECODE_MIRROR": closed_port_url(),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env=environment,
+    )  # fmt: skip
+
+
+def assert_one_paragraph(done: subprocess.CompletedProcess, *words: str) -> str:
+    """The run failed with status 1 and one ``error:`` line on stderr naming ``words``."""
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr[-3000:]
+    for word in words:
+        assert word in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("command", "dataset", "way"),
+    [
+        (["-m", "neurodecode.train", "recipe=seizure"], "'chbmit'", "data=simulated"),
+        (["-m", "neurodecode", "train", "recipe=pretrain"], "'eegmmidb'",
+         "data.datasets.eegmmidb.weight=0"),
+    ],
+)  # fmt: skip
+def test_a_dataset_that_cannot_be_downloaded_ends_in_one_paragraph(command, dataset, way, tmp_path):
+    done = run_offline([*command, f"runs_dir={tmp_path / 'runs'}"], tmp_path)
+    assert_one_paragraph(done, dataset, "GB", "could not be obtained", way,
+                         "NEURODECODE_MIRROR=", "NEURODECODE_HOME=")  # fmt: skip
