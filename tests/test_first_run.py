@@ -60,3 +60,20 @@ def test_a_dataset_that_cannot_be_downloaded_ends_in_one_paragraph(command, data
     done = run_offline([*command, f"runs_dir={tmp_path / 'runs'}"], tmp_path)
     assert_one_paragraph(done, dataset, "GB", "could not be obtained", way,
                          "NEURODECODE_MIRROR=", "NEURODECODE_HOME=")  # fmt: skip
+
+
+LIGHTNING_NOISE = ["💡", "Tip:", "GPU available", "TPU available", "limit_train_batches",
+                   "limit_val_batches", "limit_test_batches", "v_num", "oard",
+                   "to estimate number of stepping batches"]  # fmt: skip
+
+
+def test_a_tiny_run_prints_none_of_lightnings_noise(tmp_path):
+    done = run_offline(
+        ["-m", "neurodecode.train", "recipe=seizure", "data=simulated", "model.size=tiny",
+         "trainer.max_epochs=1", "preprocess.windows.stride_s=4", f"runs_dir={tmp_path}"],
+        tmp_path,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "run folder:" in output and "Traceback" not in output
+    assert [noise for noise in LIGHTNING_NOISE if noise in output] == []
