@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from neurodecode.hub import build_model, export_model
 from tests.conftest import REPO_ROOT
 
 
@@ -77,3 +78,23 @@ def test_a_tiny_run_prints_none_of_lightnings_noise(tmp_path):
     assert done.returncode == 0, output[-3000:]
     assert "run folder:" in output and "Traceback" not in output
     assert [noise for noise in LIGHTNING_NOISE if noise in output] == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "way"),
+    [("HF_ENDPOINT", "set HF_ENDPOINT"), ("HF_HUB_OFFLINE", "unset HF_HUB_OFFLINE")],
+)
+def test_a_push_that_cannot_reach_the_hub_ends_in_one_paragraph(setting, way, tmp_path):
+    model = build_model("dual_branch_conformer", n_chans=4, n_outputs=2, n_times=256,
+                        sfreq=128.0, size="tiny")  # fmt: skip
+    folder = export_model(model, tmp_path / "export", ch_names=["Fp1", "Fp2", "C3", "C4"])
+    hub = {"HF_ENDPOINT": closed_port_url(), "HF_HUB_OFFLINE": "0"}
+    if setting == "HF_HUB_OFFLINE":
+        hub = {"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "https://huggingface.co"}
+    done = run_offline(
+        ["-m", "neurodecode", "hub", "push", f"run={folder}", "repo_id=lab/offline"],
+        tmp_path,
+        **hub,
+    )
+    assert_one_paragraph(done, f"cannot reach the Hugging Face Hub at {hub['HF_ENDPOINT']}", way,
+                         "neurodecode hub export")  # fmt: skip
