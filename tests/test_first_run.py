@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from neurodecode.errors import NeurodecodeError
 from neurodecode.hub import build_model, export_model
-from tests.conftest import REPO_ROOT
+from neurodecode.resources import shared_data
+from tests.conftest import REPO_ROOT, require_shared
 
 
 def closed_port_url() -> str:
@@ -98,3 +100,19 @@ def test_a_push_that_cannot_reach_the_hub_ends_in_one_paragraph(setting, way, tm
     )
     assert_one_paragraph(done, f"cannot reach the Hugging Face Hub at {hub['HF_ENDPOINT']}", way,
                          "neurodecode hub export")  # fmt: skip
+
+
+def test_the_reference_data_is_found_from_any_folder(tmp_path, monkeypatch):
+    require_shared("mirror")
+    ask = [sys.executable, "-c", "from neurodecode.resources import shared_data; "
+           "print(shared_data('mirror/eegmmidb'))"]  # fmt: skip
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    environment.pop("NEURODECODE_SHARED_DATA", None)
+    done = subprocess.run(ask, capture_output=True, text=True, cwd=tmp_path, env=environment)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == REPO_ROOT.parent / "shared" / "data" / "mirror" / "eegmmidb"
+    monkeypatch.setenv("NEURODECODE_SHARED_DATA", str(tmp_path))
+    (tmp_path / "excerpts").mkdir()
+    assert shared_data("excerpts") == tmp_path / "excerpts"
+    with pytest.raises(NeurodecodeError, match="NEURODECODE_SHARED_DATA"):
+        shared_data("mirror")
