@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from neurodecode import train
 from neurodecode.errors import NeurodecodeError
 from neurodecode.hub import build_model, export_model
 from neurodecode.resources import shared_data
@@ -116,3 +117,31 @@ def test_the_reference_data_is_found_from_any_folder(tmp_path, monkeypatch):
     assert shared_data("excerpts") == tmp_path / "excerpts"
     with pytest.raises(NeurodecodeError, match="NEURODECODE_SHARED_DATA"):
         shared_data("mirror")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "neurodecode.train", "recipe=seizure", "trainer.max_epoch=1"],
+        ["-m", "neurodecode", "train", "recipe=seizure", "trainer.max_epoch=1"],
+        ["-m", "neurodecode.train", "recipe=seizure", "data=simulated", "+trainer.max_epoch=1"],
+        ["-m", "neurodecode", "train", "recipe=seizure", "data=simulated", "+trainer.max_epoch=1"],
+    ],
+)
+def test_a_mistyped_trainer_key_ends_in_one_did_you_mean_paragraph(command, tmp_path):
+    done = run_offline([*command, f"runs_dir={tmp_path}"], tmp_path)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr and "TypeError" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "trainer.max_epoch" in lines[0]
+    assert "did you mean 'max_epochs'" in lines[0]
+
+
+def test_every_override_of_the_configuration_syntax_table_composes():
+    text = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    table = text.split("### Override syntax (Hydra)", 1)[1].split("\n\n", 2)[1]
+    written = [row.split("`")[1] for row in table.splitlines() if row.startswith("| `")]
+    assert "+data.prepare.subjects=[1,2,3]" in written
+    for override in written:
+        if "--multirun" not in override:  # a sweep: one config per value
+            train.compose(["recipe=seizure", override])

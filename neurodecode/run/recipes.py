@@ -16,7 +16,7 @@ import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
@@ -59,16 +59,24 @@ def compose_with_hydra(overrides: Sequence[str]) -> tuple[DictConfig, str]:
 
 
 def override_errors(args: Sequence[str]) -> str | None:
-    """One paragraph on the first unknown key among command-line ``args``, or None.
+    """One paragraph on the first unknown key or group option among ``args``, or None.
 
     Only plain ``key=value`` overrides are checked (a multirun sweep, ``--cfg`` and other
-    flags are left to Hydra, as are unknown group options, which Hydra lists itself).
+    flags are left to Hydra, as is a missing ``recipe=``, which Hydra lists itself).
     """
     if any(a.startswith("-") and a not in ("--cfg", "-c", "--resolve") for a in args):
         return None
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
     try:
         compose_with_hydra(overrides)
+    except MissingConfigException as error:
+        group, _, name = str(error.missing_cfg_file).rpartition("/")
+        if not group or not error.options:
+            return None
+        return (
+            f"error: the config group '{group}' has no option '{name}'; "
+            f"{did_you_mean(name, error.options)}"
+        )
     except ConfigCompositionException as error:
         cause = error.__cause__
         if not isinstance(cause, ConfigAttributeError | ConfigKeyError) or not cause.full_key:
@@ -78,7 +86,8 @@ def override_errors(args: Sequence[str]) -> str | None:
 
 
 def _unknown_key(full_key: str, overrides: Sequence[str]) -> str:
-    """The paragraph for ``full_key``, with the known keys beside it."""
+    """The paragraph for ``full_key``, with the known keys beside it; the way to add a new
+    key only when no known key is close (a typo given a ``+`` fails later)."""
     parent, _, name = full_key.rpartition(".")
     others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != full_key]
     try:
@@ -88,11 +97,12 @@ def _unknown_key(full_key: str, overrides: Sequence[str]) -> str:
     except ConfigCompositionException:
         choices = []
     where = f"'{parent}'" if parent else "the top level of the config"
+    hint = did_you_mean(name, choices)
+    if not hint.startswith("did you mean"):
+        hint += f"; a new key is added with a leading '+', +{full_key}=..."
     return (
-        f"error: unknown config key '{full_key}': {where} has no key '{name}'; "
-        f"{did_you_mean(name, choices)} (add a new key with a leading '+', "
-        f"+{full_key}=...; 'python -m neurodecode.train recipe=<name> --cfg job' prints "
-        "every key)"
+        f"error: unknown config key '{full_key}': {where} has no key '{name}'; {hint} "
+        "('python -m neurodecode.train recipe=<name> --cfg job' prints every key)"
     )
 
 

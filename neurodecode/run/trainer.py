@@ -6,6 +6,7 @@ strategy, ``configs/callbacks/*.yaml`` and ``configs/logger/*.yaml`` theirs)."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -18,6 +19,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.strategies import FSDPStrategy
 from omegaconf import DictConfig, OmegaConf
 
+from neurodecode.errors import ConfigError, did_you_mean
 from neurodecode.run.callbacks import progress_bar
 
 # Lightning's console lines that say nothing about the run: the devices it did not find, an
@@ -47,8 +49,21 @@ def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
     ``32-true`` without a GPU. A ``strategy`` given as a mapping with a ``_target_``
     (``configs/trainer/fsdp.yaml``) is instantiated; a name (``auto``, ``ddp``) is passed
     on for Lightning to resolve.
+
+    Raises
+    ------
+    ConfigError
+        For a key that is not an argument of ``lightning.Trainer`` (one added with
+        ``+trainer.<name>=``), with the closest argument names.
     """
     arguments = OmegaConf.to_container(cfg.trainer, resolve=True)
+    accepted = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+    for name in arguments:
+        if name not in accepted:
+            raise ConfigError(
+                f"trainer.{name} is not an argument of lightning.Trainer",
+                hint=did_you_mean(name, accepted),
+            )
     if arguments.get("precision") == "auto":
         arguments["precision"] = auto_precision()
     if isinstance(arguments.get("strategy"), Mapping):
