@@ -38,6 +38,7 @@ from neurodecode.run.recipes import (
     compose_with_hydra,
     log_lightning_through_root,
     override_errors,
+    plain_failures,
     register_recipes,
     usage,
 )
@@ -97,7 +98,8 @@ def run_recipe(overrides: Sequence[str], run_dir: str | Path | None = None) -> P
 def _hydra_main(cfg: DictConfig) -> None:
     log_lightning_through_root()
     # run() logs the summary lines, which Hydra's console handler prints
-    run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    with plain_failures(cfg):
+        run(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 def main() -> None:

@@ -3,8 +3,9 @@
 The notebooks are jupytext percent-format ``.py`` files (readable diffs, no ``.ipynb`` in
 git). Each is converted with jupytext and run with nbclient in a fresh temporary folder
 (``NEURODECODE_NOTEBOOK_WORKDIR``, which also holds ``NEURODECODE_HOME``), so nothing is
-written into the repository. They read the real excerpts from ../shared/data
-(``NEURODECODE_SHARED_DATA``).
+written into the repository. They find the real excerpts in ../shared/data beside the
+checkout from that folder by themselves (``neurodecode.resources.shared_data``), without
+``NEURODECODE_SHARED_DATA``.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ def test_notebook_executes(name, tmp_path, monkeypatch):
     import jupytext
     from nbclient import NotebookClient
 
-    shared = require_shared()
+    require_shared()
     work = tmp_path / "work"
     work.mkdir()
-    monkeypatch.setenv("NEURODECODE_SHARED_DATA", str(shared))
+    monkeypatch.delenv("NEURODECODE_SHARED_DATA", raising=False)
     monkeypatch.setenv("NEURODECODE_NOTEBOOK_WORKDIR", str(work))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     notebook = jupytext.read(NOTEBOOKS / name)

@@ -30,18 +30,15 @@ import os
 import tempfile
 from pathlib import Path
 
+from neurodecode.resources import shared_data
+
 # The recording to review: the CHB-MIT excerpt of the reference data (chb01_03, 23-channel
-# bipolar EEG at 256 Hz around its seizure at 2996-3036 s), relative to the repository root.
-SHARED = Path(os.environ.get("NEURODECODE_SHARED_DATA", "../shared/data"))
-RECORDING = SHARED / "excerpts" / "chbmit" / "chb01_03_seizure_crop.edf"
+# bipolar EEG at 256 Hz around its seizure at 2996-3036 s), found from any working folder
+# (beside the source checkout, or where NEURODECODE_SHARED_DATA says).
+RECORDING = shared_data("excerpts/chbmit/chb01_03_seizure_crop.edf")
 # Everything this notebook writes goes into a fresh working folder, never into the repository.
 WORK = Path(os.environ.get("NEURODECODE_NOTEBOOK_WORKDIR") or tempfile.mkdtemp(prefix="nd-"))
 
-if not RECORDING.is_file():
-    raise FileNotFoundError(
-        f"{RECORDING} not found: set NEURODECODE_SHARED_DATA to the folder holding "
-        "excerpts/chbmit/chb01_03_seizure_crop.edf"
-    )
 os.environ["NEURODECODE_HOME"] = str(WORK / "home")  # dataset and window caches
 print("working folder:", WORK)
 

@@ -25,18 +25,14 @@
 # following the Spike-driven Transformer's convention (see the module's docstring).
 
 # %% tags=["parameters"]
-import os
-from pathlib import Path
+from neurodecode.resources import shared_data
 
 # Real EEG: eegmmidb subject 1, run 4 (64 channels, 160 Hz, motor imagery), from the
-# reference mirror, relative to the repository root.
-SHARED = Path(os.environ.get("NEURODECODE_SHARED_DATA", "../shared/data"))
-RECORDING = SHARED / "mirror" / "eegmmidb" / "S001" / "S001R04.edf"
+# reference mirror, found from any working folder (beside the source checkout, or where
+# NEURODECODE_SHARED_DATA says).
+RECORDING = shared_data("mirror/eegmmidb/S001/S001R04.edf")
 N_WINDOWS = 8  # more windows give steadier firing rates (the command line uses 32)
 SIZE = "tiny"  # tiny | small | base
-
-if not RECORDING.is_file():
-    raise FileNotFoundError(f"{RECORDING} not found: set NEURODECODE_SHARED_DATA")
 
 # %% [markdown]
 # ## 1. Windows of a real recording

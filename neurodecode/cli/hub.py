@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import functools
 import json
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from huggingface_hub import constants
+from huggingface_hub.errors import OfflineModeIsEnabled
+
 from neurodecode import hub
 from neurodecode.cli import SUMMARIES
 from neurodecode.cli.options import Command, Option, commands_usage, run_command
+from neurodecode.errors import NeurodecodeError
 
 SUMMARY = SUMMARIES["hub"]
 
@@ -37,14 +42,49 @@ def export(args: dict[str, Any]) -> dict[str, Any]:
 @_prints_json
 def push(args: dict[str, Any]) -> dict[str, Any]:
     """Export if needed and upload as one new commit."""
-    info = hub.push_to_hub(
-        args["run"],
-        args["repo_id"],
-        private=args["private"],
-        revision=args.get("revision"),
-        commit_message=args.get("commit_message"),
-    )
+    try:
+        info = hub.push_to_hub(
+            args["run"],
+            args["repo_id"],
+            private=args["private"],
+            revision=args.get("revision"),
+            commit_message=args.get("commit_message"),
+        )
+    except Exception as error:
+        if not unreachable(error):
+            raise
+        raise hub_unreachable(error, args["repo_id"]) from error
     return {"repo_id": args["repo_id"], "commit": info.oid, "url": info.commit_url}
+
+
+def unreachable(error: BaseException | None) -> bool:
+    """Whether ``error`` says the Hub could not be reached: offline mode, or a refused or
+    reset connection, a timeout or an unknown host in its chain."""
+    while error is not None:
+        if isinstance(
+            error, OfflineModeIsEnabled | ConnectionError | TimeoutError | socket.gaierror
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def hub_unreachable(error: BaseException, repo_id: str) -> NeurodecodeError:
+    """The one-paragraph error of an upload that could not reach the Hub."""
+    if constants.HF_HUB_OFFLINE:
+        reason, way = "HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE to upload"
+    else:
+        while error.__cause__ or error.__context__:  # the first cause says it best
+            error = error.__cause__ or error.__context__
+        reason = f"{type(error).__name__}: {error}"
+        way = "check the network, or set HF_ENDPOINT to a Hub or mirror that can be reached"
+    return NeurodecodeError(
+        f"cannot reach the Hugging Face Hub at {constants.ENDPOINT} ({reason}); nothing was "
+        "uploaded",
+        path=f"{constants.ENDPOINT}/{repo_id}",
+        hint=f"{way}; `neurodecode hub export run=<run> out=<folder>` writes the files now, "
+        "to push later",
+    )
 
 
 @_prints_json

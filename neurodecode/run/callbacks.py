@@ -1,4 +1,5 @@
-"""Callbacks of neurodecode's own that ``configs/callbacks/*.yaml`` can name."""
+"""Callbacks of neurodecode's own: those ``configs/callbacks/*.yaml`` can name, and the
+progress bar the run layer adds (:func:`progress_bar`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ProgressBar, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 
 
 class EpochSeeding(Callback):
@@ -55,3 +57,29 @@ class EpochSeeding(Callback):
             generator = getattr(owner, "generator", None)
             if isinstance(generator, torch.Generator):
                 generator.manual_seed(epoch_seed)
+
+
+class _NoVersionField:
+    """A progress bar without Lightning's ``v_num`` field.
+
+    ``v_num`` shows the last four characters of the logger's version, which for the run's
+    log folders (``csv``, ``tensorboard``) is the meaningless ``oard``.
+    """
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
+class RichBar(_NoVersionField, RichProgressBar):
+    """Lightning's rich progress bar, without ``v_num``."""
+
+
+class TQDMBar(_NoVersionField, TQDMProgressBar):
+    """Lightning's tqdm progress bar, without ``v_num``."""
+
+
+def progress_bar() -> ProgressBar:
+    """The progress bar Lightning would choose (rich where installed), without ``v_num``."""
+    return RichBar() if _RICH_AVAILABLE else TQDMBar()

@@ -1,22 +1,28 @@
 """The recipes and their composition: registering ``recipes/*.yaml`` as Hydra's config
 group ``recipe``, composing ``configs/train.yaml`` with them, the one-line summaries of
-``--help``, and a plain-words report of an unknown override key."""
+``--help``, and plain-words reports of an unknown override key and of a run that fails
+(:func:`plain_failures`: one paragraph, with the ways out of a dataset that cannot be
+obtained)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import lightning  # noqa: F401  (attaches its console handlers on import, see below)
 import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from neurodecode.errors import ConfigError, did_you_mean
+from neurodecode.data.fetch import HOME_ENV, MIRROR_ENV, dataset_root
+from neurodecode.data.manifest import Manifest, load_manifest
+from neurodecode.errors import ConfigError, DownloadError, NeurodecodeError, did_you_mean
 from neurodecode.resources import resource_dir
 
 RECIPE_HEADER = "# @package _global_"
@@ -53,16 +59,24 @@ def compose_with_hydra(overrides: Sequence[str]) -> tuple[DictConfig, str]:
 
 
 def override_errors(args: Sequence[str]) -> str | None:
-    """One paragraph on the first unknown key among command-line ``args``, or None.
+    """One paragraph on the first unknown key or group option among ``args``, or None.
 
     Only plain ``key=value`` overrides are checked (a multirun sweep, ``--cfg`` and other
-    flags are left to Hydra, as are unknown group options, which Hydra lists itself).
+    flags are left to Hydra, as is a missing ``recipe=``, which Hydra lists itself).
     """
     if any(a.startswith("-") and a not in ("--cfg", "-c", "--resolve") for a in args):
         return None
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
     try:
         compose_with_hydra(overrides)
+    except MissingConfigException as error:
+        group, _, name = str(error.missing_cfg_file).rpartition("/")
+        if not group or not error.options:
+            return None
+        return (
+            f"error: the config group '{group}' has no option '{name}'; "
+            f"{did_you_mean(name, error.options)}"
+        )
     except ConfigCompositionException as error:
         cause = error.__cause__
         if not isinstance(cause, ConfigAttributeError | ConfigKeyError) or not cause.full_key:
@@ -72,7 +86,8 @@ def override_errors(args: Sequence[str]) -> str | None:
 
 
 def _unknown_key(full_key: str, overrides: Sequence[str]) -> str:
-    """The paragraph for ``full_key``, with the known keys beside it."""
+    """The paragraph for ``full_key``, with the known keys beside it; the way to add a new
+    key only when no known key is close (a typo given a ``+`` fails later)."""
     parent, _, name = full_key.rpartition(".")
     others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != full_key]
     try:
@@ -82,11 +97,12 @@ def _unknown_key(full_key: str, overrides: Sequence[str]) -> str:
     except ConfigCompositionException:
         choices = []
     where = f"'{parent}'" if parent else "the top level of the config"
+    hint = did_you_mean(name, choices)
+    if not hint.startswith("did you mean"):
+        hint += f"; a new key is added with a leading '+', +{full_key}=..."
     return (
-        f"error: unknown config key '{full_key}': {where} has no key '{name}'; "
-        f"{did_you_mean(name, choices)} (add a new key with a leading '+', "
-        f"+{full_key}=...; 'python -m neurodecode.train recipe=<name> --cfg job' prints "
-        "every key)"
+        f"error: unknown config key '{full_key}': {where} has no key '{name}'; {hint} "
+        "('python -m neurodecode.train recipe=<name> --cfg job' prints every key)"
     )
 
 
@@ -142,3 +158,77 @@ def log_lightning_through_root() -> None:
         for handler in list(lightning_logger.handlers):
             lightning_logger.removeHandler(handler)
         lightning_logger.propagate = True
+
+
+@contextmanager
+def plain_failures(cfg: DictConfig) -> Iterator[None]:
+    """Turn a :class:`~neurodecode.errors.NeurodecodeError` of the block into one paragraph.
+
+    The paragraph (:func:`failure_paragraph`) goes to stderr, and the process exits with
+    status 1 (2 for a config error), without a traceback: this is the command line's
+    boundary, so the Python API (:func:`neurodecode.train.run_recipe`) does not use it.
+    """
+    try:
+        yield
+    except NeurodecodeError as error:
+        print(failure_paragraph(error, cfg), file=sys.stderr)
+        raise SystemExit(2 if isinstance(error, ConfigError) else 1) from None
+
+
+def failure_paragraph(error: NeurodecodeError, cfg: DictConfig) -> str:
+    """``error: <what failed>``; for a dataset that cannot be obtained, also its name, its
+    size and the ways out (simulated data, a mirror, a copy of the files)."""
+    text = " ".join(str(error).split())
+    manifest = _failed_manifest(error, cfg) if isinstance(error, DownloadError) else None
+    if manifest is not None:
+        text = (
+            f"the dataset {manifest.name!r} ({manifest.approximate_size}) could not be "
+            f"obtained: {text.rstrip('.')}. "
+            f"{ways_out(manifest, in_mixture=bool(cfg.data.get('datasets')))}"
+        )
+    return "error: " + text
+
+
+def ways_out(manifest: Manifest, in_mixture: bool = False) -> str:
+    """What a person can do when ``manifest``'s files cannot be obtained, in one sentence
+    (``in_mixture``: the dataset is one of a pretraining mixture's, ``cfg.data.datasets``)."""
+    name, source = manifest.name, manifest.source
+    ways = [
+        f"leave it out with data.datasets.{name}.weight=0 (data.datasets.simulated.weight=1 "
+        "adds generated recordings)"
+        if in_mixture
+        else "train on generated recordings with data=simulated"
+    ]
+    if source.kind == "download":
+        ways.append(f"set {MIRROR_ENV}=<url or folder> to a mirror serving <mirror>/{name}/<file>")
+    if source.kind == "local" and source.root_env:
+        ways.append(f"set {source.root_env}=<folder> to the folder holding the files")
+    if source.kind in ("download", "moabb"):
+        ways.append(
+            f"copy the files into {dataset_root(name)} ({HOME_ENV}=<folder> chooses the "
+            f"folder that holds {name}/)"
+        )
+    return "Ways out: " + "; or ".join(ways) + "."
+
+
+def _failed_manifest(error: DownloadError, cfg: DictConfig) -> Manifest | None:
+    """The manifest, among the datasets of ``cfg.data``, whose file ``error`` names."""
+    datasets = cfg.data.get("datasets")
+    names = [str(cfg.data.name)] if not datasets else [
+        str(name) for name, spec in datasets.items() if spec.get("weight", 1) > 0
+    ]  # fmt: skip
+    manifests = []
+    for name in names:
+        try:
+            manifests.append(load_manifest(name))
+        except NeurodecodeError:  # a changed or unknown manifest: no details to add
+            continue
+    where = error.path or ""
+    for manifest in manifests:
+        if (
+            where == str(manifest.manifest_path)
+            or f"/{manifest.name}/" in where
+            or (manifest.base_url and where.startswith(manifest.base_url.rstrip("/")))
+        ):
+            return manifest
+    return manifests[0] if len(names) == 1 and manifests else None

@@ -6,6 +6,8 @@ strategy, ``configs/callbacks/*.yaml`` and ``configs/logger/*.yaml`` theirs)."""
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -13,8 +15,30 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.strategies import FSDPStrategy
 from omegaconf import DictConfig, OmegaConf
+
+from neurodecode.errors import ConfigError, did_you_mean
+from neurodecode.run.callbacks import progress_bar
+
+# Lightning's console lines that say nothing about the run: the devices it did not find, an
+# advertisement, a limit of 100 % of the batches, a step it takes before every fit.
+_NOISE = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:", "`Trainer(limit_",
+          "Loading `train_dataloader` to estimate")  # fmt: skip
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_NOISE)
+
+
+def quiet_lightning() -> None:
+    """Drop Lightning's noise (:data:`_NOISE`; CUDA's ``LOCAL_RANK ... CUDA_VISIBLE_DEVICES``
+    line) at the loggers that emit it; warnings and the run's own messages stay."""
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _not_noise not in rank_zero.filters:
+        rank_zero.addFilter(_not_noise)
+    logging.getLogger("lightning.pytorch.accelerators.cuda").setLevel(logging.WARNING)
 
 
 def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
@@ -25,8 +49,21 @@ def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
     ``32-true`` without a GPU. A ``strategy`` given as a mapping with a ``_target_``
     (``configs/trainer/fsdp.yaml``) is instantiated; a name (``auto``, ``ddp``) is passed
     on for Lightning to resolve.
+
+    Raises
+    ------
+    ConfigError
+        For a key that is not an argument of ``lightning.Trainer`` (one added with
+        ``+trainer.<name>=``), with the closest argument names.
     """
     arguments = OmegaConf.to_container(cfg.trainer, resolve=True)
+    accepted = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+    for name in arguments:
+        if name not in accepted:
+            raise ConfigError(
+                f"trainer.{name} is not an argument of lightning.Trainer",
+                hint=did_you_mean(name, accepted),
+            )
     if arguments.get("precision") == "auto":
         arguments["precision"] = auto_precision()
     if isinstance(arguments.get("strategy"), Mapping):
@@ -82,10 +119,19 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The trainer of ``cfg``: its callbacks, its loggers and the ``cfg.trainer`` arguments.
 
     ``cfg.paths`` must already name the run folder (the callbacks and loggers write there).
+    With ``enable_progress_bar`` the bar is :func:`~neurodecode.run.callbacks.progress_bar`;
+    Lightning's noise is silenced (:func:`quiet_lightning`).
     """
+    quiet_lightning()
+    arguments = trainer_arguments(cfg)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if arguments.get("enable_progress_bar", True) and not any(
+        isinstance(callback, ProgressBar) for callback in callbacks
+    ):
+        callbacks.append(progress_bar())
     return L.Trainer(
         default_root_dir=cfg.paths.run_dir,
-        callbacks=instantiate_group(cfg.get("callbacks")),
+        callbacks=callbacks,
         logger=instantiate_group(cfg.get("logger")),
-        **trainer_arguments(cfg),
+        **arguments,
     )
