@@ -39,13 +39,12 @@ from neurodecode.data.cache import (
 )
 from neurodecode.data.io import read_recording
 from neurodecode.data.transform import transform_recording
-from neurodecode.errors import CacheError, NeurodecodeError
+from neurodecode.errors import CacheError, DownloadError, NeurodecodeError
 from neurodecode.files import temporary_sibling, write_atomic
 
 logger = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass
 @dataclasses.dataclass
 class _Job:
     """Everything a worker needs to turn one recording into one shard (picklable)."""
@@ -62,6 +61,7 @@ class _Job:
     config: dict[str, Any]
     target: list[str] | str | None
     shard_dir: Path
+    download_error: str | None = None
 
 
 def build_cache(
@@ -82,7 +82,8 @@ def build_cache(
     ----------
     entries : sequence
         Recordings to include: objects with ``path``, ``subject``, ``session``, ``run``,
-        ``annotation_path`` (e.g. :class:`neurodecode.data.fetch.RecordingEntry`).
+        ``annotation_path`` (e.g. :class:`neurodecode.data.fetch.RecordingEntry`); one
+        whose ``error`` is set could not be downloaded and is recorded as failed.
     config : DictConfig
         Preprocessing config (:func:`neurodecode.data.preprocess.load_preprocess_config`).
     root : path-like
@@ -123,7 +124,9 @@ def build_cache(
     if annotation_format is None and manifest is not None:
         annotation_format = manifest.annotation_format
     target = config.channels.target
-    target = _first_channels(entries, config) if target is None else target
+    if target is None:
+        usable = [e for e in entries if not getattr(e, "error", None)]
+        target = _first_channels(usable, config) if usable else None
     config_plain, shard_dir = preprocess.config_dict(config), directory / SHARDS
     jobs = [
         _Job(
@@ -139,6 +142,7 @@ def build_cache(
             config=config_plain,
             target=target,
             shard_dir=shard_dir,
+            download_error=getattr(e, "error", None),
         )
         for r, e in zip(ids, entries, strict=True)
     ]
@@ -217,6 +221,9 @@ def _build_shard(job: _Job) -> dict[str, Any]:
         session=job.session,
         run=job.run,
     )
+    if job.download_error:
+        qc.fail(DownloadError(job.download_error))
+        return {"qc": qc.to_dict(), "n_windows": 0}
     try:
         recording = read_recording(
             job.path,

@@ -166,8 +166,8 @@ def dataset_root(name: str) -> Path:
 
 
 @contextmanager
-def dataset_lock(name: str) -> Iterator[Path]:
-    """Hold the dataset's lock file (across processes) while fetching or building it.
+def folder_lock(folder: Path, what: str) -> Iterator[Path]:
+    """Hold ``folder``'s lock file (across processes) while working on ``what`` in it.
 
     Another process holding it is waited for (a message says so); the lock is released
     when the block ends or the process dies, so a killed process never leaves it taken.
@@ -175,18 +175,17 @@ def dataset_lock(name: str) -> Iterator[Path]:
     Yields
     ------
     pathlib.Path
-        The dataset root, created if absent.
+        ``folder``, created if absent.
     """
-    root = dataset_root(name)
-    root.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(root / _LOCK)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / _LOCK)
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        logger.info("waiting for another process working on %s (lock %s)", name, lock.lock_file)
+        logger.info("waiting for another process working on %s (lock %s)", what, lock.lock_file)
         lock.acquire()
     try:
-        yield root
+        yield folder
     finally:
         lock.release()
 
@@ -247,7 +246,7 @@ def fetch_dataset(
     if kind == "local":
         entries = _locate_local(manifest, selection, root)
     else:
-        with dataset_lock(manifest.name):
+        with folder_lock(dataset_root(manifest.name), manifest.name):
             if kind == "download":
                 entries = _Downloader(manifest, mirror, retries).fetch(selection, keep_going)
             elif kind == "generated":

@@ -3,6 +3,7 @@ that end with their parent (issue 16, findings 1, 5 and 7)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from neurodecode.cli.data import PARTIAL
+from neurodecode.data.__main__ import main
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.network
@@ -41,3 +44,26 @@ def test_concurrent_fetches_on_a_fresh_home_both_get_the_whole_dataset(
         segments = [p for p in (home / "bonn" / letter).iterdir() if p.suffix in (".txt", ".TXT")]
         assert len(segments) == 100, letter
     assert not list((home / "bonn").glob(".*extracting*"))
+
+
+def test_a_404_is_one_failed_recording_and_prepare_exits_3(
+    neurodecode_home: Path, mirror_url: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("NEURODECODE_MIRROR", mirror_url)  # run 2 is missing from the mirror
+    words = ["subjects=[1]", "runs=[2,4]"]
+    assert main(["fetch", "eegmmidb", *words]) == PARTIAL
+    captured = capsys.readouterr()
+    assert "S001/S001R02.edf" in captured.err and "404" in captured.err
+    assert "1 recording(s) ready" in captured.out and "1 failed" in captured.out
+    assert main(["prepare", "eegmmidb", *words, "num_workers=0"]) == PARTIAL
+    report = json.loads(next((neurodecode_home / "window-cache").rglob("qc.json")).read_text())
+    assert report["summary"]["succeeded"] == 1 and report["summary"]["failed"] == 1
+    (failed,) = [r for r in report["recordings"] if r["status"] == "failed"]
+    assert failed["run"] == "02" and failed["error"]["type"] == "DownloadError"
+    assert "404" in failed["error"]["message"]
+    assert main(["prepare", "eegmmidb", "subjects=[1]", "runs=[4]", "num_workers=0"]) == 0
+
+
+def test_exit_statuses_are_in_the_help(capsys) -> None:
+    assert main(["--help"]) == 0
+    assert "3 when some failed" in " ".join(capsys.readouterr().out.split())
