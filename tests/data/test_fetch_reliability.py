@@ -18,10 +18,10 @@ from tests.conftest import REPO_ROOT
 pytestmark = pytest.mark.network
 
 
-def _command(*words: str, home: Path) -> subprocess.Popen:
+def _command(*words: str, home: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start ``python -m neurodecode.data <words>`` on ``home`` (this checkout imported)."""
-    env = {**os.environ, "NEURODECODE_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("NEURODECODE_MIRROR", None)
+    inherited = {k: v for k, v in os.environ.items() if k != "NEURODECODE_MIRROR"}
+    env = {**inherited, "NEURODECODE_HOME": str(home), "PYTHONPATH": str(REPO_ROOT), **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "neurodecode.data", *words],
         env=env,
@@ -67,3 +67,19 @@ def test_a_404_is_one_failed_recording_and_prepare_exits_3(
 def test_exit_statuses_are_in_the_help(capsys) -> None:
     assert main(["--help"]) == 0
     assert "3 when some failed" in " ".join(capsys.readouterr().out.split())
+
+
+def test_concurrent_prepares_take_turns_and_share_one_cache(
+    tmp_path: Path, mirror_url: str
+) -> None:
+    home = tmp_path / "home"
+    words = ["prepare", "bonn", "subjects=[F001,S001]", "num_workers=0"]
+    env = {"NEURODECODE_MIRROR": mirror_url}
+    processes = [_command(*words, home=home, env=env) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err
+    assert outputs[0][0].splitlines()[-1] == outputs[1][0].splitlines()[-1]  # the same qc.json
+    assert len(list((home / "bonn" / "F").glob("*.txt"))) == 100
+    (cache,) = (home / "window-cache" / "bonn").glob("*/meta.json")
+    assert json.loads(cache.read_text())["n_windows"] > 0
