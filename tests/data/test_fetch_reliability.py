@@ -3,16 +3,22 @@ that end with their parent (issue 16, findings 1, 5 and 7)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+import neurodecode.data.fetch as fetch
 from neurodecode.cli.data import PARTIAL
 from neurodecode.data.__main__ import main
+from neurodecode.data.manifest import load_manifest
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.network
@@ -83,3 +89,63 @@ def test_concurrent_prepares_take_turns_and_share_one_cache(
     assert len(list((home / "bonn" / "F").glob("*.txt"))) == 100
     (cache,) = (home / "window-cache" / "bonn").glob("*/meta.json")
     assert json.loads(cache.read_text())["n_windows"] > 0
+
+
+class _StallingRangeHandler(BaseHTTPRequestHandler):
+    """Serves one payload; a request without Range gets its first bytes, then a stall."""
+
+    payload = b""
+    sent_before_stall = 300_000
+    release = threading.Event()
+    ranges: list[str | None] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        asked = self.headers.get("Range")
+        self.ranges.append(asked)
+        start = int(asked[len("bytes=") : -1]) if asked else 0
+        body = self.payload[start:]
+        self.send_response(206 if asked else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if asked:
+            self.wfile.write(body)
+            return
+        self.wfile.write(body[: self.sent_before_stall])
+        self.wfile.flush()
+        self.release.wait(60)  # until the test ends: the client is killed meanwhile
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_killed_transfer_is_resumed_with_a_range_request(
+    neurodecode_home: Path, shared_data: Path
+) -> None:
+    source = shared_data / "mirror" / "eegmmidb" / "S001" / "S001R04.edf"
+    handler = type("Handler", (_StallingRangeHandler,),
+                   {"payload": source.read_bytes(), "ranges": [], "release": threading.Event()})  # fmt: skip
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        process = _command("fetch", "eegmmidb", "subjects=[1]", "runs=[4]", f"mirror={url}",
+                           home=neurodecode_home)  # fmt: skip
+        part = neurodecode_home / ".partial" / "eegmmidb" / str(process.pid) / "S001"
+        part = part / "S001R04.edf.part"
+        deadline = time.monotonic() + 60
+        while not (part.is_file() and part.stat().st_size > 0) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.kill()
+        process.communicate()
+        kept = part.stat().st_size
+        assert 0 < kept <= handler.sent_before_stall < 1 << 20  # a part under 1 MiB is kept
+        manifest = load_manifest("eegmmidb")
+        (entry,) = [f for f in manifest.files if f.path == "S001/S001R04.edf"]
+        path = fetch._Downloader(manifest, url, retries=0).ensure(entry)
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
+    assert handler.ranges == [None, f"bytes={kept}-"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256
+    assert not part.exists()
