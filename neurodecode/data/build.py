@@ -10,6 +10,7 @@ is recorded in the QC report and the build goes on.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import dataclasses
 import datetime as dt
 import errno
@@ -17,6 +18,10 @@ import functools
 import json
 import logging
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,8 @@ from neurodecode.errors import CacheError, DownloadError, NeurodecodeError
 from neurodecode.files import temporary_sibling, write_atomic
 
 logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal for when the parent dies
 
 
 @dataclasses.dataclass
@@ -186,7 +193,9 @@ def _run_jobs(
                 results[job.recording] = _checked(_build_shard(job))
                 bar.update()
         else:
-            with cf.ProcessPoolExecutor(max_workers=num_workers) as pool:
+            with cf.ProcessPoolExecutor(
+                max_workers=num_workers, initializer=_end_with_parent, initargs=(os.getpid(),)
+            ) as pool:
                 futures = {pool.submit(_build_shard, job): job for job in todo}
                 try:
                     for future in cf.as_completed(futures):
@@ -198,6 +207,27 @@ def _run_jobs(
     finally:
         bar.close()
     return results
+
+
+def _end_with_parent(parent: int) -> None:
+    """Pool initializer: the worker ends as soon as ``parent`` (the build) dies.
+
+    A killed build otherwise leaves its workers finishing their recordings, or waiting on
+    a queue nobody reads. Linux delivers SIGKILL on the parent's death (``prctl``);
+    elsewhere a thread checks the parent every half second.
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _checked(result: dict[str, Any]) -> dict[str, Any]:

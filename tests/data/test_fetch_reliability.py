@@ -13,6 +13,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psutil
 import pytest
 
 import neurodecode.data.fetch as fetch
@@ -149,3 +150,24 @@ def test_a_killed_transfer_is_resumed_with_a_range_request(
     assert handler.ranges == [None, f"bytes={kept}-"]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256
     assert not part.exists()
+
+
+def test_a_killed_prepare_leaves_no_worker_alive(tmp_path: Path, mirror_url: str) -> None:
+    words = ["prepare", "bonn", "num_workers=2", f"cache_dir={tmp_path / 'cache'}"]
+    process = _command(*words, home=tmp_path / "home", env={"NEURODECODE_MIRROR": mirror_url})
+    parent = psutil.Process(process.pid)
+    deadline = time.monotonic() + 120
+    while len(parent.children(recursive=True)) < 2 and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        time.sleep(0.1)
+    workers = parent.children(recursive=True)
+    assert len(workers) >= 2, "the build never started its workers"
+    time.sleep(1.0)  # the workers are busy with recordings
+    process.kill()
+    process.wait()  # not communicate(): surviving workers would hold its pipes open
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    for worker in alive:
+        worker.kill()
+    process.stdout.close()
+    process.stderr.close()
+    assert alive == []
