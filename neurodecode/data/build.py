@@ -134,27 +134,27 @@ def build_cache(
     if target is None:
         usable = [e for e in entries if not getattr(e, "error", None)]
         target = _first_channels(usable, config) if usable else None
-    config_plain, shard_dir = preprocess.config_dict(config), directory / SHARDS
-    jobs = [
-        _Job(
-            recording=r,
-            path=Path(e.path),
-            subject=e.subject,
-            session=e.session,
-            run=e.run,
-            annotation_path=getattr(e, "annotation_path", None),
-            annotation_format=annotation_format,
-            recording_label=_recording_label(e, label_map),
-            label_map=label_map,
-            config=config_plain,
-            target=target,
-            shard_dir=shard_dir,
-            download_error=getattr(e, "error", None),
-        )
-        for r, e in zip(ids, entries, strict=True)
-    ]
+    common = {"annotation_format": annotation_format, "label_map": label_map, "target": target,
+              "config": preprocess.config_dict(config), "shard_dir": directory / SHARDS}  # fmt: skip
+    jobs = [_job(r, e, **common) for r, e in zip(ids, entries, strict=True)]
     results = _run_jobs(jobs, num_workers, progress, dataset)
     return _finalise(directory, results, jobs, config, key=key, dataset=dataset, classes=classes)
+
+
+def _job(recording: str, entry: Any, *, label_map: dict[str, int], **common: Any) -> _Job:
+    """The job of one recording; a recording whose download failed carries the reason."""
+    return _Job(
+        recording=recording,
+        path=Path(entry.path),
+        subject=entry.subject,
+        session=entry.session,
+        run=entry.run,
+        annotation_path=getattr(entry, "annotation_path", None),
+        recording_label=_recording_label(entry, label_map),
+        label_map=label_map,
+        download_error=getattr(entry, "error", None),
+        **common,
+    )
 
 
 def _start_folder(directory: Path, rebuild: bool) -> None:

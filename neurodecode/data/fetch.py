@@ -166,8 +166,9 @@ def dataset_root(name: str) -> Path:
 
 
 @contextmanager
-def folder_lock(folder: Path, what: str) -> Iterator[Path]:
-    """Hold ``folder``'s lock file (across processes) while working on ``what`` in it.
+def folder_lock(folder: Path, what: str, prefix: str = "") -> Iterator[Path]:
+    """Hold the lock file ``folder/<prefix>.neurodecode.lock`` (across processes) while
+    working on ``what``.
 
     Another process holding it is waited for (a message says so); the lock is released
     when the block ends or the process dies, so a killed process never leaves it taken.
@@ -178,7 +179,7 @@ def folder_lock(folder: Path, what: str) -> Iterator[Path]:
         ``folder``, created if absent.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(folder / _LOCK)
+    lock = FileLock(folder / (prefix + _LOCK))
     try:
         lock.acquire(timeout=0)
     except Timeout:

@@ -73,7 +73,7 @@ def prepare_dataset(
         keep_going=True,
     )
     root = Path(options["cache_dir"]) if options.get("cache_dir") else cache_root() / manifest.name
-    with folder_lock(root, f"the {manifest.name} window cache"):
+    with folder_lock(root.parent, f"the {manifest.name} window cache", f".{root.name}"):
         return build_cache(
             entries,
             config,
