@@ -134,8 +134,8 @@ def build_cache(
     if target is None:
         usable = [e for e in entries if not getattr(e, "error", None)]
         target = _first_channels(usable, config) if usable else None
-    common = {"annotation_format": annotation_format, "label_map": label_map, "target": target,
-              "config": preprocess.config_dict(config), "shard_dir": directory / SHARDS}  # fmt: skip
+    common = dict(annotation_format=annotation_format, label_map=label_map, target=target,
+                  config=preprocess.config_dict(config), shard_dir=directory / SHARDS)  # fmt: skip
     jobs = [_job(r, e, **common) for r, e in zip(ids, entries, strict=True)]
     results = _run_jobs(jobs, num_workers, progress, dataset)
     return _finalise(directory, results, jobs, config, key=key, dataset=dataset, classes=classes)

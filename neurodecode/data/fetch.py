@@ -411,8 +411,8 @@ class _Downloader:
         except DownloadError as err:
             if not keep_going:
                 raise
-            logger.error("%s", " ".join(str(err).split()))
             failed[entry.path] = " ".join(str(err).split())
+            logger.error("%s", failed[entry.path])
             return False
         return True
 

@@ -171,3 +171,15 @@ def test_a_killed_prepare_leaves_no_worker_alive(tmp_path: Path, mirror_url: str
     process.stdout.close()
     process.stderr.close()
     assert alive == []
+
+
+def test_a_marked_but_partial_extraction_is_extracted_again(
+    neurodecode_home: Path, mirror_url: str
+) -> None:
+    fetch.fetch_dataset("bonn", mirror=mirror_url)
+    folder = neurodecode_home / "bonn" / "F"
+    for segment in sorted(folder.glob("*.txt"))[52:]:  # what a concurrent run used to leave
+        segment.unlink()
+    assert (folder / ".neurodecode-extracted").is_file()
+    entries = fetch.fetch_dataset("bonn", mirror=mirror_url)
+    assert len(entries) == 500 and len(list(folder.glob("*.txt"))) == 100
