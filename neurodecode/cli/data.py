@@ -29,11 +29,16 @@ from neurodecode.data.io import read_recording, suspicious
 from neurodecode.data.manifest import load_manifest
 from neurodecode.data.prepare import prepare_dataset
 from neurodecode.data.recording import Recording
-from neurodecode.errors import ConfigError
+from neurodecode.errors import ConfigError, DownloadError
 
 SUMMARY = SUMMARIES["data"]
 
 FETCH_KEYS = ("subjects", "sessions", "runs", "mirror", "root", "retries")
+PARTIAL = 3  # exit status of fetch and prepare: some recordings failed, the rest is ready
+EXIT_STATUSES = (
+    "Exit status: 0 when every recording succeeded, 3 when some failed but the rest is "
+    "ready (the QC report lists why), 1 on an error that left nothing usable"
+)
 _GENERATOR = "generator_params."
 
 
@@ -54,10 +59,18 @@ def fetch(dataset: str, items: list[str], command: str) -> int:
         source = manifest.source.model_copy(update={"generator_params": params})
         manifest = manifest.model_copy(update={"source": source})
     filters = {key: options.pop(key) for key in list(options) if key in groups}
-    entries = fetch_dataset(manifest, filters=filters, **options)
-    folder = entries[0].path.as_posix().removesuffix(entries[0].relative_path)
-    print(f"{manifest.name}: {len(entries)} recording(s) ready in {folder}")
-    return 0
+    entries = fetch_dataset(manifest, filters=filters, keep_going=True, **options)
+    ready = [e for e in entries if e.error is None]
+    failed = [e for e in entries if e.error is not None]
+    for entry in failed:
+        print(f"failed: {entry.relative_path}: {entry.error}", file=sys.stderr)
+    if not ready:
+        raise DownloadError(f"none of the {len(entries)} selected recording(s) of "
+                            f"{manifest.name} could be downloaded", path=manifest.manifest_path)  # fmt: skip
+    folder = ready[0].path.as_posix().removesuffix(ready[0].relative_path)
+    print(f"{manifest.name}: {len(ready)} recording(s) ready in {folder}"
+          + (f", {len(failed)} failed" if failed else ""))  # fmt: skip
+    return PARTIAL if failed else 0
 
 
 INFO_OPTIONS = tuple(
@@ -136,7 +149,7 @@ def prepare(dataset: str, items: list[str], command: str) -> int:
         f"at {cache.sfreq:g} Hz in {cache.path}"
     )
     print(f"QC report: {cache.path / 'qc.json'}")
-    return 0
+    return PARTIAL if cache.qc["summary"]["failed"] else 0
 
 
 # command → (job, what it needs, its keys in plain words)
@@ -172,6 +185,7 @@ def usage(prog: str) -> str:
     for name, (_, target, text) in COMMANDS.items():
         lines += ["", f"{prog} {name} {target} [key=value ...]"]
         lines.append(textwrap.fill(text + ".", 92, initial_indent="  ", subsequent_indent="  "))
+    lines += ["", textwrap.fill(EXIT_STATUSES + ".", 92)]
     lines += ["", f"example: {prog} fetch eegmmidb subjects=[1] runs=[4,8,12]"]
     return "\n".join(lines)
 

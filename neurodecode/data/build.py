@@ -10,6 +10,7 @@ is recorded in the QC report and the build goes on.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import dataclasses
 import datetime as dt
 import errno
@@ -17,6 +18,10 @@ import functools
 import json
 import logging
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,13 +44,14 @@ from neurodecode.data.cache import (
 )
 from neurodecode.data.io import read_channels, read_recording
 from neurodecode.data.transform import transform_recording
-from neurodecode.errors import CacheError, NeurodecodeError
+from neurodecode.errors import CacheError, DownloadError, NeurodecodeError
 from neurodecode.files import temporary_sibling, write_atomic
 
 logger = logging.getLogger(__name__)
 
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal for when the parent dies
 
-@dataclasses.dataclass
+
 @dataclasses.dataclass
 class _Job:
     """Everything a worker needs to turn one recording into one shard (picklable)."""
@@ -62,6 +68,7 @@ class _Job:
     config: dict[str, Any]
     target: list[str] | str | None
     shard_dir: Path
+    download_error: str | None = None
 
 
 def build_cache(
@@ -82,7 +89,8 @@ def build_cache(
     ----------
     entries : sequence
         Recordings to include: objects with ``path``, ``subject``, ``session``, ``run``,
-        ``annotation_path`` (e.g. :class:`neurodecode.data.fetch.RecordingEntry`).
+        ``annotation_path`` (e.g. :class:`neurodecode.data.fetch.RecordingEntry`); one
+        whose ``error`` is set could not be downloaded and is recorded as failed.
     config : DictConfig
         Preprocessing config (:func:`neurodecode.data.preprocess.load_preprocess_config`).
     root : path-like
@@ -123,27 +131,30 @@ def build_cache(
     if annotation_format is None and manifest is not None:
         annotation_format = manifest.annotation_format
     target = config.channels.target
-    target = _dataset_channels(entries, config, manifest) if target is None else target
-    config_plain, shard_dir = preprocess.config_dict(config), directory / SHARDS
-    jobs = [
-        _Job(
-            recording=r,
-            path=Path(e.path),
-            subject=e.subject,
-            session=e.session,
-            run=e.run,
-            annotation_path=getattr(e, "annotation_path", None),
-            annotation_format=annotation_format,
-            recording_label=_recording_label(e, label_map),
-            label_map=label_map,
-            config=config_plain,
-            target=target,
-            shard_dir=shard_dir,
-        )
-        for r, e in zip(ids, entries, strict=True)
-    ]
+    if target is None:
+        usable = [e for e in entries if not getattr(e, "error", None)]
+        target = _dataset_channels(usable, config, manifest) if usable else None
+    common = dict(annotation_format=annotation_format, label_map=label_map, target=target,
+                  config=preprocess.config_dict(config), shard_dir=directory / SHARDS)  # fmt: skip
+    jobs = [_job(r, e, **common) for r, e in zip(ids, entries, strict=True)]
     results = _run_jobs(jobs, num_workers, progress, dataset)
     return _finalise(directory, results, jobs, config, key=key, dataset=dataset, classes=classes)
+
+
+def _job(recording: str, entry: Any, *, label_map: dict[str, int], **common: Any) -> _Job:
+    """The job of one recording; a recording whose download failed carries the reason."""
+    return _Job(
+        recording=recording,
+        path=Path(entry.path),
+        subject=entry.subject,
+        session=entry.session,
+        run=entry.run,
+        annotation_path=getattr(entry, "annotation_path", None),
+        recording_label=_recording_label(entry, label_map),
+        label_map=label_map,
+        download_error=getattr(entry, "error", None),
+        **common,
+    )
 
 
 def _start_folder(directory: Path, rebuild: bool) -> None:
@@ -182,7 +193,9 @@ def _run_jobs(
                 results[job.recording] = _checked(_build_shard(job))
                 bar.update()
         else:
-            with cf.ProcessPoolExecutor(max_workers=num_workers) as pool:
+            with cf.ProcessPoolExecutor(
+                max_workers=num_workers, initializer=_end_with_parent, initargs=(os.getpid(),)
+            ) as pool:
                 futures = {pool.submit(_build_shard, job): job for job in todo}
                 try:
                     for future in cf.as_completed(futures):
@@ -194,6 +207,27 @@ def _run_jobs(
     finally:
         bar.close()
     return results
+
+
+def _end_with_parent(parent: int) -> None:
+    """Pool initializer: the worker ends as soon as ``parent`` (the build) dies.
+
+    A killed build otherwise leaves its workers finishing their recordings, or waiting on
+    a queue nobody reads. Linux delivers SIGKILL on the parent's death (``prctl``);
+    elsewhere a thread checks the parent every half second.
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _checked(result: dict[str, Any]) -> dict[str, Any]:
@@ -217,6 +251,9 @@ def _build_shard(job: _Job) -> dict[str, Any]:
         session=job.session,
         run=job.run,
     )
+    if job.download_error:
+        qc.fail(DownloadError(job.download_error))
+        return {"qc": qc.to_dict(), "n_windows": 0}
     try:
         recording = read_recording(
             job.path,

@@ -7,12 +7,15 @@ the manifest's ``source.kind``:
 ``download``
     ``<base_url>/<path>``, or ``<mirror>/<dataset>/<path>`` when a mirror is set
     (``NEURODECODE_MIRROR`` or the ``mirror`` option), so a site can serve its own copy.
-    Each file is streamed to ``$NEURODECODE_HOME/.partial/`` (resumed with an HTTP range
-    request after an interruption when the server supports it, retried on transient
-    failures), checked against its SHA-256 (or its size where no hash is published) and
-    only then moved into the cache. A file that fails the check is deleted. Manifests
-    without per-file checksums name the dataset's own published checksum file
-    (``source.checksums_file``), fetched first and used both as file list and as checksums.
+    Each file is streamed to a part file of this process under
+    ``$NEURODECODE_HOME/.partial/<dataset>/<pid>/`` (retried on transient failures and
+    resumed with an HTTP range request from what an interrupted transfer kept, the part
+    file of a killed process included), checked against its SHA-256 (or its size where no
+    hash is published) and only then moved into the cache. A file that fails the check is
+    deleted. Manifests without per-file checksums name the dataset's own published checksum
+    file (``source.checksums_file``), fetched first and used both as file list and as
+    checksums. Archives are unpacked into a staging folder of this process, compared with
+    the archive's member list, and only then moved into place with their marker.
 ``local``
     Files the user obtained under an agreement, under the folder named by the environment
     variable ``source.root_env`` or the ``root`` option; nothing is copied.
@@ -20,6 +23,10 @@ the manifest's ``source.kind``:
     Written once by :func:`neurodecode.data.simulated.generate_dataset`.
 ``moabb``
     Downloaded by MOABB into the dataset root (needs the ``braindecode`` extra).
+
+Every source but ``local`` holds a lock file in the dataset root
+(``<home>/<dataset>/.neurodecode.lock``) while it works, so processes fetching the same
+dataset at once take turns: the second finds the first one's verified files.
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -39,6 +48,7 @@ from urllib.parse import quote, unquote, urlparse
 
 import pooch
 import requests
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from neurodecode.data.manifest import FileEntry, Manifest, check_relative_path, load_manifest
@@ -50,7 +60,9 @@ logger = logging.getLogger(__name__)
 HOME_ENV = "NEURODECODE_HOME"
 MIRROR_ENV = "NEURODECODE_MIRROR"
 _STAMP = ".neurodecode-verified.json"  # size, mtime and hash of files already verified
-_CHUNK = 1 << 20
+_LOCK = ".neurodecode.lock"
+_CHUNK = 1 << 20  # hashing
+_STREAM_CHUNK = 1 << 16  # downloads: at most this much of an interrupted transfer is lost
 _TIMEOUT_S = (10, 60)  # connect, read
 
 
@@ -74,6 +86,9 @@ class RecordingEntry:
         Other files fetched with the recording (e.g. ``.seizures``, ``.edf.event``).
     metadata : dict of str to str
         Other named groups of the pattern (e.g. TUSZ ``split``, BIDS ``task``).
+    error : str or None
+        Why a file of the recording could not be downloaded (``keep_going=True`` only);
+        the recording is then absent and a build records it as failed.
     """
 
     path: Path
@@ -85,6 +100,7 @@ class RecordingEntry:
     relative_path: str = ""
     companions: tuple[Path, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,32 @@ def dataset_root(name: str) -> Path:
     return neurodecode_home() / name
 
 
+@contextmanager
+def folder_lock(folder: Path, what: str, prefix: str = "") -> Iterator[Path]:
+    """Hold the lock file ``folder/<prefix>.neurodecode.lock`` (across processes) while
+    working on ``what``.
+
+    Another process holding it is waited for (a message says so); the lock is released
+    when the block ends or the process dies, so a killed process never leaves it taken.
+
+    Yields
+    ------
+    pathlib.Path
+        ``folder``, created if absent.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / (prefix + _LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logger.info("waiting for another process working on %s (lock %s)", what, lock.lock_file)
+        lock.acquire()
+    try:
+        yield folder
+    finally:
+        lock.release()
+
+
 def fetch_dataset(
     manifest: Manifest | str | Path,
     *,
@@ -159,6 +201,7 @@ def fetch_dataset(
     mirror: str | None = None,
     root: str | Path | None = None,
     retries: int = 3,
+    keep_going: bool = False,
 ) -> list[RecordingEntry]:
     """Make a dataset's selected recordings available locally, verified.
 
@@ -177,6 +220,10 @@ def fetch_dataset(
         Folder of a ``local`` dataset; default the environment variable the manifest names.
     retries : int
         Further attempts after a transient network failure.
+    keep_going : bool
+        Of a ``download`` source: a file that cannot be obtained or verified marks its
+        recordings (or, for an archive, one entry named after the archive) with ``error``
+        instead of stopping the fetch.
 
     Returns
     -------
@@ -186,7 +233,8 @@ def fetch_dataset(
     Raises
     ------
     DownloadError, ChecksumError
-        A file cannot be obtained or does not match its checksum or size.
+        A file cannot be obtained or does not match its checksum or size (without
+        ``keep_going``).
     ManifestError
         A path of the manifest or of a published checksum list leaves the dataset root.
     ConfigError
@@ -196,14 +244,16 @@ def fetch_dataset(
         manifest = load_manifest(manifest)
     selection = Selection.build(subjects, sessions, runs, filters)
     kind = manifest.source.kind
-    if kind == "download":
-        entries = _Downloader(manifest, mirror, retries).fetch(selection)
-    elif kind == "local":
+    if kind == "local":
         entries = _locate_local(manifest, selection, root)
-    elif kind == "generated":
-        entries = _generate(manifest, selection)
     else:
-        entries = _fetch_moabb(manifest, selection)
+        with folder_lock(dataset_root(manifest.name), manifest.name):
+            if kind == "download":
+                entries = _Downloader(manifest, mirror, retries).fetch(selection, keep_going)
+            elif kind == "generated":
+                entries = _generate(manifest, selection)
+            else:
+                entries = _fetch_moabb(manifest, selection)
     if not entries:
         raise ConfigError(
             f"no recording of {manifest.name!r} matches subjects={selection.subjects}, "
@@ -306,7 +356,8 @@ class _Downloader:
     def __init__(self, manifest: Manifest, mirror: str | None, retries: int) -> None:
         self.manifest = manifest
         self.root = dataset_root(manifest.name)
-        self.partial = neurodecode_home() / ".partial" / manifest.name
+        self.partials = neurodecode_home() / ".partial" / manifest.name
+        self.partial = self.partials / str(os.getpid())
         self.retries = retries
         mirror = mirror or os.environ.get(MIRROR_ENV) or None
         if mirror:
@@ -330,20 +381,45 @@ class _Downloader:
         """Where ``relative`` is downloaded from."""
         return f"{self.base}/{quote(relative)}"
 
-    def fetch(self, selection: Selection) -> list[RecordingEntry]:
+    def fetch(self, selection: Selection, keep_going: bool = False) -> list[RecordingEntry]:
+        """Entries of the selected recordings, their files verified in the dataset root."""
         catalogue = self.catalogue()
+        failed: dict[str, str] = {}
         try:
             if self.manifest.source.archives:
                 for entry in catalogue.values():
-                    self.extract(entry, self.ensure(entry))
+                    if self.attempt(entry, failed, keep_going):
+                        self.extract(entry, self.root / entry.path)
                 entries, _ = _entries(self.manifest, self.root, self.extracted(), selection)
-                return entries
+                return entries + [self.failed_archive(a, e) for a, e in failed.items()]
             entries, needed = _entries(self.manifest, self.root, catalogue, selection)
             for relative in tqdm(needed, desc=self.manifest.name, unit="file", disable=None):
-                self.ensure(catalogue[relative])
+                self.attempt(catalogue[relative], failed, keep_going)
+            for entry in entries:
+                files = [entry.path, entry.annotation_path, *entry.companions]
+                names = [f.relative_to(self.root).as_posix() for f in files if f is not None]
+                entry.error = "; ".join(failed[n] for n in names if n in failed) or None
             return entries
         finally:
             self.save_stamp()
+            _remove_empty_folders(self.partial, stop=self.partials)
+
+    def attempt(self, entry: FileEntry, failed: dict[str, str], keep_going: bool) -> bool:
+        """:meth:`ensure` the file; with ``keep_going``, note a failure in ``failed``."""
+        try:
+            self.ensure(entry)
+        except DownloadError as err:
+            if not keep_going:
+                raise
+            failed[entry.path] = " ".join(str(err).split())
+            logger.error("%s", failed[entry.path])
+            return False
+        return True
+
+    def failed_archive(self, archive: str, reason: str) -> RecordingEntry:
+        """The entry standing for the recordings of an archive that could not be fetched."""
+        return RecordingEntry(path=self.root / archive, subject="", dataset=self.manifest.name,
+                              relative_path=archive, error=reason)  # fmt: skip
 
     def catalogue(self) -> dict[str, FileEntry]:
         """Files of the dataset: the manifest's, completed by a published checksum list."""
@@ -381,6 +457,7 @@ class _Downloader:
             logger.warning("cached %s does not match its checksum; downloading again", target)
         part = _inside(self.manifest, self.partial, entry.path + ".part")
         part.parent.mkdir(parents=True, exist_ok=True)
+        self.adopt_part(entry.path + ".part", part)
         url = self.url(entry.path)
         self.download(url, part, entry.path)
         try:
@@ -392,6 +469,20 @@ class _Downloader:
         os.replace(part, target)
         self.remember(entry, target)
         return target
+
+    def adopt_part(self, relative: str, part: Path) -> None:
+        """Continue from the longest part file another process left (killed mid-transfer).
+
+        The dataset lock is held, so no other process is writing one.
+        """
+        if not self.partials.is_dir():
+            return
+        others = [f / relative for f in self.partials.iterdir()
+                  if f.name.isdigit() and f != self.partial]  # fmt: skip
+        others = sorted((p for p in others if p.is_file()), key=lambda p: p.stat().st_size)
+        if others and others[-1].stat().st_size > (part.stat().st_size if part.exists() else 0):
+            os.replace(others[-1], part)
+            _remove_empty_folders(others[-1].parent, stop=self.partials)
 
     def cached_ok(self, entry: FileEntry, path: Path) -> bool:
         stat = path.stat()
@@ -462,21 +553,64 @@ class _Downloader:
                 time.sleep(delay)
 
     def extract(self, entry: FileEntry, archive: Path) -> None:
-        """Unpack ``Z.zip`` into ``Z/`` (once per verified archive), atomically."""
+        """Unpack ``Z.zip`` into ``Z/`` (once per verified archive), atomically.
+
+        The archive is unpacked into a staging folder of this process and compared with its
+        member list; only a complete copy is moved into place, with its marker.
+        """
         target = _inside(self.manifest, self.root, str(PurePosixPath(entry.path).with_suffix("")))
         marker = target / ".neurodecode-extracted"
-        if marker.is_file() and marker.read_text() == (entry.sha256 or str(entry.size)):
-            return
-        staging = target.with_name(f".{target.name}.extracting")
+        stamp = entry.sha256 or str(entry.size)
+        if marker.is_file() and marker.read_text() == stamp:
+            if not _missing_members(archive, target):
+                return
+            logger.warning("%s lacks files of %s; extracting it again", target, archive.name)
+        staging = target.with_name(f".{target.name}.extracting.{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
-        pooch.Unzip(extract_dir=staging.name)(str(archive), "download", None)
-        (staging / marker.name).write_text(entry.sha256 or str(entry.size))
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(staging, target)
+        try:
+            pooch.Unzip(extract_dir=staging.name)(str(archive), "download", None)
+            missing = _missing_members(archive, staging)
+            if missing:
+                raise DownloadError(
+                    f"{entry.path}: {len(missing)} member(s) missing or truncated after "
+                    f"extraction, e.g. {missing[0]}",
+                    path=archive,
+                    hint="check the free disk space, then fetch again",
+                )
+            (staging / marker.name).write_text(stamp)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def extracted(self) -> list[str]:
         folders = [str(PurePosixPath(e.path).with_suffix("")) for e in self.manifest.files]
         return [f"{folder}/{name}" for folder in folders for name in _walk(self.root / folder)]
+
+
+def _missing_members(archive: Path, folder: Path) -> list[str]:
+    """Files of the zip ``archive`` absent from ``folder`` or of another size there."""
+    with zipfile.ZipFile(archive) as bundle:
+        members = [m for m in bundle.infolist() if not m.is_dir()]
+    missing = []
+    for member in members:
+        path = folder / member.filename
+        if not path.is_file() or path.stat().st_size != member.file_size:
+            missing.append(member.filename)
+    return missing
+
+
+def _remove_empty_folders(folder: Path, stop: Path) -> None:
+    """Remove ``folder``'s empty subfolders, then ``folder`` and its parents up to ``stop``
+    while they are empty."""
+    if not folder.is_dir():
+        return
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+        if not any(sub.iterdir()):
+            sub.rmdir()
+    while folder != stop and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def _sha256(path: Path) -> str:
@@ -509,7 +643,7 @@ def _http_download(url: str, part: Path, relative: str) -> None:
                      initial=offset if resumed else 0, unit="B", unit_scale=True,
                      desc=relative, leave=False, disable=None) as bar,
             ):  # fmt: skip
-                for chunk in response.iter_content(_CHUNK):
+                for chunk in response.iter_content(_STREAM_CHUNK):
                     stream.write(chunk)
                     written += len(chunk)
                     bar.update(len(chunk))

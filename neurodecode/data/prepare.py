@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from neurodecode.data import preprocess
 from neurodecode.data.build import build_cache
 from neurodecode.data.cache import WindowCache, cache_root
-from neurodecode.data.fetch import fetch_dataset
+from neurodecode.data.fetch import fetch_dataset, folder_lock
 from neurodecode.data.manifest import load_manifest
 from neurodecode.errors import ConfigError
 
@@ -48,6 +48,14 @@ def prepare_dataset(
     Returns
     -------
     WindowCache
+        Its QC report (``cache.qc``) counts the recordings that failed, those whose files
+        could not be downloaded included; the build goes on without them.
+
+    Notes
+    -----
+    Processes preparing the same dataset at once take turns: the dataset's files and its
+    cache folder are each held under a lock file while they are written, and the second
+    process reuses what the first one wrote.
     """
     options, changes = _split_overrides(overrides)
     manifest = load_manifest(name)
@@ -62,18 +70,20 @@ def prepare_dataset(
         subjects=options.get("subjects"),
         sessions=options.get("sessions"),
         runs=options.get("runs"),
+        keep_going=True,
     )
     root = Path(options["cache_dir"]) if options.get("cache_dir") else cache_root() / manifest.name
-    return build_cache(
-        entries,
-        config,
-        root,
-        dataset=manifest.name,
-        manifest=manifest,
-        num_workers=int(options.get("num_workers", min(4, os.cpu_count() or 1))),
-        rebuild=bool(options.get("rebuild", False)),
-        progress=progress,
-    )
+    with folder_lock(root.parent, f"the {manifest.name} window cache", f".{root.name}"):
+        return build_cache(
+            entries,
+            config,
+            root,
+            dataset=manifest.name,
+            manifest=manifest,
+            num_workers=int(options.get("num_workers", min(4, os.cpu_count() or 1))),
+            rebuild=bool(options.get("rebuild", False)),
+            progress=progress,
+        )
 
 
 def _split_overrides(

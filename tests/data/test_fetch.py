@@ -33,7 +33,9 @@ def sha256(path: Path) -> str:
 
 
 def cache_files(home: Path) -> list[str]:
-    return sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file())
+    """Files under ``home`` but the datasets' lock files (which a fetch leaves)."""
+    files = (p for p in home.rglob("*") if p.is_file() and p.name != ".neurodecode.lock")
+    return sorted(p.relative_to(home).as_posix() for p in files)
 
 
 @pytest.fixture()
@@ -228,9 +230,10 @@ def test_retries_and_resumes_with_a_range_request(
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setattr(fetch.time, "sleep", lambda s: None)
-    part = neurodecode_home / ".partial" / "eegmmidb" / "S001" / "S001R04.edf.part"
+    # an earlier download, interrupted when its process was killed
+    part = neurodecode_home / ".partial" / "eegmmidb" / "999999" / "S001" / "S001R04.edf.part"
     part.parent.mkdir(parents=True)
-    part.write_bytes(handler.payload[:1000])  # an earlier, interrupted download
+    part.write_bytes(handler.payload[:1000])
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         manifest = load_manifest("eegmmidb")
