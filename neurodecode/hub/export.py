@@ -39,7 +39,7 @@ from neurodecode.hub.format import (
     WEIGHTS_NAME,
     sha256_of,
 )
-from neurodecode.hub.load import load_state, read_config
+from neurodecode.hub.load import inside, load_state, read_config, refuse_interpolations
 from neurodecode.models.base import EncoderBase
 from neurodecode.registry import MODELS
 
@@ -387,14 +387,16 @@ def _read_results(run: Path) -> dict[str, Any]:
             hint="give the run folder (runs/<recipe>/<time>/) or an exported model folder",
         )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        results = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise CheckpointError(f"unreadable results: {err}", path=path) from err
+    refuse_interpolations(results, path=path)
+    return results
 
 
 def _checkpoint_path(run: Path, results: Mapping[str, Any], which: str) -> Path:
     recorded = (results.get("checkpoints") or {}).get(which) if which in ("best", "last") else None
-    candidates = [run / recorded] if recorded else []
+    candidates = [inside(run, recorded, recorded_in=run / RESULTS_NAME)] if recorded else []
     if which in ("best", "last"):
         candidates += sorted((run / "checkpoints").glob(f"{which}*.ckpt"))
     else:

@@ -27,6 +27,7 @@ from neurodecode.data.windows import n_window_samples
 from neurodecode.errors import CheckpointError, ConfigError
 from neurodecode.evaluation.seizure import PostProcessing
 from neurodecode.hub import read_task_checkpoint
+from neurodecode.hub.load import refuse_interpolations
 from neurodecode.resources import resource_dir
 
 logger = logging.getLogger(__name__)
@@ -225,7 +226,9 @@ def _task_hparams(path: Path) -> dict[str, Any]:
 
 def _run_task_settings(run: Path) -> dict[str, Any]:
     """Post-processing settings of a run's task (its resolved config in results.json)."""
-    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    path = run / hub.export.RESULTS_NAME
+    results = json.loads(path.read_text(encoding="utf-8"))
+    refuse_interpolations(results, path=path)  # plain data, never resolved
     module = ((results.get("config") or {}).get("task") or {}).get("module") or {}
     return {key: module[key] for key in POST_PROCESSING_KEYS if key in module}
 
