@@ -17,7 +17,6 @@ exported, because only registered models can be loaded back.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -36,10 +35,11 @@ from neurodecode.hub.format import (
     CARD_NAME,
     CONFIG_NAME,
     FORMAT_VERSION,
+    RESULTS_NAME,
     WEIGHTS_NAME,
     sha256_of,
 )
-from neurodecode.hub.load import inside, load_state, read_config, refuse_interpolations
+from neurodecode.hub.load import inside, load_state, read_config, read_run_record
 from neurodecode.models.base import EncoderBase
 from neurodecode.registry import MODELS
 
@@ -278,7 +278,6 @@ def _signal_contract(
 # ---------------------------------------------------------------------------------------
 # Run directories (``python -m neurodecode.train``; see neurodecode/train.py)
 
-RESULTS_NAME = "results.json"
 #: Where a task keeps its encoder in a Lightning checkpoint's ``state_dict``.
 ENCODER_PREFIXES = ("encoder.", "model.encoder.")
 
@@ -349,7 +348,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
     run = Path(run_dir)
     if (run / "encoder" / CONFIG_NAME).is_file():  # a pretraining run exports its encoder
         return copy_export(run / "encoder", out_dir)
-    results = _read_results(run)
+    results = read_run_record(run)
     ckpt_path = _checkpoint_path(run, results, checkpoint)
     encoder_state, hparams = read_task_checkpoint(ckpt_path)
     kwargs = _encoder_arguments(hparams, results, ckpt_path)
@@ -376,22 +375,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
             }
         },
     )
-
-
-def _read_results(run: Path) -> dict[str, Any]:
-    path = run / RESULTS_NAME
-    if not path.is_file():
-        raise CheckpointError(
-            f"no {RESULTS_NAME}: not a finished run of python -m neurodecode.train",
-            path=run,
-            hint="give the run folder (runs/<recipe>/<time>/) or an exported model folder",
-        )
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"unreadable results: {err}", path=path) from err
-    refuse_interpolations(results, path=path)
-    return results
 
 
 def _checkpoint_path(run: Path, results: Mapping[str, Any], which: str) -> Path:

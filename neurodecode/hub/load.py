@@ -35,6 +35,7 @@ from neurodecode.hub.format import (
     CONFIG_NAME,
     FORMAT_VERSION,
     PICKLE_SUFFIXES,
+    RESULTS_NAME,
     WEIGHTS_NAME,
     sha256_of,
 )
@@ -399,6 +400,31 @@ def check_model_spec(spec: Mapping[str, Any], *, path: str | Path | None = None)
             check_model_spec(value, path=path)
 
 
+def read_run_record(run: Path) -> dict[str, Any]:
+    """A run folder's ``results.json``, checked to be plain data (no interpolation).
+
+    Raises
+    ------
+    CheckpointError
+        If there is none, it is not JSON, or a field holds an interpolation.
+    """
+    path = run / RESULTS_NAME
+    if not path.is_file():
+        raise CheckpointError(
+            f"no {RESULTS_NAME}: not a finished run of python -m neurodecode.train",
+            path=run,
+            hint="give the run folder (runs/<recipe>/<time>/) or an exported model folder",
+        )
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"unreadable results: {err}", path=path) from err
+    if not isinstance(results, dict):
+        raise CheckpointError("not a run record (not a JSON object)", path=path)
+    refuse_interpolations(results, path=path)
+    return results
+
+
 def inside(folder: Path, relative: str | Path, *, recorded_in: str | Path) -> Path:
     """``folder / relative``, refused unless it resolves to a file inside ``folder``.
 
@@ -410,6 +436,8 @@ def inside(folder: Path, relative: str | Path, *, recorded_in: str | Path) -> Pa
     CheckpointError
         Naming ``recorded_in`` and the path.
     """
+    if not isinstance(relative, str | Path):
+        raise CheckpointError(f"{relative!r} is not a path", path=recorded_in)
     path = folder / relative
     root = folder.resolve()
     if not path.resolve().is_relative_to(root):
