@@ -46,7 +46,9 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
         The composed config (``configs/train.yaml`` + recipe + overrides).
     run_dir : pathlib.Path
         Folder for checkpoints, logs, plots and ``results.json``. With ``resume``, the
-        folder of the resumed run is used instead.
+        folder of the resumed run is used instead. A run that fails before training
+        (``init_from`` is checked first, then the data are prepared) removes it again when
+        it held nothing but Hydra's own files (:func:`removed_on_failure`).
     recipe : str, optional
         The recipe's name, recorded in ``results.json``; by default Hydra's choice when run
         from the command line.
@@ -61,7 +63,8 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     started = time.time()
     if recipe is None and HydraConfig.initialized():
         recipe = HydraConfig.get().runtime.choices.get("recipe")
-    with removed_on_failure(run_dir):  # nothing is left of a run that never trained
+    recipe_dir = Path(cfg.runs_dir) / recipe if recipe and cfg.get("runs_dir") else None
+    with removed_on_failure(run_dir, recipe_dir):  # nothing is left of a run never trained
         checkpoint = resume_checkpoint(cfg, run_dir)
         # checked before any data work, with the loader of neurodecode.hub.from_pretrained
         init = read_init_source(cfg.init_from) if cfg.init_from else None
@@ -114,14 +117,15 @@ HYDRA_STUB = (".hydra", "*.log")
 
 
 @contextlib.contextmanager
-def removed_on_failure(run_dir: Path) -> Iterator[None]:
+def removed_on_failure(run_dir: Path, recipe_dir: Path | None = None) -> Iterator[None]:
     """Remove ``run_dir`` if the block fails and the folder held nothing of value.
 
     A run that fails before training (a bad ``init_from``, data that cannot be
     downloaded) leaves no run folder behind: the folder is removed when, on entry, it did
-    not exist or held only what Hydra writes first (:data:`HYDRA_STUB`). A folder holding
-    anything else, e.g. the checkpoints of a run being resumed, is never touched; nor is it
-    by the processes other than rank 0 of a multi-process run.
+    not exist or held only what Hydra writes first (:data:`HYDRA_STUB`), and so is its
+    parent when that is the recipe's folder of runs (``recipe_dir``) left empty. A folder
+    holding anything else, e.g. the checkpoints of a run being resumed, is never touched;
+    nor is it by the processes other than rank 0 of a multi-process run.
     """
     removable = rank_zero_only.rank == 0 and all(
         any(entry.match(pattern) for pattern in HYDRA_STUB)
@@ -132,6 +136,9 @@ def removed_on_failure(run_dir: Path) -> Iterator[None]:
     except BaseException:
         if removable:
             shutil.rmtree(run_dir, ignore_errors=True)
+            if recipe_dir is not None and run_dir.parent.resolve() == recipe_dir.resolve():
+                with contextlib.suppress(OSError):  # not empty: other runs are there
+                    recipe_dir.rmdir()
         raise
 
 
