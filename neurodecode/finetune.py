@@ -42,14 +42,7 @@ from torch import nn
 from neurodecode.errors import CheckpointError, ConfigError, ContractError
 from neurodecode.hub.export import read_task_checkpoint
 from neurodecode.hub.format import CONFIG_NAME, RESULTS_NAME
-from neurodecode.hub.load import (
-    check_model_spec,
-    from_pretrained,
-    inside,
-    load_state,
-    read_run_record,
-    refuse_interpolations,
-)
+from neurodecode.hub.load import from_pretrained, inside, load_state, read_run_record
 from neurodecode.models.base import FINAL_LAYER, upgrade_state_dict
 from neurodecode.registry import MODELS
 
@@ -160,9 +153,7 @@ def _read_export(source: str | Path) -> InitSource:
 
 
 def _read_checkpoint(path: Path) -> InitSource:
-    encoder, hparams = read_task_checkpoint(path)
-    refuse_interpolations(hparams["model"], path=path, field="model")
-    check_model_spec(hparams["model"], path=path)
+    encoder, hparams = read_task_checkpoint(path)  # plain data, registered model only
     model = dict(hparams["model"])
     for key in ("n_chans", "n_times", "sfreq"):
         if key in hparams:

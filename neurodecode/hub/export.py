@@ -39,7 +39,14 @@ from neurodecode.hub.format import (
     WEIGHTS_NAME,
     sha256_of,
 )
-from neurodecode.hub.load import inside, load_state, read_config, read_run_record
+from neurodecode.hub.load import (
+    check_model_spec,
+    inside,
+    load_state,
+    read_config,
+    read_run_record,
+    refuse_interpolations,
+)
 from neurodecode.models.base import EncoderBase
 from neurodecode.registry import MODELS
 
@@ -298,7 +305,10 @@ def read_task_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
     Raises
     ------
     CheckpointError
-        If the file cannot be read weights-only, or holds no encoder with a model config.
+        If the file cannot be read weights-only, holds no encoder with a model config, or
+        its hyper-parameters hold an interpolation (they are plain data).
+    ForeignTargetError
+        If the model config names anything but a registered model.
     """
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -311,6 +321,8 @@ def read_task_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
     for prefix in ENCODER_PREFIXES:
         encoder = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if encoder and isinstance(hparams.get("model"), Mapping):
+            refuse_interpolations(hparams, path=path)
+            check_model_spec(hparams["model"], path=path)
             return encoder, hparams
     raise CheckpointError(
         "no encoder weights with a model config in the checkpoint's hyper-parameters",

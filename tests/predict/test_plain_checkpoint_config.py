@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from neurodecode.errors import CheckpointError
+from neurodecode.errors import CheckpointError, ForeignTargetError
 from neurodecode.predict import load_detector
 from neurodecode.predict.__main__ import main
 
@@ -94,3 +94,25 @@ def test_a_run_record_is_plain_data_and_stays_in_its_folder(exported_detector, t
     with pytest.raises(CheckpointError, match="outside the run folder") as err:
         load_detector(run)
     assert str(run / "results.json") in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "error", "match"),
+    [
+        (lambda h: h.update(threshold="${now:%S}"), CheckpointError, "'threshold'"),
+        (lambda h: h["model"].update(_target_="os.system"), ForeignTargetError, "'os.system'"),
+        (lambda h: h["model"].update(_args_=[1]), ForeignTargetError, "'_args_'"),
+    ],
+)
+def test_a_checkpoint_s_hyper_parameters_are_plain_data(
+    exported_detector, tmp_path, edit, error, match
+):
+    run = _run_folder(exported_detector, tmp_path)
+    checkpoint = run / "checkpoints" / "best.ckpt"
+    content = torch.load(checkpoint, weights_only=True)
+    edit(content["hyper_parameters"])
+    torch.save(content, checkpoint)
+    for source in (run, checkpoint):
+        with pytest.raises(error, match=match) as err:
+            load_detector(source)
+        assert str(checkpoint) in str(err.value)
