@@ -5,8 +5,9 @@ holding only ``.bin``/``.pt``/``.ckpt`` files is refused), the architecture is c
 through neurodecode's model registry (no Hydra keys such as ``_args_`` or ``_partial_``),
 a ``config.json`` is plain data (an OmegaConf interpolation such as ``${oc.env:...}`` in any
 field is refused, never resolved), files a run folder points to must lie inside it, and
-missing or unexpected weights are an error unless the caller allows a partial load. Downloads go through ``huggingface_hub``, so its cache,
-``HF_ENDPOINT``, ``HF_TOKEN`` and ``HF_HUB_OFFLINE=1`` work as usual.
+missing or unexpected weights are an error unless the caller allows a partial load.
+Downloads go through ``huggingface_hub``, so its cache, ``HF_ENDPOINT``, ``HF_TOKEN`` and
+``HF_HUB_OFFLINE=1`` work as usual.
 """
 
 from __future__ import annotations
@@ -342,10 +343,9 @@ def refuse_interpolations(data: Any, *, path: str | Path, field: str = "") -> No
         Naming ``path`` and the first field (dotted, list items by index) holding one.
     """
     if isinstance(data, Mapping):
-        items = [(str(key), value) for key, value in data.items()]
-        for key, value in items:
-            name = f"{field}.{key}" if field else key
-            if INTERPOLATION in key:
+        for key, value in data.items():
+            name = f"{field}.{key}" if field else str(key)
+            if INTERPOLATION in str(key):
                 raise _interpolation_error(name, path)
             refuse_interpolations(value, path=path, field=name)
     elif isinstance(data, list | tuple):
@@ -426,7 +426,7 @@ def read_run_record(run: Path) -> dict[str, Any]:
 
 
 def inside(folder: Path, relative: str | Path, *, recorded_in: str | Path) -> Path:
-    """``folder / relative``, refused unless it resolves to a file inside ``folder``.
+    """``folder / relative``, refused unless it resolves to a path inside ``folder``.
 
     A run folder's records (``results.json``) name its checkpoints relative to it; a name
     that leaves it (``../../x.ckpt``, an absolute path, a link pointing out) is refused.
