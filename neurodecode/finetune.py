@@ -2,15 +2,19 @@
 
 Sources, first match wins:
 
-* a pretraining run folder (``runs/pretrain/<time>/``, holding ``encoder/``), or any folder
-  with an exported model (``config.json`` + ``model.safetensors``, see
-  :mod:`neurodecode.hub`);
+* a folder with an exported model (``config.json`` + ``model.safetensors``), or a
+  pretraining run folder (``runs/pretrain/<time>/``, holding ``encoder/``): loaded by
+  :func:`neurodecode.hub.from_pretrained` itself (plain-data config, registered model only,
+  safetensors only, weights checked and loaded strictly);
 * a run folder with only Lightning checkpoints (``checkpoints/last.ckpt``), or a ``.ckpt``
   file: read with ``torch.load(weights_only=True)`` (tensors and plain types only, nothing
   unpickled that could run code), the encoder taken from the ``model.encoder.`` (pretraining)
   or ``encoder.`` (fine-tuning tasks) weights and the architecture from the checkpoint's
   hyper-parameters;
 * otherwise a Hugging Face Hub repository (``org/name``, ``hf://org/name@revision``).
+
+A run folder's ``results.json`` may say where its encoder and last checkpoint are; both
+must lie inside the run folder. The run layer reads the source before any data work.
 
 The task's encoder is built with the **pretrained architecture** (the recipe's ``model``
 group is replaced, signal contract from the data) and receives every pretrained weight
@@ -37,8 +41,8 @@ from torch import nn
 
 from neurodecode.errors import CheckpointError, ConfigError, ContractError
 from neurodecode.hub.export import read_task_checkpoint
-from neurodecode.hub.format import CONFIG_NAME, WEIGHTS_NAME
-from neurodecode.hub.load import load_state, read_config, read_weights, resolve_init_source
+from neurodecode.hub.format import CONFIG_NAME, RESULTS_NAME
+from neurodecode.hub.load import from_pretrained, inside, load_state, read_run_record
 from neurodecode.models.base import FINAL_LAYER, upgrade_state_dict
 from neurodecode.registry import MODELS
 
@@ -47,6 +51,9 @@ logger = logging.getLogger(__name__)
 MODES = ("linear_probe", "finetune")
 SIGNAL_ARGUMENTS = ("n_chans", "n_outputs", "n_times", "sfreq", "chs_info")
 HEAD_PREFIX = f"{FINAL_LAYER}."
+#: Where a pretraining run keeps its exported encoder, and any run its last checkpoint.
+ENCODER_FOLDER = "encoder"
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 @dataclass
@@ -93,27 +100,21 @@ class LoadReport:
 
 
 def read_init_source(init_from: str | Path) -> InitSource:
-    """Read the pretrained encoder named by ``init_from`` (see the module docstring).
+    """Read and check the pretrained encoder named by ``init_from`` (see the module docstring).
+
+    An export is loaded exactly as :func:`neurodecode.hub.from_pretrained` loads it (plain
+    ``config.json``, registered model only, ``model.safetensors`` checked against its
+    SHA-256 and loaded strictly), so a run refuses a bad source before any data work.
 
     Raises
     ------
     CheckpointError
-        If nothing loadable is found there.
+        If nothing loadable is found there, the folder holds only pickle files, or a file
+        it points to lies outside it.
+    ForeignTargetError
+        If the model config names anything but a registered model.
     """
     path = Path(str(init_from)).expanduser()
-    if path.is_dir():
-        for folder in (path / "encoder", path):
-            if (folder / CONFIG_NAME).is_file():
-                return _read_export(folder)
-        checkpoint = path / "checkpoints" / "last.ckpt"
-        if checkpoint.is_file():
-            return _read_checkpoint(checkpoint)
-        raise CheckpointError(
-            "neither an exported encoder (encoder/config.json, config.json) nor "
-            "checkpoints/last.ckpt here",
-            path=path,
-            hint="give a pretraining run folder, an exported model folder or a .ckpt file",
-        )
     if path.is_file():
         if path.suffix != ".ckpt":
             raise CheckpointError(
@@ -122,18 +123,37 @@ def read_init_source(init_from: str | Path) -> InitSource:
                 hint="give the folder of an exported model, not a file inside it",
             )
         return _read_checkpoint(path)
-    return _read_export(resolve_init_source(str(init_from)), where=str(init_from))
+    if path.is_dir() and not (path / CONFIG_NAME).exists():
+        run = _read_run(path)
+        if run is not None:
+            return run
+    return _read_export(path if path.is_dir() else str(init_from))
 
 
-def _read_export(folder: Path, where: str | None = None) -> InitSource:
-    config = read_config(folder / CONFIG_NAME)
-    expected = (config.get("weights") or {}).get("sha256")
-    state = read_weights(folder / WEIGHTS_NAME, expected_sha256=expected)
-    return InitSource(dict(config["model"]), state, where or str(folder))
+def _read_run(run: Path) -> InitSource | None:
+    """The encoder of a run folder: its export, else its last checkpoint (None: neither).
+
+    Where its ``results.json`` records them (``encoder``, ``checkpoints.last``) they are
+    taken from there, and refused if they lie outside the run folder.
+    """
+    record = read_run_record(run) if (run / RESULTS_NAME).is_file() else {}
+    where = run / RESULTS_NAME if record else run
+    encoder = inside(run, record.get("encoder") or ENCODER_FOLDER, recorded_in=where)
+    if encoder.is_dir():
+        return _read_export(encoder)
+    last = (record.get("checkpoints") or {}).get("last") or LAST_CHECKPOINT
+    checkpoint = inside(run, last, recorded_in=where)
+    return _read_checkpoint(checkpoint) if checkpoint.is_file() else None
+
+
+def _read_export(source: str | Path) -> InitSource:
+    pretrained = from_pretrained(source)
+    state = {k: v.detach().clone() for k, v in pretrained.model.state_dict().items()}
+    return InitSource(dict(pretrained.config["model"]), state, str(source))
 
 
 def _read_checkpoint(path: Path) -> InitSource:
-    encoder, hparams = read_task_checkpoint(path)
+    encoder, hparams = read_task_checkpoint(path)  # plain data, registered model only
     model = dict(hparams["model"])
     for key in ("n_chans", "n_times", "sfreq"):
         if key in hparams:

@@ -17,7 +17,6 @@ exported, because only registered models can be loaded back.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -36,10 +35,18 @@ from neurodecode.hub.format import (
     CARD_NAME,
     CONFIG_NAME,
     FORMAT_VERSION,
+    RESULTS_NAME,
     WEIGHTS_NAME,
     sha256_of,
 )
-from neurodecode.hub.load import load_state, read_config
+from neurodecode.hub.load import (
+    check_model_spec,
+    inside,
+    load_state,
+    read_config,
+    read_run_record,
+    refuse_interpolations,
+)
 from neurodecode.models.base import EncoderBase
 from neurodecode.registry import MODELS
 
@@ -278,7 +285,6 @@ def _signal_contract(
 # ---------------------------------------------------------------------------------------
 # Run directories (``python -m neurodecode.train``; see neurodecode/train.py)
 
-RESULTS_NAME = "results.json"
 #: Where a task keeps its encoder in a Lightning checkpoint's ``state_dict``.
 ENCODER_PREFIXES = ("encoder.", "model.encoder.")
 
@@ -299,7 +305,10 @@ def read_task_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
     Raises
     ------
     CheckpointError
-        If the file cannot be read weights-only, or holds no encoder with a model config.
+        If the file cannot be read weights-only, holds no encoder with a model config, or
+        its hyper-parameters hold an interpolation (they are plain data).
+    ForeignTargetError
+        If the model config names anything but a registered model.
     """
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -312,6 +321,8 @@ def read_task_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
     for prefix in ENCODER_PREFIXES:
         encoder = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if encoder and isinstance(hparams.get("model"), Mapping):
+            refuse_interpolations(hparams, path=path)
+            check_model_spec(hparams["model"], path=path)
             return encoder, hparams
     raise CheckpointError(
         "no encoder weights with a model config in the checkpoint's hyper-parameters",
@@ -349,7 +360,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
     run = Path(run_dir)
     if (run / "encoder" / CONFIG_NAME).is_file():  # a pretraining run exports its encoder
         return copy_export(run / "encoder", out_dir)
-    results = _read_results(run)
+    results = read_run_record(run)
     ckpt_path = _checkpoint_path(run, results, checkpoint)
     encoder_state, hparams = read_task_checkpoint(ckpt_path)
     kwargs = _encoder_arguments(hparams, results, ckpt_path)
@@ -378,23 +389,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
     )
 
 
-def _read_results(run: Path) -> dict[str, Any]:
-    path = run / RESULTS_NAME
-    if not path.is_file():
-        raise CheckpointError(
-            f"no {RESULTS_NAME}: not a finished run of python -m neurodecode.train",
-            path=run,
-            hint="give the run folder (runs/<recipe>/<time>/) or an exported model folder",
-        )
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"unreadable results: {err}", path=path) from err
-
-
 def _checkpoint_path(run: Path, results: Mapping[str, Any], which: str) -> Path:
     recorded = (results.get("checkpoints") or {}).get(which) if which in ("best", "last") else None
-    candidates = [run / recorded] if recorded else []
+    candidates = [inside(run, recorded, recorded_in=run / RESULTS_NAME)] if recorded else []
     if which in ("best", "last"):
         candidates += sorted((run / "checkpoints").glob(f"{which}*.ckpt"))
     else:

@@ -19,6 +19,8 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 EXPORT_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
+#: The record of a training run (``runs/<recipe>/<time>/results.json``).
+RESULTS_NAME = "results.json"
 
 #: Version of the ``config.json`` layout. A reader accepts versions up to its own and refuses
 #: newer ones (their meaning may have changed). Bump only on incompatible changes.

@@ -2,9 +2,12 @@
 
 Safety rules: weights are read only from ``model.safetensors`` (never unpickled; a repository
 holding only ``.bin``/``.pt``/``.ckpt`` files is refused), the architecture is created only
-through neurodecode's model registry, and missing or unexpected weights are an error unless
-the caller allows a partial load. Downloads go through ``huggingface_hub``, so its cache,
-``HF_ENDPOINT``, ``HF_TOKEN`` and ``HF_HUB_OFFLINE=1`` work as usual.
+through neurodecode's model registry (no Hydra keys such as ``_args_`` or ``_partial_``),
+a ``config.json`` is plain data (an OmegaConf interpolation such as ``${oc.env:...}`` in any
+field is refused, never resolved), files a run folder points to must lie inside it, and
+missing or unexpected weights are an error unless the caller allows a partial load.
+Downloads go through ``huggingface_hub``, so its cache, ``HF_ENDPOINT``, ``HF_TOKEN`` and
+``HF_HUB_OFFLINE=1`` work as usual.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from neurodecode.hub.format import (
     CONFIG_NAME,
     FORMAT_VERSION,
     PICKLE_SUFFIXES,
+    RESULTS_NAME,
     WEIGHTS_NAME,
     sha256_of,
 )
@@ -43,6 +47,8 @@ from neurodecode.registry import MODELS, instantiate
 logger = logging.getLogger(__name__)
 
 HF_SCHEME = "hf://"
+#: What starts an OmegaConf interpolation.
+INTERPOLATION = "${"
 
 
 @dataclass
@@ -318,8 +324,129 @@ def read_config(path: Path) -> dict[str, Any]:
     for key in ("ch_names", "sfreq", "n_times"):
         if key not in config["signal"]:
             raise CheckpointError(f"signal contract lacks {key!r}", path=path)
+    refuse_interpolations(config, path=path)
+    check_model_spec(config["model"], path=path)
     _unknown_positions_as_nan(config, path)
     return config
+
+
+def refuse_interpolations(data: Any, *, path: str | Path, field: str = "") -> None:
+    """Refuse any OmegaConf interpolation (``${...}``) in a key or string of ``data``.
+
+    Configs read from exports, checkpoints and run records are plain data: resolving
+    ``${oc.env:HF_TOKEN}`` or ``${now:...}`` would run resolvers chosen by whoever wrote
+    the file, so such a field is an error naming the field, and its value is not shown.
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``path`` and the first field (dotted, list items by index) holding one.
+    """
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            name = f"{field}.{key}" if field else str(key)
+            if INTERPOLATION in str(key):
+                raise _interpolation_error(name, path)
+            refuse_interpolations(value, path=path, field=name)
+    elif isinstance(data, list | tuple):
+        for i, value in enumerate(data):
+            refuse_interpolations(value, path=path, field=f"{field}[{i}]")
+    elif isinstance(data, str) and INTERPOLATION in data:
+        raise _interpolation_error(field, path)
+
+
+def _interpolation_error(field: str, path: str | Path) -> CheckpointError:
+    return CheckpointError(
+        f"field {field!r} holds an OmegaConf interpolation ('${{...}}'); a config read "
+        "from a checkpoint is plain data and is never resolved",
+        path=path,
+        hint="write the value itself into the file; environment variables, dates and other "
+        "resolvers are never looked up there",
+    )
+
+
+def check_model_spec(spec: Mapping[str, Any], *, path: str | Path | None = None) -> None:
+    """Check that a model config names only registered models, with no Hydra keys.
+
+    ``spec`` is ``{"_target_": registered model name, **arguments}``; a nested mapping may
+    name a registered model too. Hydra's instantiation keys (``_args_``, ``_partial_``,
+    ``_recursive_``, ``_convert_``) and names from other registries (a task) are refused.
+
+    Raises
+    ------
+    ForeignTargetError
+        Naming ``path`` and the offending target or key.
+    """
+    target = spec.get("_target_")
+    try:
+        if not isinstance(target, str):
+            raise UnknownNameError("no model name")
+        MODELS.get(target)
+    except UnknownNameError as err:
+        raise ForeignTargetError(
+            f"refusing to build {target!r}: the model config may only name a model registered "
+            "with neurodecode",
+            path=path,
+            hint="valid models: " + ", ".join(MODELS.names()),
+        ) from err
+    for key, value in spec.items():
+        if key != "_target_" and key.startswith("_") and key.endswith("_"):
+            raise ForeignTargetError(
+                f"the model config holds the instantiation key {key!r}; only '_target_' "
+                "(a registered model) is allowed",
+                path=path,
+            )
+        if isinstance(value, Mapping) and "_target_" in value:
+            check_model_spec(value, path=path)
+
+
+def read_run_record(run: Path) -> dict[str, Any]:
+    """A run folder's ``results.json``, checked to be plain data (no interpolation).
+
+    Raises
+    ------
+    CheckpointError
+        If there is none, it is not JSON, or a field holds an interpolation.
+    """
+    path = run / RESULTS_NAME
+    if not path.is_file():
+        raise CheckpointError(
+            f"no {RESULTS_NAME}: not a finished run of python -m neurodecode.train",
+            path=run,
+            hint="give the run folder (runs/<recipe>/<time>/) or an exported model folder",
+        )
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"unreadable results: {err}", path=path) from err
+    if not isinstance(results, dict):
+        raise CheckpointError("not a run record (not a JSON object)", path=path)
+    refuse_interpolations(results, path=path)
+    return results
+
+
+def inside(folder: Path, relative: str | Path, *, recorded_in: str | Path) -> Path:
+    """``folder / relative``, refused unless it resolves to a path inside ``folder``.
+
+    A run folder's records (``results.json``) name its checkpoints relative to it; a name
+    that leaves it (``../../x.ckpt``, an absolute path, a link pointing out) is refused.
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``recorded_in`` and the path.
+    """
+    if not isinstance(relative, str | Path):
+        raise CheckpointError(f"{relative!r} is not a path", path=recorded_in)
+    path = folder / relative
+    root = folder.resolve()
+    if not path.resolve().is_relative_to(root):
+        raise CheckpointError(
+            f"{str(relative)!r} points outside the run folder {root}",
+            path=recorded_in,
+            hint="a run folder's files are read only from inside it",
+        )
+    return path
 
 
 def _unknown_positions_as_nan(config: dict[str, Any], path: Path) -> None:
@@ -348,17 +475,7 @@ def build_from_config(config: Mapping[str, Any], *, path: str | Path | None = No
     """
     spec = dict(config["model"])
     target = spec.get("_target_")
-    try:
-        if not isinstance(target, str):
-            raise UnknownNameError("no model name")
-        MODELS.get(target)
-    except UnknownNameError as err:
-        raise ForeignTargetError(
-            f"refusing to build {target!r}: the model config may only name a model registered "
-            "with neurodecode",
-            path=path,
-            hint="valid models: " + ", ".join(MODELS.names()),
-        ) from err
+    check_model_spec(spec, path=path)
     try:
         return instantiate(spec)
     except ForeignTargetError as err:

@@ -9,7 +9,6 @@ with ``torch.load(weights_only=True)``, which is meant for checkpoints you train
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from neurodecode.data.windows import n_window_samples
 from neurodecode.errors import CheckpointError, ConfigError
 from neurodecode.evaluation.seizure import PostProcessing
 from neurodecode.hub import read_task_checkpoint
+from neurodecode.hub.load import read_run_record
 from neurodecode.resources import resource_dir
 
 logger = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ def _task_hparams(path: Path) -> dict[str, Any]:
 
 def _run_task_settings(run: Path) -> dict[str, Any]:
     """Post-processing settings of a run's task (its resolved config in results.json)."""
-    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    results = read_run_record(run)  # plain data, never resolved
     module = ((results.get("config") or {}).get("task") or {}).get("module") or {}
     return {key: module[key] for key in POST_PROCESSING_KEYS if key in module}
 

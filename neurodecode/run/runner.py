@@ -6,11 +6,14 @@ outputs. What differs between tasks is declared by the task classes
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import logging
+import shutil
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +21,13 @@ import lightning as L
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from neurodecode.errors import ConfigError
-from neurodecode.finetune import initialise, model_for_task, read_init_source
+from neurodecode.finetune import InitSource, initialise, model_for_task, read_init_source
 from neurodecode.hub import export_model
 from neurodecode.registry import TASKS
 from neurodecode.run.record import summary_lines, write_outputs
@@ -42,7 +46,9 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
         The composed config (``configs/train.yaml`` + recipe + overrides).
     run_dir : pathlib.Path
         Folder for checkpoints, logs, plots and ``results.json``. With ``resume``, the
-        folder of the resumed run is used instead.
+        folder of the resumed run is used instead. A run that fails before training
+        (``init_from`` is checked first, then the data are prepared) removes it again when
+        it held nothing but Hydra's own files (:func:`removed_on_failure`).
     recipe : str, optional
         The recipe's name, recorded in ``results.json``; by default Hydra's choice when run
         from the command line.
@@ -57,19 +63,22 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     started = time.time()
     if recipe is None and HydraConfig.initialized():
         recipe = HydraConfig.get().runtime.choices.get("recipe")
-    checkpoint = resume_checkpoint(cfg, run_dir)
-    if checkpoint is not None:
-        run_dir = checkpoint.parent.parent
-        logger.info("resuming %s from %s", run_dir, checkpoint)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = with_paths(cfg, run_dir, resuming=checkpoint is not None)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-
-    task_cls = TASKS.get(cfg.task.module._target_)
-    trainer = build_trainer(cfg)
-    refuse_several_processes(trainer, task_cls, cfg, recipe)
-    data = task_cls.prepare(cfg, run_dir)
-    task = build_task(cfg, task_cls, data)
+    recipe_dir = Path(cfg.runs_dir) / recipe if recipe and cfg.get("runs_dir") else None
+    with removed_on_failure(run_dir, recipe_dir):  # nothing is left of a run never trained
+        checkpoint = resume_checkpoint(cfg, run_dir)
+        # checked before any data work, with the loader of neurodecode.hub.from_pretrained
+        init = read_init_source(cfg.init_from) if cfg.init_from else None
+        if checkpoint is not None:
+            run_dir = checkpoint.parent.parent
+            logger.info("resuming %s from %s", run_dir, checkpoint)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg = with_paths(cfg, run_dir, resuming=checkpoint is not None)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        task_cls = TASKS.get(cfg.task.module._target_)
+        trainer = build_trainer(cfg)
+        refuse_several_processes(trainer, task_cls, cfg, recipe)
+        data = task_cls.prepare(cfg, run_dir)
+        task = build_task(cfg, task_cls, data, init)
     trainer.fit(task, datamodule=data.datamodule, ckpt_path=checkpoint, weights_only=True)
     if is_overridden("test_step", task):
         best = trainer.checkpoint_callback.best_model_path or None
@@ -101,6 +110,36 @@ def quiet_lightning_pytree() -> None:
         category=FutureWarning,
         module=r"lightning\.pytorch\.utilities\._pytree",
     )
+
+
+#: What Hydra writes into a run folder before the run starts (its config and its log).
+HYDRA_STUB = (".hydra", "*.log")
+
+
+@contextlib.contextmanager
+def removed_on_failure(run_dir: Path, recipe_dir: Path | None = None) -> Iterator[None]:
+    """Remove ``run_dir`` if the block fails and the folder held nothing of value.
+
+    A run that fails before training (a bad ``init_from``, data that cannot be
+    downloaded) leaves no run folder behind: the folder is removed when, on entry, it did
+    not exist or held only what Hydra writes first (:data:`HYDRA_STUB`), and so is its
+    parent when that is the recipe's folder of runs (``recipe_dir``) left empty. A folder
+    holding anything else, e.g. the checkpoints of a run being resumed, is never touched;
+    nor is it by the processes other than rank 0 of a multi-process run.
+    """
+    removable = rank_zero_only.rank == 0 and all(
+        any(entry.match(pattern) for pattern in HYDRA_STUB)
+        for entry in (run_dir.iterdir() if run_dir.is_dir() else ())
+    )
+    try:
+        yield
+    except BaseException:
+        if removable:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            if recipe_dir is not None and run_dir.parent.resolve() == recipe_dir.resolve():
+                with contextlib.suppress(OSError):  # not empty: other runs are there
+                    recipe_dir.rmdir()
+        raise
 
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
@@ -154,10 +193,14 @@ def refuse_several_processes(
         )
 
 
-def build_task(cfg: DictConfig, task_cls: type[DecodingTask], data: RunData) -> DecodingTask:
+def build_task(
+    cfg: DictConfig, task_cls: type[DecodingTask], data: RunData, init: InitSource | None = None
+) -> DecodingTask:
     """The task of ``cfg.task`` sized by ``data``, its encoder the recipe's ``cfg.model`` or,
-    with ``init_from``, the pretrained one (:mod:`neurodecode.finetune`)."""
-    init = read_init_source(cfg.init_from) if cfg.init_from else None
+    with ``cfg.init_from``, the pretrained one ``init`` (:mod:`neurodecode.finetune`; read
+    here unless the caller read it first, as :func:`run` does before any data work)."""
+    if init is None and cfg.init_from:
+        init = read_init_source(cfg.init_from)
     model = model_for_task(OmegaConf.to_container(cfg.model, resolve=True), init)
     task = task_cls.from_data(cfg, data, model)
     if init is not None:
