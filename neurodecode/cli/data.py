@@ -13,6 +13,7 @@ import pandas as pd
 
 from neurodecode.cli import SUMMARIES
 from neurodecode.cli.options import (
+    PARTIAL,
     Option,
     check_known,
     dotlist_values,
@@ -34,7 +35,6 @@ from neurodecode.errors import ConfigError, DownloadError
 SUMMARY = SUMMARIES["data"]
 
 FETCH_KEYS = ("subjects", "sessions", "runs", "mirror", "root", "retries")
-PARTIAL = 3  # exit status of fetch and prepare: some recordings failed, the rest is ready
 EXIT_STATUSES = (
     "Exit status: 0 when every recording succeeded, 3 when some failed but the rest is "
     "ready (the QC report lists why), 1 on an error that left nothing usable"

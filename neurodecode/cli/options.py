@@ -21,6 +21,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from neurodecode.errors import ConfigError, NeurodecodeError, did_you_mean
 
+# exit status of a job over many recordings when some failed and the others were written
+PARTIAL = 3
+
 
 @dataclass(frozen=True)
 class Option:

@@ -1,8 +1,9 @@
 """``neurodecode predict checkpoint=... input=... output=... [key=value ...]``.
 
 Keys and defaults are in ``configs/predict.yaml``; unknown keys are errors. Prints one line
-per recording and the path of ``summary.json``; exits with 1 if a recording failed (the
-others are still written), 2 for an invalid command.
+per recording and the path of ``summary.json``. Exit status: 0 when every recording was
+predicted; 3 when some failed and the others were written; 1 when none could be predicted
+or the job failed; 2 for an invalid command.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from collections.abc import Sequence
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from neurodecode.cli.options import merge_overrides, report_errors, setup_logging, wants_help
+from neurodecode.cli.options import (
+    PARTIAL,
+    merge_overrides,
+    report_errors,
+    setup_logging,
+    wants_help,
+)
 from neurodecode.predict import load_detector, predict
 from neurodecode.resources import resource_dir
 
@@ -53,7 +60,9 @@ def run(cfg: DictConfig) -> int:
     for entry in summary["failed"]:
         print(f"FAILED  {entry['input']}: {entry['message']}")
     print(f"summary: {summary['output']}/summary.json")
-    return 1 if summary["failed"] else 0
+    if not summary["failed"]:
+        return 0
+    return PARTIAL if summary["recordings"] else 1
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "neurodecode predict") -> int:

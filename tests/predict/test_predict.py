@@ -96,6 +96,23 @@ def test_bids_folder_goes_on_past_a_corrupt_file(detector, simulated_root, tmp_p
     assert [str(p.parent) for p in written] == ["sub-01/ses-01/eeg", "sub-02/ses-01/eeg"]
 
 
+def test_exit_status_tells_a_partial_failure_from_a_total_one(
+    exported_detector, simulated_root, tmp_path, capsys
+):
+    """3 when some recordings failed and the others were written, 1 when none could be."""
+    data = tmp_path / "bids"
+    shutil.copytree(simulated_root, data)
+    truncated = require_shared("faults/S001R02_truncated.edf")
+    shutil.copy(truncated, data / "sub-01_truncated_eeg.edf")
+    args = [f"checkpoint={exported_detector}", "figure=false"]
+    assert main([*args, f"input={data}", f"output={tmp_path / 'some'}"]) == 3
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    shutil.copy(truncated, only_bad / "a_eeg.edf")
+    assert main([*args, f"input={only_bad}", f"output={tmp_path / 'none'}"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
 def test_missing_channels_are_listed_with_the_mapping_tried(detector, tmp_path):
     import edfio
 
