@@ -17,7 +17,7 @@ from neurodecode.data.build import build_cache
 from neurodecode.data.cache import WindowCache, cache_root
 from neurodecode.data.fetch import fetch_dataset, folder_lock
 from neurodecode.data.manifest import load_manifest
-from neurodecode.errors import ConfigError
+from neurodecode.errors import ConfigError, DownloadError
 
 BUILD_OPTIONS = (
     "preprocess",
@@ -72,6 +72,13 @@ def prepare_dataset(
         runs=options.get("runs"),
         keep_going=True,
     )
+    failed = [entry for entry in entries if entry.error]
+    if entries and len(failed) == len(entries):  # nothing to build: say why, not "no window"
+        raise DownloadError(
+            f"none of the {len(entries)} file(s) of {manifest.name} could be downloaded; "
+            f"the first: {failed[0].error}",
+            path=manifest.manifest_path,
+        )
     root = Path(options["cache_dir"]) if options.get("cache_dir") else cache_root() / manifest.name
     with folder_lock(root.parent, f"the {manifest.name} window cache", f".{root.name}"):
         return build_cache(
