@@ -67,6 +67,7 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     task_cls = TASKS.get(cfg.task.module._target_)
+    baselines = baseline_names(cfg)  # refused before anything is trained
     trainer = build_trainer(cfg)
     refuse_several_processes(trainer, task_cls, cfg, recipe)
     data = task_cls.prepare(cfg, run_dir)
@@ -85,8 +86,8 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     if encoder is not None:
         exported = export_encoder(cfg, encoder, trainer, task, data, run_dir / "encoder")
         logger.info("encoder exported to %s", exported)
-    baselines = fit_baselines(cfg, task_cls, data)
-    results = write_outputs(cfg, task, data, trainer, started, recipe, exported, baselines)
+    scores = fit_baselines(cfg, baselines, task_cls, data)
+    results = write_outputs(cfg, task, data, trainer, started, recipe, exported, scores)
     for line in summary_lines(results):
         logger.info(line)
     logger.info("run folder: %s", run_dir)
@@ -187,10 +188,10 @@ def baseline_names(cfg: DictConfig) -> list[str]:
 
 
 def fit_baselines(
-    cfg: DictConfig, task_cls: type[DecodingTask], data: RunData
+    cfg: DictConfig, names: list[str], task_cls: type[DecodingTask], data: RunData
 ) -> dict[str, dict[str, Any]]:
-    """Fit each ``cfg.baseline`` (configured as ``configs/model/<name>.yaml``) on the same
-    training split as the model and test it with the task's own test code.
+    """Fit each baseline of ``names`` (configured as ``configs/model/<name>.yaml``) on the
+    same training split as the model and test it with the task's own test code.
 
     Returns
     -------
@@ -198,7 +199,7 @@ def fit_baselines(
         ``{name: test metrics}``, as ``results.json`` records them under ``baselines``.
     """
     out = {}
-    for name in baseline_names(cfg):
+    for name in names:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         model = OmegaConf.to_container(OmegaConf.load(resource_dir("configs") / "model" /
                                                       f"{name}.yaml"))  # fmt: skip
