@@ -97,8 +97,11 @@ class Registry:
 
 MODELS = Registry("model", "neurodecode.models")
 TASKS = Registry("task", "neurodecode.tasks")
+# Classifiers fitted in closed form (scikit-learn), built from a config like MODELS but
+# without their gradient, embedding and export contract (neurodecode.models.classical).
+CLASSICAL_MODELS = Registry("classical model", "neurodecode.models")
 
-_ALL = (MODELS, TASKS)
+_ALL = (MODELS, CLASSICAL_MODELS, TASKS)
 
 
 def _import_path(obj: Any) -> str:

@@ -65,6 +65,12 @@ COMPOSE = [
     "python -m neurodecode.train recipe=seizure",
     "python -m neurodecode.train recipe=motor_imagery data=simulated model=eegnet seed=1",
     "python -m neurodecode.train recipe=seizure --cfg job",
+    # classical baselines: run through the recipes by tests/test_baselines.py
+    "python -m neurodecode.train recipe=motor_imagery data=simulated model=csp_lda",
+    "python -m neurodecode.train recipe=seizure data=simulated model=eeg_features "
+    "model.classifier=gboost",
+    "python -m neurodecode.train recipe=motor_imagery data=simulated "
+    "baseline=[csp_lda,tangent_space]",
     "python -m neurodecode.train recipe=seizure data=simulated model.size=tiny --cfg job",
     ".venv/bin/python -m neurodecode.train recipe=seizure data=simulated --cfg job",
     "python -m neurodecode.train recipe=seizure init_from=hf://my-lab/pretrained-encoder@v1.0",

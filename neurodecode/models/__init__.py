@@ -7,6 +7,7 @@ imported here: :mod:`neurodecode.models.baselines` imports it only when a baseli
 
 from neurodecode.models import (  # noqa: F401  (registration)
     baselines,
+    classical,
     conformer,
     patch_conformer,
     spiking,

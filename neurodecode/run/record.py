@@ -75,10 +75,11 @@ def artifacts(task: DecodingTask, data: RunData, run_dir: Path) -> dict[str, Any
 
 
 def write_outputs(cfg: DictConfig, task: DecodingTask, data: RunData, trainer: L.Trainer,
-                  started: float, recipe: str | None,
-                  encoder: Path | None = None) -> dict[str, Any]:  # fmt: skip
+                  started: float, recipe: str | None, encoder: Path | None = None,
+                  baselines: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Write the artefacts and ``results.json`` of a finished run into ``cfg.paths.run_dir``
-    (``encoder``: the folder the trained encoder was exported to, if it was)."""
+    (``encoder``: the folder the trained encoder was exported to, if it was; ``baselines``:
+    the test metrics of each classical baseline fitted on the same split)."""
     run_dir = Path(cfg.paths.run_dir)
     checkpoint = trainer.checkpoint_callback
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -103,19 +104,30 @@ def write_outputs(cfg: DictConfig, task: DecodingTask, data: RunData, trainer: L
     }
     if encoder is not None:
         results["encoder"] = _relative(encoder, run_dir)
+    if baselines:
+        results["baselines"] = dict(baselines)
     return write_results(run_dir, results)
 
 
 def summary_lines(results: Mapping[str, Any]) -> list[str]:
-    """A few human-readable lines with the headline test metrics."""
-    test = results["metrics"]["test"] or {}
+    """A few human-readable lines with the headline test metrics, the model's and then each
+    baseline's."""
+    lines = test_lines(results["metrics"]["test"], "test")
+    for name, metrics in (results.get("baselines") or {}).items():
+        lines += test_lines(metrics, f"baseline {name}")
+    return lines
+
+
+def test_lines(test: Mapping[str, Any] | None, label: str) -> list[str]:
+    """The lines of one set of test metrics (SzCORE scores first where there are any)."""
+    test = test or {}
     lines = []
     if "szcore" in test:
         for kind in ("event", "sample"):
             for level in ("pooled", "per_subject"):
                 m = test["szcore"][kind][level]
                 lines.append(
-                    f"SzCORE {kind:6s} {level:11s}: sensitivity {_fmt(m['sensitivity'])}  "
+                    f"{label}: SzCORE {kind:6s} {level:11s}: sensitivity {_fmt(m['sensitivity'])}  "
                     f"precision {_fmt(m['precision'])}  F1 {_fmt(m['f1'])}  "
                     f"FP/24h {_fmt(m['fp_per_24h'])}"
                 )
@@ -123,7 +135,7 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
     keys = ("accuracy", "balanced_accuracy", "kappa", "roc_auc", "top1", "top5")
     shown = [f"{k} {_fmt(test[k])}" for k in keys if k in test]
     if shown:
-        lines.append("test: " + "  ".join(shown))
+        lines.append(f"{label}: " + "  ".join(shown))
     return lines
 
 

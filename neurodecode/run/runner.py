@@ -26,10 +26,11 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from neurodecode.errors import ConfigError
+from neurodecode.errors import ConfigError, did_you_mean
 from neurodecode.finetune import InitSource, initialise, model_for_task, read_init_source
 from neurodecode.hub import export_model
-from neurodecode.registry import TASKS
+from neurodecode.registry import CLASSICAL_MODELS, TASKS
+from neurodecode.resources import resource_dir
 from neurodecode.run.record import summary_lines, write_outputs
 from neurodecode.run.trainer import build_trainer
 from neurodecode.tasks.base import DecodingTask, RunData, final_metrics
@@ -68,6 +69,7 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
         checkpoint = resume_checkpoint(cfg, run_dir)
         # checked before any data work, with the loader of neurodecode.hub.from_pretrained
         init = read_init_source(cfg.init_from) if cfg.init_from else None
+        baselines = baseline_names(cfg)  # refused before anything is trained
         if checkpoint is not None:
             run_dir = checkpoint.parent.parent
             logger.info("resuming %s from %s", run_dir, checkpoint)
@@ -79,7 +81,10 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
         refuse_several_processes(trainer, task_cls, cfg, recipe)
         data = task_cls.prepare(cfg, run_dir)
         task = build_task(cfg, task_cls, data, init)
-    trainer.fit(task, datamodule=data.datamodule, ckpt_path=checkpoint, weights_only=True)
+    if task.closed_form:
+        task.fit_closed_form(data.datamodule)
+    else:
+        trainer.fit(task, datamodule=data.datamodule, ckpt_path=checkpoint, weights_only=True)
     if is_overridden("test_step", task):
         best = trainer.checkpoint_callback.best_model_path or None
         trainer.test(task, datamodule=data.datamodule, ckpt_path=best, weights_only=True)
@@ -90,7 +95,8 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     if encoder is not None:
         exported = export_encoder(cfg, encoder, trainer, task, data, run_dir / "encoder")
         logger.info("encoder exported to %s", exported)
-    results = write_outputs(cfg, task, data, trainer, started, recipe, exported)
+    scores = fit_baselines(cfg, baselines, task_cls, data)
+    results = write_outputs(cfg, task, data, trainer, started, recipe, exported, scores)
     for line in summary_lines(results):
         logger.info(line)
     logger.info("run folder: %s", run_dir)
@@ -207,6 +213,46 @@ def build_task(
         finetune = OmegaConf.to_container(cfg.finetune, resolve=True)
         initialise(task, init, sfreq=float(data.arguments["sfreq"]), **finetune)
     return task
+
+
+def baseline_names(cfg: DictConfig) -> list[str]:
+    """The classical models ``cfg.baseline`` names (none, one name or a list), checked."""
+    names = cfg.get("baseline")
+    names = [] if names is None else [names] if isinstance(names, str) else list(names)
+    valid = CLASSICAL_MODELS.names()
+    for name in names:
+        if name not in valid:
+            raise ConfigError(
+                f"baseline={name!r} is not a classical model; baselines are fitted in closed "
+                f"form on the training split: {', '.join(valid)}",
+                hint=did_you_mean(str(name), valid),
+            )
+    return [str(name) for name in names]
+
+
+def fit_baselines(
+    cfg: DictConfig, names: list[str], task_cls: type[DecodingTask], data: RunData
+) -> dict[str, dict[str, Any]]:
+    """Fit each baseline of ``names`` (configured as ``configs/model/<name>.yaml``) on the
+    same training split as the model and test it with the task's own test code.
+
+    Returns
+    -------
+    dict
+        ``{name: test metrics}``, as ``results.json`` records them under ``baselines``.
+    """
+    out = {}
+    for name in names:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        model = OmegaConf.to_container(OmegaConf.load(resource_dir("configs") / "model" /
+                                                      f"{name}.yaml"))  # fmt: skip
+        task = task_cls.from_data(cfg, data, model)
+        task.fit_closed_form(data.datamodule)
+        tester = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                           enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+        tester.test(task, datamodule=data.datamodule, verbose=False)
+        out[name] = task.run_metrics(tester, cfg.task.monitor)["test"]
+    return out
 
 
 def trained_encoder(trainer: L.Trainer, task: DecodingTask) -> nn.Module | None:

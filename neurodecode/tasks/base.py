@@ -8,7 +8,10 @@ The hooks, in the order a run calls them:
 1. :meth:`DecodingTask.prepare` (class method): the data of ``cfg.data`` as this task needs
    them, returned as a :class:`RunData`;
 2. :meth:`DecodingTask.from_data` (class method): the task sized by those data;
-3. after ``fit`` (and ``test`` where the task defines ``test_step``):
+3. ``fit``, or for an encoder fitted in closed form (:attr:`DecodingTask.closed_form`, the
+   classical models of :mod:`neurodecode.models.classical`)
+   :meth:`DecodingTask.fit_closed_form` on the training windows;
+4. after that (and ``test`` where the task defines ``test_step``):
    :meth:`DecodingTask.run_metrics` and :meth:`DecodingTask.artifacts`.
 
 ``DecodingTask.distributed`` says whether the task may train in several processes and
@@ -184,6 +187,24 @@ class DecodingTask(L.LightningModule):
         module = OmegaConf.to_container(cfg.task.module, resolve=True)
         module.pop("_target_")
         return cls(**module, **data.arguments, model=dict(model))
+
+    @property
+    def closed_form(self) -> bool:
+        """Whether the encoder is fitted once on the training windows (a classical model)
+        rather than trained by gradient descent."""
+        return bool(getattr(self.encoder, "closed_form", False))
+
+    def fit_closed_form(self, datamodule: L.LightningDataModule) -> None:
+        """Fit a closed-form encoder on every window of the training loader, once.
+
+        Validation selects nothing (there is no epoch to choose); ``balanced`` loaders
+        give their class-balanced draw of the training windows.
+        """
+        datamodule.setup("fit")
+        batches = list(datamodule.train_dataloader())
+        x = torch.cat([batch["x"] for batch in batches]).numpy()
+        y = torch.cat([torch.as_tensor(batch["y"]) for batch in batches]).numpy()
+        self.encoder.fit(x, y)
 
     def run_metrics(self, trainer: L.Trainer, monitor: str) -> dict[str, Any]:
         """The ``metrics`` section of ``results.json`` after ``fit`` and ``test``."""
