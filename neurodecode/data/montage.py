@@ -88,6 +88,7 @@ def _electrode(token: str) -> str | None:
     return ALIASES.get(name, name)
 
 
+@functools.lru_cache(maxsize=4096)  # a dataset repeats the same few dozen names per file
 def try_canonical_name(name: str) -> str | None:
     """Like :func:`canonical_name`, but None (instead of an error) for unknown names."""
     text = _PREFIX.sub("", name.strip()).strip().rstrip(".")
@@ -400,8 +401,11 @@ def _derive_targets(
         if chain is None:
             continue
         mask[k] = True
+        if len(chain) == 1 and chain[0][1] > 0:  # a recorded channel as it is: one copy
+            signal[k] = named.signal[chain[0][0]]
+            continue
         for row, sign in chain:
-            signal[k] += sign * named.signal[row]
+            (np.add if sign > 0 else np.subtract)(signal[k], named.signal[row], out=signal[k])
     return signal, mask
 
 
