@@ -13,11 +13,14 @@ from neurodecode.models.energy import (
     CostModel,
     EnergyReport,
     LayerCount,
+    calibrate_batchnorm,
     format_energy_table,
     format_table,
+    is_spikes,
     measure,
 )
 from neurodecode.models.lif import LIFNeuron
+from neurodecode.registry import MODELS
 
 
 class Net(nn.Module):
@@ -190,3 +193,73 @@ def test_energy_table_gives_each_cost_model_a_row_and_the_ratio():
     assert lines[2] == "| fp32 | 4.60 | 0.90 | 0.20 |"
     assert lines[3] == "| fp32+sram | 4.60 + 5.00 = 9.60 | 0.90 + 5.00 = 5.90 | 0.61 |"
     assert len(lines) == 4
+
+
+def _spikingjelly_counts(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """MACs and ACs of spikingjelly 2.0's op counters under neurodecode's counting rules.
+
+    The matched rules: BatchNorm folded and neuron updates left out (their modules ignored),
+    dense additions and means left out, a sum over spikes adds one AC per spike, and fused
+    attention kernels -- which spikingjelly has no rule for -- count Q Kᵀ and weights @ V.
+    """
+    op_counter = pytest.importorskip(
+        "spikingjelly.activation_based.op_counter",
+        reason="spikingjelly (the 'spiking' extra) with op_counter is not installed",
+    )
+    aten = torch.ops.aten
+
+    def nothing(args, kwargs, out):
+        return 0
+
+    def spikes_in_sum(args, kwargs, out):
+        return int(args[0].count_nonzero()) if args[0].ndim and is_spikes(args[0]) else 0
+
+    def attention(args, kwargs, out):
+        q, k, v = args[:3]
+        heads = q.numel() // (q.shape[-2] * q.shape[-1])
+        return heads * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+
+    dense = ("add.Tensor", "add_.Tensor", "add.Scalar", "add_.Scalar", "sub.Tensor",
+             "sub_.Tensor", "sub.Scalar", "sub_.Scalar", "rsub.Tensor", "rsub.Scalar",
+             "sigmoid_.default", "mean.dim", "avg_pool2d.default")  # fmt: skip
+    ac_rules = {_aten_op(name): nothing for name in dense}
+    ac_rules |= {aten.sum.default: spikes_in_sum, aten.sum.dim_IntList: spikes_in_sum}
+    attention_ops = (
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_efficient_attention",
+    )
+    mac_rules = {
+        getattr(aten, name).default: attention for name in attention_ops if hasattr(aten, name)
+    }
+    ignore = [nn.modules.batchnorm._BatchNorm, LIFNeuron]
+    macs = op_counter.MACCounter(extra_rules=mac_rules, extra_ignore_modules=ignore)
+    acs = op_counter.ACCounter(extra_rules=ac_rules, extra_ignore_modules=ignore)
+    with torch.no_grad(), op_counter.DispatchCounterMode([macs, acs]):
+        model(x)
+    return macs.get_total(), acs.get_total()
+
+
+def _aten_op(name: str):
+    packet, overload = name.split(".")
+    return getattr(getattr(torch.ops.aten, packet), overload)
+
+
+@pytest.mark.parametrize(
+    ("model", "arch"),
+    [
+        ("dual_branch_conformer", {}),
+        ("spiking_dual_branch_conformer", {"time_steps": 4, "encoding": "direct"}),
+        ("spiking_dual_branch_conformer", {"time_steps": 2, "encoding": "delta"}),
+    ],
+)
+def test_counts_match_spikingjelly_op_counters_under_the_same_rules(model, arch):
+    torch.manual_seed(0)
+    net = MODELS.build(model, n_outputs=2, n_chans=8, n_times=256, sfreq=128.0, size="tiny", **arch)
+    x = torch.randn(4, 8, 256)
+    calibrate_batchnorm(net, [x])
+    report = measure(net, [x])
+    macs, acs = _spikingjelly_counts(net, x)
+    assert report.macs * 4 == macs > 0
+    assert report.acs * 4 == acs
+    assert (acs > 0) == model.startswith("spiking")
