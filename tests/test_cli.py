@@ -21,7 +21,7 @@ from neurodecode.cli.options import (
     split_overrides,
 )
 from neurodecode.errors import ConfigError, RecordingError
-from neurodecode.models.energy import E_AC_PJ, E_MAC_PJ
+from neurodecode.models.energy import COST_MODELS
 from tests.conftest import REPO_ROOT, require_shared
 
 OPTIONS = (
@@ -174,7 +174,10 @@ def test_energy_table_and_json_of_analog_and_spiking_models_on_real_eeg(tmp_path
     assert status == 0
     table = capsys.readouterr().out
     assert "| | dual_branch_conformer | spiking_dual_branch_conformer |" in table
-    assert "total energy (µJ)" in table and "Firing rates, spiking_dual_branch_conformer" in table
+    assert "Firing rates, spiking_dual_branch_conformer" in table
+    header = "| cost model | dual_branch_conformer (µJ) | spiking_dual_branch_conformer (µJ) |"
+    assert header in table
+    assert all(f"\n| {name} | " in table for name in COST_MODELS)
     result = json.loads(out.read_text())
     analog, spiking = result["reports"]
     assert result["signal"] == {"n_chans": 64, "n_times": 320, "sfreq": 160.0}
@@ -185,12 +188,30 @@ def test_energy_table_and_json_of_analog_and_spiking_models_on_real_eeg(tmp_path
     rates = list(spiking["firing_rates"].values())
     assert len(rates) > 10 and all(0 <= r <= 1 for r in rates) and max(rates) > 0
     for report in (analog, spiking):
-        expected = report["macs"] * E_MAC_PJ + report["acs"] * E_AC_PJ
-        assert report["compute_energy_uj"] == pytest.approx(expected * 1e-6)
-        assert report["energy_uj"] > report["compute_energy_uj"] > 0
+        rows = {row["cost_model"]: row for row in report["energy"]}
+        assert list(rows) == list(COST_MODELS)
+        expected = report["macs"] * 4.6 + report["acs"] * 0.9  # FP32 at 45 nm, pJ
+        assert rows["fp32"]["total_uj"] == pytest.approx(expected * 1e-6)
+        assert rows["fp32+sram"]["total_uj"] > rows["fp32"]["total_uj"] > 0
+        assert rows["fp32"]["total_uj"] > rows["fp16"]["total_uj"] > rows["int8"]["total_uj"]
     encoder_layers = [x for x in spiking["layers"] if "encoder.layers" in x["name"]]
     assert sum(x["macs"] for x in encoder_layers) == 0  # spike-driven inside the encoders
     assert all(math.isfinite(x["input_rate"]) for x in encoder_layers if x["acs"] > 0)
+
+
+@pytest.mark.slow
+def test_energy_cost_model_option_picks_one_model(capsys):
+    path = require_shared("mirror/eegmmidb/S001/S001R04.edf")
+    status = main(["benchmark", "energy", f"data={path}", "model=analog", "size=tiny",
+                   "n_windows=2", "window_s=1", "cost_model=int8+sram"])  # fmt: skip
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "\n| int8+sram | " in printed and "\n| fp32 | " not in printed
+    result = json.loads(printed[printed.index("\n{") :])
+    for report in result["reports"]:
+        assert [row["cost_model"] for row in report["energy"]] == ["int8+sram"]
+    assert main(["benchmark", "energy", "data=x.edf", "cost_model=fp64"]) == 1
+    assert "cost_model 'fp64' is not one of the choices" in capsys.readouterr().err
 
 
 def test_help_answers_without_importing_the_heavy_stack() -> None:

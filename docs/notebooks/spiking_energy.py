@@ -58,15 +58,20 @@ print(signal, "batch shape:", tuple(batches[0].shape))
 # %%
 reports = energy.compare("spiking", batches, signal, size=SIZE, time_steps=4)
 print(energy.format_table(reports))
+print(energy.format_energy_table(reports))
 
 # %% [markdown]
-# Per sample: MACs and ACs, memory words, and energy in µJ. The firing rate of each LIF
-# layer decides how many ACs the spiking model performs:
+# Per sample: MACs and ACs and memory words, then the energy in µJ under each cost model
+# (FP32, FP16 and INT8 compute at 45 nm, each with and without SRAM traffic, and Lemaire et
+# al.'s model; see `neurodecode.models.energy`). The firing rate of each LIF layer decides how
+# many ACs the spiking model performs:
 
 # %%
 analog, spiking = reports
 print(energy.format_firing_rates(spiking))
-print(f"\nspiking / analog energy: {spiking.energy_uj / analog.energy_uj:.2f}")
+for cost in ("fp32+sram", "int8+sram", "lemaire"):
+    ratio = spiking.energy(cost).total_uj / analog.energy(cost).total_uj
+    print(f"spiking / analog energy, {cost}: {ratio:.2f}")
 
 # %%
 import matplotlib.pyplot as plt

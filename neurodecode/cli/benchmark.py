@@ -82,6 +82,7 @@ ENERGY_OPTIONS = (
     Option("size", default="small", help="model size"),
     Option("time_steps", int, help="time steps of the spiking model"),
     Option("encoding", choices=("direct", "delta"), help="input encoding of the spiking model"),
+    Option("cost_model", choices=tuple(energy.COST_MODELS), help="one cost model (default: all)"),
     Option("out", help="JSON file for the reports; without it, they are printed"),
 )
 
@@ -97,11 +98,18 @@ def energy_report(args: dict[str, Any]) -> int:
         batches, signal = dataset_windows(args["data"], args["n_windows"], args["batch_size"])
     arch = {key: args[key] for key in ("size", "time_steps", "encoding") if key in args}
     reports = energy.compare(args["model"], batches, signal, **arch)
+    cost_models = [args["cost_model"]] if "cost_model" in args else list(energy.COST_MODELS)
     print(energy.format_table(reports))
+    print("\nEnergy per window under each cost model:\n")
+    print(energy.format_energy_table(reports, cost_models))
     for report in reports:
         if report.firing_rates:
             print(f"\nFiring rates, {report.model}:\n" + energy.format_firing_rates(report))
-    result = {"data": args["data"], "signal": signal, "reports": [r.to_dict() for r in reports]}
+    result = {
+        "data": args["data"],
+        "signal": signal,
+        "reports": [r.to_dict(cost_models) for r in reports],
+    }
     if "out" in args:
         write_json(args["out"], result)
         logger.info("wrote %s", args["out"])
@@ -120,7 +128,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "neurodecode benchmark")
         "energy counts, over real EEG windows, the operations and energy of a model next to "
         "its\nanalog or spiking counterpart (same size, same windows). data is a recording "
         "file\n(consecutive windows, each channel scaled by its standard deviation) or a "
-        "dataset name\n(the first windows of its prepared cache)."
+        "dataset name\n(the first windows of its prepared cache). The energy is given under every "
+        "cost model\n(cost_model=<name> picks one): " + ", ".join(energy.COST_MODELS) + "."
     )
     argv = list(sys.argv[1:] if argv is None else argv)
     return run_command(argv, COMMANDS, prog, "\n".join(lines))

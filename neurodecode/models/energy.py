@@ -6,21 +6,40 @@ convolutions and attention products -- not element-wise work (activations, norma
 which folds into weights at inference, or neuron updates). Each counted operation is
 classified from the operands it actually received:
 
-* **MAC** (multiply-accumulate, ``E_MAC = 4.6 pJ``): both operands real-valued. A matrix
+* **MAC** (multiply-accumulate): both operands real-valued. A matrix
   product ``(m, k) @ (k, n)`` is ``m k n`` MACs; a convolution ``outputs x fan-in``;
   attention ``2 L S E`` per head.
-* **AC** (accumulate, ``E_AC = 0.9 pJ``): one operand is spikes (only 0 and 1). A spike adds
+* **AC** (accumulate): one operand is spikes (only 0 and 1). A spike adds
   its fan-out weights, so the count is exact: ``nnz(spikes) x n`` for a product, and for a
   convolution the sum over outputs of the spikes in their receptive field. The column sum of
   spike-driven attention adds one AC per spike; masking spikes by spikes (AND) is free.
 
-Energy also has a **memory term**, at ``E_MEM = 5 pJ`` per 32-bit word moved to or from an
-8 kB on-chip SRAM at 45 nm (Horowitz, ISSCC 2014, as tabulated by Han et al., ISCA 2016):
-each counted operation reads its activation inputs (for spikes, only the spikes, as
-addresses) and writes its output once; its weights are read once per sample; each neuron
-reads and writes its membrane potential once per time step. Off-chip DRAM (about 640 pJ
-per word) is left out: the models here fit on chip. Firing rates come from
+Memory traffic is counted in words, in three kinds: **activations** (each counted operation
+reads its activation inputs -- for spikes, only the spikes, as addresses -- and writes its
+output once), **weights** (read once per sample) and **membrane state** (each neuron reads and
+writes its potential once per time step). Firing rates come from
 :func:`~neurodecode.models.lif.record_firing_rates` during the same forward passes.
+
+The counts are turned into energy by named **cost models** (:data:`COST_MODELS`), side by side:
+
+* ``fp32``, ``fp16``, ``int8``: compute only, 45 nm figures of Horowitz (ISSCC 2014, "Computing's
+  energy problem"): a MAC is a multiply plus an add -- FP32 3.7 + 0.9 = 4.6 pJ, FP16
+  1.1 + 0.4 = 1.5 pJ, INT8 0.2 + 0.03 = 0.23 pJ -- and an AC is the add alone (0.9, 0.4,
+  0.03 pJ). These are the ``fp32()``, ``fp16()`` and ``int8()`` presets of spikingjelly's
+  compute-energy cost table (``spikingjelly.activation_based.op_counter``).
+* ``fp32+sram``, ``fp16+sram``, ``int8+sram``: the same plus every word moved to or from an
+  8 kB on-chip SRAM at 45 nm, 5 pJ per 32-bit word (Horowitz 2014 as tabulated by Han et al.,
+  ISCA 2016), scaled to the word size of the precision (4, 2 or 1 bytes: 1.25 pJ per byte).
+  Off-chip DRAM (about 640 pJ per 32-bit word) is left out: the models here fit on chip.
+* ``lemaire``: the analytical model of Lemaire et al. (ICONIP 2022, "An analytical estimation
+  of spiking neural networks energy efficiency") as spikingjelly 2.0 implements it
+  (``LemaireEnergyCostConfig``): E_add = 0.1 pJ, E_mul = 3.1 pJ (a MAC is 3.2 pJ, an AC
+  0.1 pJ), 32-bit words, and a memory cost per byte that grows with the buffer holding the
+  data, linear between (0 B, 0), (8 kB, 2.5), (32 kB, 5) and (1 MB, 25 pJ per byte): 10, 20
+  and 100 pJ per 4-byte access of an 8 kB, 32 kB and 1 MB memory. Each kind of traffic has
+  its own buffer; neurodecode sizes it as the largest per-sample traffic of that kind in any
+  one layer. Unlike spikingjelly, neurodecode leaves out addressing and neuron-update
+  operations (as under every cost model here), so its ``lemaire`` figure is a lower bound.
 
 :func:`compare` measures a model next to its counterpart (analog ↔ spiking) with the same
 size on the same windows; ``neurodecode benchmark energy`` (:mod:`neurodecode.cli.benchmark`)
@@ -29,26 +48,103 @@ runs it on the windows of a recording file or of a prepared dataset.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, astuple, dataclass, field
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from neurodecode.errors import UnknownNameError
 from neurodecode.models import attention
 from neurodecode.models.lif import LIFNeuron, record_firing_rates
 from neurodecode.registry import MODELS
 
-E_MAC_PJ = 4.6
-"""Energy of a 32-bit float multiply-accumulate at 45 nm, pJ (Horowitz 2014)."""
-E_AC_PJ = 0.9
-"""Energy of a 32-bit float accumulate (addition) at 45 nm, pJ (Horowitz 2014)."""
-E_MEM_PJ_PER_WORD = 5.0
-"""Energy of one 32-bit access to an 8 kB SRAM at 45 nm, pJ (Horowitz 2014; Han et al. 2016)."""
+SRAM_PJ_PER_BYTE = 5.0 / 4
+"""One 32-bit access to an 8 kB SRAM at 45 nm is 5 pJ (Horowitz 2014; Han et al. 2016)."""
+LEMAIRE_PJ_PER_BYTE = ((0.0, 0.0), (8 * 1024.0, 2.5), (32 * 1024.0, 5.0), (1024.0**2, 25.0))
+"""(buffer bytes, pJ per byte) points of the Lemaire memory cost, as in spikingjelly 2.0."""
+TRAFFIC_KINDS = ("activation_words", "weight_words", "state_words")
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Energy per operation and per memory access; the module docstring gives the sources.
+
+    Attributes
+    ----------
+    name : str
+        The name every figure computed with it carries (``cost_model``).
+    mac_pj, ac_pj : float
+        Energy of a multiply-accumulate and of an accumulate, pJ.
+    word_bytes : int
+        Bytes per memory word (activation, weight or membrane potential).
+    memory : {"none", "sram", "lemaire"}
+        Memory traffic left out, at a flat SRAM cost per byte, or at the Lemaire cost per byte
+        that grows with the size of the buffer.
+    """
+
+    name: str
+    mac_pj: float
+    ac_pj: float
+    word_bytes: int
+    memory: Literal["none", "sram", "lemaire"] = "none"
+
+    def pj_per_byte(self, buffer_bytes: float) -> float:
+        """Energy of one byte moved to or from a buffer of ``buffer_bytes``, pJ."""
+        if self.memory == "none":
+            return 0.0
+        if self.memory == "sram":
+            return SRAM_PJ_PER_BYTE
+        points = LEMAIRE_PJ_PER_BYTE
+        size = min(max(buffer_bytes, points[0][0]), points[-1][0])
+        (x0, y0), (x1, y1) = next(
+            (start, end) for start, end in itertools.pairwise(points) if size <= end[0]
+        )
+        return y0 + (y1 - y0) * (size - x0) / (x1 - x0)
+
+
+def _precision(name: str, mult_pj: float, add_pj: float, word_bytes: int) -> list[CostModel]:
+    """Compute-only and compute-plus-SRAM models of one precision (a MAC: multiply + add)."""
+    return [
+        CostModel(name, mult_pj + add_pj, add_pj, word_bytes),
+        CostModel(f"{name}+sram", mult_pj + add_pj, add_pj, word_bytes, "sram"),
+    ]
+
+
+COST_MODELS: dict[str, CostModel] = {
+    model.name: model
+    for model in (
+        *_precision("fp32", 3.7, 0.9, 4),
+        *_precision("fp16", 1.1, 0.4, 2),
+        *_precision("int8", 0.2, 0.03, 1),
+        CostModel("lemaire", 3.1 + 0.1, 0.1, 4, "lemaire"),
+    )
+}
+"""The named cost models (Horowitz 2014 at 45 nm; Lemaire et al. 2022), in display order."""
+
+
+@dataclass(frozen=True)
+class Energy:
+    """Per-sample energy of one model under one cost model, µJ."""
+
+    cost_model: str
+    compute_uj: float
+    memory_uj: float
+
+    @property
+    def total_uj(self) -> float:
+        """Compute plus memory, µJ."""
+        return self.compute_uj + self.memory_uj
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON row: the cost model's name and its figures."""
+        return asdict(self) | {"total_uj": self.total_uj}
+
 
 MODEL_ALIASES = {"spiking": "spiking_dual_branch_conformer", "analog": "dual_branch_conformer"}
 COUNTERPARTS = {
@@ -81,8 +177,8 @@ class LayerCount:
         Qualified module name (``""`` for the model itself).
     macs, acs : float
         Multiply-accumulates and accumulates.
-    memory_words : float
-        32-bit words read or written (see the module docstring).
+    activation_words, weight_words, state_words : float
+        Words read or written, by kind (see the module docstring).
     spikes, spike_slots : float
         Spikes and spike-or-silence positions in the spike inputs of AC operations; their
         ratio is the layer's input firing rate.
@@ -91,9 +187,16 @@ class LayerCount:
     name: str
     macs: float = 0.0
     acs: float = 0.0
-    memory_words: float = 0.0
+    activation_words: float = 0.0
+    weight_words: float = 0.0
+    state_words: float = 0.0
     spikes: float = 0.0
     spike_slots: float = 0.0
+
+    @property
+    def memory_words(self) -> float:
+        """Words of all kinds."""
+        return self.activation_words + self.weight_words + self.state_words
 
     @property
     def input_rate(self) -> float:
@@ -140,7 +243,7 @@ class EnergyReport:
 
     @property
     def memory_words(self) -> float:
-        """32-bit memory accesses per sample."""
+        """Memory words per sample."""
         return sum(layer.memory_words for layer in self.layers)
 
     @property
@@ -149,23 +252,23 @@ class EnergyReport:
         rates = [r for r in self.firing_rates.values() if not math.isnan(r)]
         return sum(rates) / len(rates) if rates else math.nan
 
-    @property
-    def compute_energy_uj(self) -> float:
-        """``E_MAC * MACs + E_AC * ACs`` per sample, µJ."""
-        return (E_MAC_PJ * self.macs + E_AC_PJ * self.acs) * 1e-6
+    def energy(self, cost_model: str | CostModel = "fp32+sram") -> Energy:
+        """Per-sample energy under one cost model (a :data:`COST_MODELS` name or a model)."""
+        cost = _cost_model(cost_model)
+        compute_pj = cost.mac_pj * self.macs + cost.ac_pj * self.acs
+        memory_pj = 0.0
+        for kind in TRAFFIC_KINDS:
+            words = [getattr(layer, kind) for layer in self.layers]
+            buffer_bytes = max(words, default=0.0) * cost.word_bytes
+            memory_pj += sum(words) * cost.word_bytes * cost.pj_per_byte(buffer_bytes)
+        return Energy(cost.name, compute_pj * 1e-6, memory_pj * 1e-6)
 
-    @property
-    def memory_energy_uj(self) -> float:
-        """``E_MEM * words`` per sample, µJ."""
-        return E_MEM_PJ_PER_WORD * self.memory_words * 1e-6
+    def energies(self, cost_models: Iterable[str | CostModel] = tuple(COST_MODELS)) -> list[Energy]:
+        """Per-sample energy under each cost model (default: all of :data:`COST_MODELS`)."""
+        return [self.energy(cost) for cost in cost_models]
 
-    @property
-    def energy_uj(self) -> float:
-        """Compute plus memory energy per sample, µJ."""
-        return self.compute_energy_uj + self.memory_energy_uj
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict: totals, constants, per-layer counts and firing rates."""
+    def to_dict(self, cost_models: Sequence[str] = tuple(COST_MODELS)) -> dict[str, Any]:
+        """Plain JSON-ready dict: totals, energy under each cost model, layers, firing rates."""
         return {
             "model": self.model,
             "n_samples": self.n_samples,
@@ -175,16 +278,24 @@ class EnergyReport:
             "acs": self.acs,
             "memory_words": self.memory_words,
             "mean_firing_rate": _json_float(self.mean_firing_rate),
-            "compute_energy_uj": self.compute_energy_uj,
-            "memory_energy_uj": self.memory_energy_uj,
-            "energy_uj": self.energy_uj,
-            "constants_pj": {"mac": E_MAC_PJ, "ac": E_AC_PJ, "memory_word": E_MEM_PJ_PER_WORD},
+            "energy": [energy.to_dict() for energy in self.energies(cost_models)],
             "layers": [
-                asdict(layer) | {"input_rate": _json_float(layer.input_rate)}
+                asdict(layer)
+                | {"memory_words": layer.memory_words, "input_rate": _json_float(layer.input_rate)}
                 for layer in self.layers
             ],
             "firing_rates": {k: _json_float(v) for k, v in self.firing_rates.items()},
         }
+
+
+def _cost_model(cost_model: str | CostModel) -> CostModel:
+    if isinstance(cost_model, CostModel):
+        return cost_model
+    if cost_model not in COST_MODELS:
+        raise UnknownNameError(
+            f"unknown cost model {cost_model!r}; known: {', '.join(COST_MODELS)}"
+        )
+    return COST_MODELS[cost_model]
 
 
 def _json_float(value: float) -> float | None:
@@ -243,7 +354,7 @@ class OperationCounter(TorchDispatchMode):
         if isinstance(module, LIFNeuron):
             self._in_neuron += 1
             inputs = args[0]
-            self._layer().memory_words += 2 * inputs.numel()  # membrane read + write per step
+            self._layer().state_words += 2 * inputs.numel()  # membrane read + write per step
 
     def _leave_module(self, module: nn.Module, args: Any, output: Any) -> None:
         self._stack.pop()
@@ -278,22 +389,28 @@ class OperationCounter(TorchDispatchMode):
             self._fused_multi_head_attention(args[0], args[1], args[3], args[5], out[0])
         elif packet is _aten.sum and args[0].ndim > 0 and is_spikes(args[0]):
             spikes = float(args[0].count_nonzero())
-            self._count(acs=spikes, spikes=spikes, slots=args[0].numel(), words=spikes)
+            self._count(acs=spikes, spikes=spikes, slots=args[0].numel(), activations=spikes)
         return out
 
-    def _count(self, *, macs: float = 0.0, acs: float = 0.0, words: float = 0.0,
-               spikes: float = 0.0, slots: float = 0.0) -> None:  # fmt: skip
+    def _count(self, *, macs: float = 0.0, acs: float = 0.0, activations: float = 0.0,
+               weights: float = 0.0, spikes: float = 0.0, slots: float = 0.0) -> None:  # fmt: skip
         layer = self._layer()
         layer.macs += macs
         layer.acs += acs
-        layer.memory_words += words
+        layer.activation_words += activations
+        layer.weight_words += weights
         layer.spikes += spikes
         layer.spike_slots += slots
 
-    def _operand_words(self, t: Tensor, spikes: float | None) -> float:
-        if self._is_weight(t):
-            return float(t.numel() * self._batch)  # weights: once per sample
-        return float(t.numel()) if spikes is None else spikes  # spikes: only the events
+    def _traffic(self, out: Tensor, *operands: tuple[Tensor, float | None]) -> dict[str, float]:
+        """Words moved by one operation: its ``(tensor, spikes or None)`` operands and output."""
+        traffic = {"activations": float(out.numel()), "weights": 0.0}
+        for t, spikes in operands:
+            if self._is_weight(t):
+                traffic["weights"] += t.numel() * self._batch  # weights: once per sample
+            else:
+                traffic["activations"] += t.numel() if spikes is None else spikes  # spikes: events
+        return traffic
 
     def _product(self, a: Tensor, b: Tensor, out: Tensor) -> None:
         # a: (..., m, k), b: (..., k, n)
@@ -301,14 +418,13 @@ class OperationCounter(TorchDispatchMode):
         batch = out.numel() // (m * n)
         spikes_a = float(a.count_nonzero()) if is_spikes(a) else None
         spikes_b = float(b.count_nonzero()) if spikes_a is None and is_spikes(b) else None
-        words = (self._operand_words(a, spikes_a) + self._operand_words(b, spikes_b)
-                 + out.numel())  # fmt: skip
+        traffic = self._traffic(out, (a, spikes_a), (b, spikes_b))
         if spikes_a is not None:
-            self._count(acs=spikes_a * n, spikes=spikes_a, slots=a.numel(), words=words)
+            self._count(acs=spikes_a * n, spikes=spikes_a, slots=a.numel(), **traffic)
         elif spikes_b is not None:
-            self._count(acs=spikes_b * m, spikes=spikes_b, slots=b.numel(), words=words)
+            self._count(acs=spikes_b * m, spikes=spikes_b, slots=b.numel(), **traffic)
         else:
-            self._count(macs=float(batch * m * k * n), words=words)
+            self._count(macs=float(batch * m * k * n), **traffic)
 
     def _convolution(self, x: Tensor, weight: Tensor, bias: Tensor | None, stride: Sequence[int],
                      padding: Sequence[int], dilation: Sequence[int], transposed: bool,
@@ -317,9 +433,9 @@ class OperationCounter(TorchDispatchMode):
         out_per_group = weight.shape[0] // groups
         spiking = not transposed and is_spikes(x)
         spikes = float(x.count_nonzero()) if spiking else None
-        words = self._operand_words(x, spikes) + self._operand_words(weight, None) + out.numel()
+        traffic = self._traffic(out, (x, spikes), (weight, None))
         if not spiking:
-            self._count(macs=float(out.numel() * fan_in), words=words)
+            self._count(macs=float(out.numel() * fan_in), **traffic)
             return
         # Exact: spikes inside each output's receptive field, per group, times the outputs
         # of the group.
@@ -327,20 +443,20 @@ class OperationCounter(TorchDispatchMode):
         ones = torch.ones(groups, *weight.shape[1:], dtype=x.dtype, device=x.device)
         in_field = conv(x, ones, None, stride, padding, dilation, groups)
         acs = float(in_field.sum()) * out_per_group
-        self._count(acs=acs, spikes=spikes, slots=x.numel(), words=words)
+        self._count(acs=acs, spikes=spikes, slots=x.numel(), **traffic)
 
     def _attention(self, q: Tensor, k: Tensor, v: Tensor, out: Tensor) -> None:
         # q (..., L, E), k (..., S, E), v (..., S, Ev): Q K^T then weights @ V
         heads = q.numel() // (q.shape[-2] * q.shape[-1])
         macs = heads * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
         words = q.numel() + k.numel() + v.numel() + out.numel()
-        self._count(macs=float(macs), words=float(words))
+        self._count(macs=float(macs), activations=float(words))
 
     def _packed_attention(self, qkv: Tensor, out: Tensor) -> None:
         # neurodecode's short-sequence kernel: qkv (batch, L, 3 * dim) → out (batch, L, dim)
         batch, n_tokens, dim = out.shape
         macs = 2 * batch * n_tokens * n_tokens * dim  # Q K^T and weights @ V, all heads
-        self._count(macs=float(macs), words=float(qkv.numel() + out.numel()))
+        self._count(macs=float(macs), activations=float(qkv.numel() + out.numel()))
 
     def _fused_multi_head_attention(self, query: Tensor, key: Tensor, dim: int,
                                     qkv_weight: Tensor, out: Tensor) -> None:  # fmt: skip
@@ -348,8 +464,9 @@ class OperationCounter(TorchDispatchMode):
         batch = query.numel() // (query.shape[-2] * dim)
         n_query, n_key = query.shape[-2], key.shape[-2]
         macs = batch * ((2 * n_query + 2 * n_key) * dim * dim + 2 * n_query * n_key * dim)
-        words = query.numel() + key.numel() + qkv_weight.numel() * self._batch + out.numel()
-        self._count(macs=float(macs), words=float(words))
+        activations = query.numel() + key.numel() + out.numel()
+        weights = qkv_weight.numel() * self._batch
+        self._count(macs=float(macs), activations=float(activations), weights=float(weights))
 
 
 def _batch_inputs(batch: Tensor | dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
@@ -415,14 +532,7 @@ def measure(model: nn.Module, batches: Iterable[Tensor | dict[str, Any]],
     if not counter.n_samples:
         raise ValueError("no batches to measure")
     per_sample = [
-        LayerCount(
-            layer.name,
-            layer.macs / counter.n_samples,
-            layer.acs / counter.n_samples,
-            layer.memory_words / counter.n_samples,
-            layer.spikes / counter.n_samples,
-            layer.spike_slots / counter.n_samples,
-        )
+        LayerCount(layer.name, *(value / counter.n_samples for value in astuple(layer)[1:]))
         for layer in counter.layers.values()
     ]
     return EnergyReport(
@@ -444,9 +554,6 @@ def format_table(reports: Sequence[EnergyReport]) -> str:
         ("ACs / sample (M)", lambda r: f"{r.acs / 1e6:.3f}"),
         ("memory words / sample (M)", lambda r: f"{r.memory_words / 1e6:.3f}"),
         ("mean firing rate", lambda r: _rate(r.mean_firing_rate)),
-        ("compute energy (µJ)", lambda r: f"{r.compute_energy_uj:.3f}"),
-        ("memory energy (µJ)", lambda r: f"{r.memory_energy_uj:.3f}"),
-        ("total energy (µJ)", lambda r: f"{r.energy_uj:.3f}"),
     ]
     lines = [
         "| | " + " | ".join(r.model for r in reports) + " |",
@@ -454,6 +561,32 @@ def format_table(reports: Sequence[EnergyReport]) -> str:
     ]
     lines += [f"| {label} | " + " | ".join(cell(r) for r in reports) + " |" for label, cell in rows]
     return "\n".join(lines)
+
+
+def format_energy_table(reports: Sequence[EnergyReport],
+                        cost_models: Sequence[str] = tuple(COST_MODELS)) -> str:  # fmt: skip
+    """Per-sample energy of several reports under each cost model, as a Markdown table.
+
+    A cell is the total in µJ, written ``compute + memory = total`` under models that count
+    memory. With two reports, a last column gives the second's total over the first's.
+    """
+    header = ["cost model", *(f"{r.model} (µJ)" for r in reports)]
+    if len(reports) == 2:
+        header.append(f"{reports[1].model} / {reports[0].model}")
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for name in cost_models:
+        energies = [report.energy(name) for report in reports]
+        cells = [name, *(_energy_cell(energy) for energy in energies)]
+        if len(reports) == 2:
+            cells.append(f"{energies[1].total_uj / energies[0].total_uj:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _energy_cell(energy: Energy) -> str:
+    if _cost_model(energy.cost_model).memory == "none":
+        return f"{energy.total_uj:.2f}"
+    return f"{energy.compute_uj:.2f} + {energy.memory_uj:.2f} = {energy.total_uj:.2f}"
 
 
 def format_firing_rates(report: EnergyReport) -> str:

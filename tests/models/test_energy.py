@@ -6,17 +6,21 @@ import pytest
 import torch
 from torch import nn
 
+from neurodecode.errors import UnknownNameError
 from neurodecode.models.blocks import MultiHeadSelfAttention
 from neurodecode.models.energy import (
-    E_AC_PJ,
-    E_MAC_PJ,
-    E_MEM_PJ_PER_WORD,
+    COST_MODELS,
+    CostModel,
     EnergyReport,
     LayerCount,
+    calibrate_batchnorm,
+    format_energy_table,
     format_table,
+    is_spikes,
     measure,
 )
 from neurodecode.models.lif import LIFNeuron
+from neurodecode.registry import MODELS
 
 
 class Net(nn.Module):
@@ -40,8 +44,10 @@ def test_analog_linear_is_in_features_times_out_features_macs():
     assert report.macs == 12 and report.acs == 0
     # per sample: 4 inputs read + 12 weights read + 3 outputs written
     assert report.memory_words == 4 + 12 + 3
-    assert report.compute_energy_uj == pytest.approx(12 * E_MAC_PJ * 1e-6)
-    assert report.energy_uj == pytest.approx((12 * E_MAC_PJ + 19 * E_MEM_PJ_PER_WORD) * 1e-6)
+    assert layer(report, "layers.0").weight_words == 12
+    fp32 = report.energy("fp32+sram")
+    assert fp32.compute_uj == pytest.approx(12 * 4.6 * 1e-6)
+    assert fp32.memory_uj == pytest.approx(19 * 5.0 * 1e-6)  # 5 pJ per 32-bit word
 
 
 def test_linear_on_spikes_counts_one_accumulate_per_spike_and_output():
@@ -51,7 +57,7 @@ def test_linear_on_spikes_counts_one_accumulate_per_spike_and_output():
     assert report.acs == 3 * 3 / 2  # 3 spikes, fan-out 3, over 2 samples
     assert layer(report, "layers.0").input_rate == pytest.approx(3 / 8)
     assert report.memory_words == (3 + 2 * 12 + 6) / 2  # spikes, weights, outputs
-    assert report.compute_energy_uj == pytest.approx(4.5 * E_AC_PJ * 1e-6)
+    assert report.energy("fp32").compute_uj == pytest.approx(4.5 * 0.9 * 1e-6)
 
 
 def test_convolution_on_spikes_counts_spikes_in_each_receptive_field():
@@ -95,7 +101,8 @@ def test_neuron_dynamics_are_not_counted_but_their_state_traffic_is():
     assert report.macs == 0
     assert report.acs == pytest.approx(n_spikes * 2 / 4)  # "batch" 4 = time steps here
     assert report.firing_rates["layers.0"] == pytest.approx(n_spikes / spikes.numel())
-    assert layer(report, "layers.0").memory_words == pytest.approx(2 * currents.numel() / 4)
+    assert layer(report, "layers.0").state_words == pytest.approx(2 * currents.numel() / 4)
+    assert layer(report, "layers.0").memory_words == layer(report, "layers.0").state_words
 
 
 def test_table_puts_models_side_by_side():
@@ -107,3 +114,152 @@ def test_table_puts_models_side_by_side():
     assert table.splitlines()[0] == "| | a | b |"
     assert "| MACs / sample (M) | 1.000 | 0.000 |" in table
     assert "| mean firing rate | – | 0.250 |" in table
+
+
+def known_counts() -> EnergyReport:
+    """1 M MACs, 2 M ACs; 1 M activation, 0.5 M weight and 4 M state words, in two layers."""
+    return EnergyReport("m", 1, 4, [
+        LayerCount("a", macs=1e6, activation_words=0.75e6, weight_words=0.5e6),
+        LayerCount("b", acs=2e6, activation_words=0.25e6, state_words=4e6),
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "compute_uj", "memory_uj"),
+    [
+        ("fp32", 4.6 + 2 * 0.9, 0.0),  # Horowitz 2014: 3.7 + 0.9 pJ per MAC, 0.9 per AC
+        ("fp16", 1.5 + 2 * 0.4, 0.0),
+        ("int8", 0.23 + 2 * 0.03, 0.0),
+        ("fp32+sram", 6.4, 5.5 * 5.0),  # 5.5 M words at 5 pJ per 32-bit word
+        ("fp16+sram", 2.3, 5.5 * 2.5),  # 16-bit words
+        ("int8+sram", 0.29, 5.5 * 1.25),  # 8-bit words
+    ],
+)
+def test_cost_models_turn_known_counts_into_known_energies(name, compute_uj, memory_uj):
+    energy = known_counts().energy(name)
+    assert energy.cost_model == name
+    assert energy.compute_uj == pytest.approx(compute_uj)
+    assert energy.memory_uj == pytest.approx(memory_uj)
+    assert energy.to_dict() == {
+        "cost_model": name,
+        "compute_uj": energy.compute_uj,
+        "memory_uj": energy.memory_uj,
+        "total_uj": pytest.approx(compute_uj + memory_uj),
+    }
+
+
+def test_lemaire_memory_cost_grows_with_the_buffer_of_each_kind_of_traffic():
+    lemaire = COST_MODELS["lemaire"]
+    assert lemaire.pj_per_byte(0) == 0
+    assert lemaire.pj_per_byte(4 * 1024) == pytest.approx(1.25)  # half-way to 8 kB
+    assert lemaire.pj_per_byte(8 * 1024) == pytest.approx(2.5)  # 10 pJ per 4 bytes
+    assert lemaire.pj_per_byte(20 * 1024) == pytest.approx(3.75)
+    assert lemaire.pj_per_byte(1024**2) == lemaire.pj_per_byte(1024**3) == pytest.approx(25)
+    energy = known_counts().energy("lemaire")
+    assert energy.compute_uj == pytest.approx(3.2 + 2 * 0.1)  # E_mul 3.1 + E_add 0.1; E_add
+    # activations: 1 M words, largest layer 0.75 M words = 3 MB buffer (clamped to 1 MB)
+    # weights: 0.5 M words, 2 MB buffer; state: 4 M words, 16 MB buffer; all at 25 pJ/byte
+    assert energy.memory_uj == pytest.approx((1 + 0.5 + 4) * 4 * 25)
+    small = EnergyReport("s", 1, 1, [LayerCount("a", weight_words=1024)])  # 4 kB of weights
+    assert small.energy("lemaire").memory_uj == pytest.approx(4096 * 1.25 * 1e-6)
+
+
+def test_lower_precision_costs_less_and_memory_adds_to_compute():
+    report = known_counts()
+    for suffix in ("", "+sram"):
+        fp32, fp16, int8 = (report.energy(p + suffix).total_uj for p in ("fp32", "fp16", "int8"))
+        assert fp32 > fp16 > int8 > 0
+    for precision in ("fp32", "fp16", "int8"):
+        compute_only, with_memory = report.energy(precision), report.energy(precision + "+sram")
+        assert with_memory.compute_uj == compute_only.total_uj < with_memory.total_uj
+    custom = CostModel("custom", 1.0, 0.5, 4)
+    assert report.energy(custom).total_uj == pytest.approx(1 + 2 * 0.5)
+
+
+def test_every_figure_names_its_cost_model():
+    report = known_counts()
+    rows = report.to_dict()["energy"]
+    assert [row["cost_model"] for row in rows] == list(COST_MODELS)
+    assert [row["cost_model"] for row in report.to_dict(["int8"])["energy"]] == ["int8"]
+    with pytest.raises(UnknownNameError, match="unknown cost model 'fp64'.*fp32"):
+        report.energy("fp64")
+
+
+def test_energy_table_gives_each_cost_model_a_row_and_the_ratio():
+    analog = EnergyReport("analog", 1, 1, [LayerCount("x", macs=1e6, activation_words=1e6)])
+    spiking = EnergyReport("spiking", 1, 4, [LayerCount("y", acs=1e6, state_words=1e6)])
+    lines = format_energy_table([analog, spiking], ["fp32", "fp32+sram"]).splitlines()
+    assert lines[0] == "| cost model | analog (µJ) | spiking (µJ) | spiking / analog |"
+    assert lines[2] == "| fp32 | 4.60 | 0.90 | 0.20 |"
+    assert lines[3] == "| fp32+sram | 4.60 + 5.00 = 9.60 | 0.90 + 5.00 = 5.90 | 0.61 |"
+    assert len(lines) == 4
+
+
+def _spikingjelly_counts(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """MACs and ACs of spikingjelly 2.0's op counters under neurodecode's counting rules.
+
+    The matched rules: BatchNorm folded and neuron updates left out (their modules ignored),
+    dense additions and means left out, a sum over spikes adds one AC per spike, and fused
+    attention kernels -- which spikingjelly has no rule for -- count Q Kᵀ and weights @ V.
+    """
+    op_counter = pytest.importorskip(
+        "spikingjelly.activation_based.op_counter",
+        reason="spikingjelly (the 'spiking' extra) with op_counter is not installed",
+    )
+    aten = torch.ops.aten
+
+    def nothing(args, kwargs, out):
+        return 0
+
+    def spikes_in_sum(args, kwargs, out):
+        return int(args[0].count_nonzero()) if args[0].ndim and is_spikes(args[0]) else 0
+
+    def attention(args, kwargs, out):
+        q, k, v = args[:3]
+        heads = q.numel() // (q.shape[-2] * q.shape[-1])
+        return heads * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+
+    dense = ("add.Tensor", "add_.Tensor", "add.Scalar", "add_.Scalar", "sub.Tensor",
+             "sub_.Tensor", "sub.Scalar", "sub_.Scalar", "rsub.Tensor", "rsub.Scalar",
+             "sigmoid_.default", "mean.dim", "avg_pool2d.default")  # fmt: skip
+    ac_rules = {_aten_op(name): nothing for name in dense}
+    ac_rules |= {aten.sum.default: spikes_in_sum, aten.sum.dim_IntList: spikes_in_sum}
+    attention_ops = (
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_efficient_attention",
+    )
+    mac_rules = {
+        getattr(aten, name).default: attention for name in attention_ops if hasattr(aten, name)
+    }
+    ignore = [nn.modules.batchnorm._BatchNorm, LIFNeuron]
+    macs = op_counter.MACCounter(extra_rules=mac_rules, extra_ignore_modules=ignore)
+    acs = op_counter.ACCounter(extra_rules=ac_rules, extra_ignore_modules=ignore)
+    with torch.no_grad(), op_counter.DispatchCounterMode([macs, acs]):
+        model(x)
+    return macs.get_total(), acs.get_total()
+
+
+def _aten_op(name: str):
+    packet, overload = name.split(".")
+    return getattr(getattr(torch.ops.aten, packet), overload)
+
+
+@pytest.mark.parametrize(
+    ("model", "arch"),
+    [
+        ("dual_branch_conformer", {}),
+        ("spiking_dual_branch_conformer", {"time_steps": 4, "encoding": "direct"}),
+        ("spiking_dual_branch_conformer", {"time_steps": 2, "encoding": "delta"}),
+    ],
+)
+def test_counts_match_spikingjelly_op_counters_under_the_same_rules(model, arch):
+    torch.manual_seed(0)
+    net = MODELS.build(model, n_outputs=2, n_chans=8, n_times=256, sfreq=128.0, size="tiny", **arch)
+    x = torch.randn(4, 8, 256)
+    calibrate_batchnorm(net, [x])
+    report = measure(net, [x])
+    macs, acs = _spikingjelly_counts(net, x)
+    assert report.macs * 4 == macs > 0
+    assert report.acs * 4 == acs
+    assert (acs > 0) == model.startswith("spiking")
