@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -202,6 +203,7 @@ def test_graz_gdf_sample_decoded_in_held_out_blocks_of_trials(tmp_path_factory):
             datamodule = BlockSplit(cache, split="recording", seed=cfg.seed, **loaders)
             classes = labelled_classes(cfg, cache.classes, cache.labels[fit])
             data = cache_run_data(cfg, cache, datamodule, **classes)
+            L.seed_everything(cfg.seed + k, workers=True, verbose=False)  # before the model
             task = build_task(cfg, ClassificationTask, data)
             trainer = build_trainer(with_paths(cfg, root / f"fold{k}", resuming=False))
             trainer.fit(task, datamodule=datamodule)
@@ -212,7 +214,8 @@ def test_graz_gdf_sample_decoded_in_held_out_blocks_of_trials(tmp_path_factory):
     matrix = np.sum(matrices, axis=0)
     assert matrix.sum() == 40
     result = above_chance(int(np.trace(matrix)), 40, matrix.sum(axis=1).max() / 40)
-    # seed 0 measured: 38/40 correct (0.95), 95 % lower bound 0.85 vs chance 0.5
+    # seeded before each fold's model (seed + fold): 31/40 correct (0.78), 95 % lower bound
+    # 0.64, p 3.4e-4 vs chance 0.5 (unseeded runs gave 31-38/40; tangent space + LR: 37/40)
     assert result["above_chance"] and result["p_value"] < 1e-3, result
 
 
