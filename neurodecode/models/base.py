@@ -89,7 +89,14 @@ def _capture_arguments(init: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def _positive(name: str, value: Any, kind: type) -> Any:
+def check_positive(name: str, value: Any, kind: type) -> Any:
+    """``value`` as ``kind`` (int or float), refused unless positive (and whole for int).
+
+    Raises
+    ------
+    ContractError
+        Naming ``name`` and the value given.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
         raise ContractError(f"{name} must be a positive number, got {value!r}")
     if kind is int and int(value) != value:
@@ -141,10 +148,10 @@ class EncoderBase(nn.Module):
         chs_info: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
-        self._n_chans = _positive("n_chans", n_chans, int)
-        self._n_outputs = _positive("n_outputs", n_outputs, int)
-        self._n_times = _positive("n_times", n_times, int)
-        self._sfreq = _positive("sfreq", sfreq, float)
+        self._n_chans = check_positive("n_chans", n_chans, int)
+        self._n_outputs = check_positive("n_outputs", n_outputs, int)
+        self._n_times = check_positive("n_times", n_times, int)
+        self._sfreq = check_positive("sfreq", sfreq, float)
         self._chs_info = None if chs_info is None else [dict(ch) for ch in chs_info]
         if self._chs_info is not None and len(self._chs_info) != self._n_chans:
             raise ContractError(

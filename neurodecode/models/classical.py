@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
 from neurodecode.errors import ConfigError, ContractError, did_you_mean
+from neurodecode.models.base import check_positive
 from neurodecode.registry import CLASSICAL_MODELS
 
 # Smallest probability a log-probability is taken of (a confident estimator's exact zeros).
@@ -77,10 +78,11 @@ class ClassicalModel(nn.Module):
         chs_info: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
-        self.n_chans = n_chans
-        self.n_outputs = n_outputs
-        self.n_times = n_times
-        self.sfreq = float(sfreq)
+        # the encoders' contract checks (models.base), without their layers or argument capture
+        self.n_chans = check_positive("n_chans", n_chans, int)
+        self.n_outputs = check_positive("n_outputs", n_outputs, int)
+        self.n_times = check_positive("n_times", n_times, int)
+        self.sfreq = check_positive("sfreq", sfreq, float)
         self.estimator: BaseEstimator | None = None
 
     def make_estimator(self) -> BaseEstimator:

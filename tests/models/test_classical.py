@@ -109,3 +109,13 @@ def test_window_features_of_a_sine_are_what_they_measure():
     assert alpha > delta + 5  # the power is in the alpha band
     assert edge == pytest.approx(10.0, abs=1.0)
     assert crossings == pytest.approx(2 * 10 / SFREQ, rel=0.05)
+
+
+@pytest.mark.parametrize("name", ["csp_lda", "tangent_space", "eeg_features"])
+def test_signal_contract_is_checked_like_the_encoders(name):
+    """A non-positive size or rate is refused with the encoders' own message."""
+    cls = CLASSICAL_MODELS.get(name)
+    with pytest.raises(ContractError, match="n_chans must be a positive number"):
+        cls(n_chans=0, n_outputs=2, n_times=100, sfreq=100.0)
+    with pytest.raises(ContractError, match="n_times must be a whole number"):
+        cls(n_chans=4, n_outputs=2, n_times=10.5, sfreq=100.0)
