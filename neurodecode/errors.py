@@ -108,3 +108,8 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     if close:
         return "did you mean " + " or ".join(repr(c) for c in close) + "?"
     return "expected one of: " + ", ".join(choices) if choices else "nothing is available"
+
+
+def one_paragraph(error: BaseException) -> str:
+    """``error: <message>`` on one line, as the command line prints a refused job."""
+    return "error: " + " ".join(str(error).split())

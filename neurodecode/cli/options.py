@@ -19,7 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from neurodecode.errors import ConfigError, NeurodecodeError, did_you_mean
+from neurodecode.errors import ConfigError, NeurodecodeError, did_you_mean, one_paragraph
 
 # exit status of a job over many recordings when some failed and the others were written
 PARTIAL = 3
@@ -227,7 +227,7 @@ def report_errors(job: Callable[[], int], *, config_status: int = 1) -> int:
     try:
         return job()
     except NeurodecodeError as err:
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)
+        print(one_paragraph(err), file=sys.stderr)
         return config_status if isinstance(err, ConfigError) else 1
 
 

@@ -22,7 +22,13 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from neurodecode.data.fetch import HOME_ENV, MIRROR_ENV, dataset_root
 from neurodecode.data.manifest import Manifest, load_manifest
-from neurodecode.errors import ConfigError, DownloadError, NeurodecodeError, did_you_mean
+from neurodecode.errors import (
+    ConfigError,
+    DownloadError,
+    NeurodecodeError,
+    did_you_mean,
+    one_paragraph,
+)
 from neurodecode.resources import resource_dir
 
 RECIPE_HEADER = "# @package _global_"
@@ -178,15 +184,15 @@ def plain_failures(cfg: DictConfig) -> Iterator[None]:
 def failure_paragraph(error: NeurodecodeError, cfg: DictConfig) -> str:
     """``error: <what failed>``; for a dataset that cannot be obtained, also its name, its
     size and the ways out (simulated data, a mirror, a copy of the files)."""
-    text = " ".join(str(error).split())
+    text = one_paragraph(error)
     manifest = _failed_manifest(error, cfg) if isinstance(error, DownloadError) else None
     if manifest is not None:
         text = (
-            f"the dataset {manifest.name!r} ({manifest.approximate_size}) could not be "
-            f"obtained: {text.rstrip('.')}. "
+            f"error: the dataset {manifest.name!r} ({manifest.approximate_size}) could not be "
+            f"obtained: {text.removeprefix('error: ').rstrip('.')}. "
             f"{ways_out(manifest, in_mixture=bool(cfg.data.get('datasets')))}"
         )
-    return "error: " + text
+    return text
 
 
 def ways_out(manifest: Manifest, in_mixture: bool = False) -> str:
