@@ -60,11 +60,13 @@ def test_eeg_features_is_the_model_of_a_seizure_run_scored_by_szcore(home, tmp_p
     assert test["window"]["balanced_accuracy"] > 0.6
     assert test["szcore"]["event"]["pooled"]["sensitivity"] > 0.5
     assert results["artifacts"]["events"]
-    # as a baseline beside a model, its SzCORE scores get their own summary lines
+    # as a baseline beside a model, its SzCORE scores get their own summary lines, each
+    # saying that the figures are on simulated EEG
     lines = train.summary_lines({**results, "baselines": {"eeg_features": test}})
-    assert lines[0].startswith("test: SzCORE event")
-    assert any(line.startswith("baseline eeg_features: SzCORE event") for line in lines)
-    assert lines[-1].startswith("baseline eeg_features: accuracy")
+    assert lines[0].startswith("test (simulated EEG): SzCORE event")
+    assert any(line.startswith("baseline eeg_features (simulated EEG): SzCORE event")
+               for line in lines)  # fmt: skip
+    assert lines[-1].startswith("baseline eeg_features (simulated EEG): accuracy")
 
 
 def test_baselines_are_fitted_on_the_models_split_and_reported_beside_it(home, tmp_path, caplog):

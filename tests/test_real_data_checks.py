@@ -18,6 +18,7 @@ import torch
 from neurodecode import train
 from neurodecode.evaluation.classification import above_chance
 from neurodecode.run import build_task, build_trainer
+from neurodecode.run.record import summary_lines
 from neurodecode.run.runner import with_paths
 from neurodecode.tasks.classification import ClassificationTask, labelled_classes
 from neurodecode.tasks.datasets import cache_run_data, prepare_data
@@ -248,3 +249,4 @@ def test_zero_shot_retrieval_on_eeg_simulated_from_real_clip_features(tmp_path_f
     result = above_chance(round(test["top1"] * 100), 100, test["chance_top1"])
     assert result["accuracy_lower_bound"] > 5 * test["chance_top1"], (test, result)
     assert test["top5"] > 4 * test["chance_top5"]
+    assert all(line.startswith("test (simulated EEG)") for line in summary_lines(results))

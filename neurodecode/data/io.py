@@ -3,7 +3,8 @@
 Formats come from the file suffix: every format :func:`mne.io.read_raw` reads (EDF/EDF+,
 BDF, GDF, FIF, BrainVision, EEGLAB; MEG: KIT ``.con``/``.sqd``, CTF ``.ds``, ...; EEG:
 Neuroscan ``.cnt``, EGI ``.mff``/``.raw``, Nihon Kohden ``.eeg``, Persyst ``.lay``, ...);
-Bonn text segments (``.txt``/``.TXT``); and BIDS (a ``sub-*`` recording file or the folder
+Bonn text segments (``.txt``/``.TXT``); THINGS-EEG2's preprocessed epochs (``.npy``, see
+:func:`_read_things_eeg2`); and BIDS (a ``sub-*`` recording file or the folder
 holding one), whose ``*_events.tsv`` alongside supplies the events.
 
 The returned signal is **float32 in SI units** (volts; MEG magnetometers T, gradiometers
@@ -34,6 +35,7 @@ import pandas as pd
 
 from neurodecode.data import montage
 from neurodecode.data.annotations import parse_annotations
+from neurodecode.data.epoch_arrays import load_array_dict
 from neurodecode.data.manifest import list_manifests, load_manifest
 from neurodecode.data.recording import Recording
 from neurodecode.errors import RecordingError
@@ -49,6 +51,7 @@ FORMATS = {
     ".vhdr": "brainvision",
     ".set": "eeglab",
     ".txt": "bonn",
+    ".npy": "things_eeg2",
     **dict.fromkeys((".con", ".sqd", ".ds", ".mff", ".cnt", ".lay", ".mefd", ".snirf"), "mne"),
 }
 """File suffix (lower case) → format name. ``"mne"``: whatever :func:`mne.io.read_raw` makes
@@ -68,6 +71,12 @@ VOLTS_PER_UNIT = {
 }  # fmt: skip
 """Volts per unit, keyed by the lower-case spelling of a declared unit (``"uv"``, ``"µv"``,
 ``"microvolts"``, ...): one table for file headers (GDF) and live streams (LSL)."""
+
+THINGS_EEG2_N_TEST_IMAGES = 200
+"""THINGS-EEG2's published test set: 200 images of 200 concepts never shown in training.
+Their events are named ``concept_00000`` ... ``concept_00199`` in the release's test order
+(the order of the image features published with it); training image ``j`` is
+``concept_{200 + j:05d}``, so one image-embedding table (test rows first) labels both."""
 
 _CHUNK_SECONDS = 60.0
 _BIDS_DATA_SUFFIXES = ("_eeg", "_meg", "_ieeg")
@@ -94,7 +103,7 @@ def _bids_data_file(path: Path) -> Path | None:
             p
             for p in sorted(path.iterdir())
             if p.name.startswith("sub-")
-            and _format_of(p) not in (None, "bonn")
+            and _format_of(p) not in (None, *_WHOLE_FILE_READERS)
             and _strip_suffix(p).endswith(_BIDS_DATA_SUFFIXES)
         ]
         if len(found) != 1:
@@ -254,7 +263,8 @@ def read_recording(
     bids_file = _bids_data_file(path)
     data_path = bids_file or path
     fmt = _format_of(data_path) or "mne"
-    recording = _read_bonn(data_path) if fmt == "bonn" else _read_with_mne(data_path, fmt)
+    reader = _WHOLE_FILE_READERS.get(fmt)
+    recording = reader(data_path) if reader else _read_with_mne(data_path, fmt)
     recording = montage.deduplicate(recording)
     ids = infer_ids(data_path)
     recording.subject = subject if subject is not None else ids["subject"]
@@ -287,6 +297,9 @@ def read_channels(path: str | Path) -> tuple[list[str], list[str]]:
     fmt = _format_of(data_path) or "mne"
     if fmt == "bonn":
         return ["EEG"], ["eeg"]
+    if fmt == "things_eeg2":
+        names = [str(n) for n in load_array_dict(data_path)["ch_names"]]
+        return names, ["eeg"] * len(names)
     if fmt in ("edf", "bdf"):
         names = _original_names(_edf_labels(data_path))
         return names, [montage.channel_type(name) for name in names]
@@ -317,6 +330,49 @@ def _read_bonn(path: Path) -> Recording:
         source=path,
         ch_pos=np.full((1, 3), np.nan),
     )
+
+
+def _read_things_eeg2(path: Path) -> Recording:
+    """THINGS-EEG2 preprocessed epochs as one recording: the epochs one after another, an
+    event at each image onset named by its concept (see :data:`THINGS_EEG2_N_TEST_IMAGES`).
+
+    The release's ``preprocessed_eeg_data`` is ``(images, repetitions, channels, times)``,
+    baseline-corrected and whitened by the authors (multivariate noise normalisation), so
+    its values are in whitened units, not volts: they are kept unchanged, and the
+    ``things_eeg2`` preprocessing applies no amplitude check.
+    """
+    content = load_array_dict(path)
+    missing = {"preprocessed_eeg_data", "ch_names", "times"} - set(content)
+    if missing:
+        raise RecordingError(f"not a THINGS-EEG2 file: no {', '.join(sorted(missing))}", path=path)
+    epochs = np.asarray(content["preprocessed_eeg_data"], dtype=np.float32)
+    times = np.asarray(content["times"], dtype=float)
+    if epochs.ndim != 4 or epochs.shape[3] != times.size or times.size < 2:
+        raise RecordingError(
+            f"expected (images, repetitions, channels, {times.size}) epochs, got {epochs.shape}",
+            path=path,
+        )
+    n_images, n_repetitions, n_chans, n_samples = epochs.shape
+    first = 0 if "test" in path.name else THINGS_EEG2_N_TEST_IMAGES
+    sfreq = float(np.round(1.0 / np.median(np.diff(times)), 6))
+    starts = np.arange(n_images * n_repetitions) * n_samples / sfreq
+    concepts = np.repeat(np.arange(first, first + n_images), n_repetitions)
+    signal = epochs.reshape(n_images * n_repetitions, n_chans, n_samples)
+    signal = np.ascontiguousarray(signal.transpose(1, 0, 2).reshape(n_chans, -1))
+    names = [str(name) for name in content["ch_names"]]
+    _check_finite(signal, names, sfreq, path)
+    annotations = pd.DataFrame(
+        {
+            "onset": starts - times[0],
+            "duration": 0.0,
+            "description": [f"concept_{c:05d}" for c in concepts],
+        }
+    )
+    return Recording(signal, sfreq, names, ["eeg"] * n_chans, path, annotations)
+
+
+_WHOLE_FILE_READERS = {"bonn": _read_bonn, "things_eeg2": _read_things_eeg2}
+"""Formats MNE does not read, read whole by neurodecode's own readers."""
 
 
 def _open_with_mne(path: Path, fmt: str) -> Any:
@@ -732,7 +788,7 @@ def open_recording(
     bids_file = _bids_data_file(path)
     data_path = bids_file or path
     fmt = _format_of(data_path) or "mne"
-    if fmt == "bonn":
+    if fmt in _WHOLE_FILE_READERS:
         recording = read_recording(
             path,
             annotation_format=annotation_format,

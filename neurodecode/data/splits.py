@@ -481,3 +481,80 @@ def zero_shot_split(
     part = np.where(np.isin(labels, test), 2, np.where(np.isin(labels, valid), 1, 0))
     part[labels < 0] = -1
     return tuple(np.flatnonzero(part == p) for p in (0, 1, 2))
+
+
+ZERO_SHOT_PROTOCOLS = ("intra_subject", "inter_subject")
+"""Splits of a dataset with a published test session (THINGS-EEG2): ``intra_subject``
+trains and tests on one subject; ``inter_subject`` tests on one subject and trains on all
+the others."""
+
+
+def published_test_splits(
+    index: pd.DataFrame,
+    protocol: str,
+    *,
+    test_session: str,
+    valid_fraction: float = 0.1,
+    seed: int = 0,
+) -> list[Split]:
+    """One split per subject, whose test part is that subject's published test session.
+
+    The test session holds the concepts the dataset's authors set aside (THINGS-EEG2: 200
+    images of concepts absent from training), so every figure is on the published test set.
+    Validation concepts are carved from the training session's concepts (never from the
+    test ones), with the same concepts for every subject.
+
+    Parameters
+    ----------
+    index : pandas.DataFrame
+        The window index (``subject``, ``session``, ``label``).
+    protocol : {"intra_subject", "inter_subject"}
+        Train on the test subject's own training session, or on every other subject's.
+    test_session : str
+        The session holding the published test set.
+    valid_fraction : float
+        Share of the training concepts held out for validation.
+    seed : int
+        Seed of the validation concepts' draw.
+
+    Returns
+    -------
+    list of Split
+        One per subject, in sorted subject order (``fold`` picks one).
+    """
+    if protocol not in ZERO_SHOT_PROTOCOLS:
+        raise ConfigError(
+            f"unknown zero-shot protocol {protocol!r}",
+            hint=f"choose {' or '.join(ZERO_SHOT_PROTOCOLS)}",
+        )
+    is_test = (index["session"].astype(str) == test_session).to_numpy()
+    if not is_test.any():
+        raise ConfigError(
+            f"no window comes from the test session {test_session!r}; sessions found: "
+            f"{sorted(index['session'].astype(str).unique())}"
+        )
+    labels = index["label"].to_numpy()
+    training_concepts = np.unique(labels[~is_test & (labels >= 0)])
+    n_valid = round(valid_fraction * training_concepts.size) if valid_fraction else 0
+    if n_valid >= training_concepts.size:
+        raise ConfigError(
+            f"{training_concepts.size} training concept(s) cannot spare "
+            f"{valid_fraction:g} for validation"
+        )
+    valid_concepts = np.random.default_rng(seed).permutation(training_concepts)[:n_valid]
+    is_valid = ~is_test & np.isin(labels, valid_concepts)
+    subjects = index["subject"].astype(str).to_numpy()
+    splits = []
+    for subject in sorted(set(subjects)):
+        own = subjects == subject
+        training_side = own if protocol == "intra_subject" else ~own
+        train = ~is_test & ~is_valid & training_side & (labels >= 0)
+        splits.append(
+            Split(
+                f"{protocol}/test-sub-{subject}",
+                np.flatnonzero(train),
+                np.flatnonzero(is_valid & training_side),
+                np.flatnonzero(is_test & own),
+            )
+        )
+    return splits

@@ -111,10 +111,12 @@ def write_outputs(cfg: DictConfig, task: DecodingTask, data: RunData, trainer: L
 
 def summary_lines(results: Mapping[str, Any]) -> list[str]:
     """A few human-readable lines with the headline test metrics, the model's and then each
-    baseline's."""
-    lines = test_lines(results["metrics"]["test"], "test")
+    baseline's; figures on neurodecode's simulated EEG say so on every line."""
+    simulated = (results.get("data") or {}).get("dataset") == "simulated"
+    suffix = " (simulated EEG)" if simulated else ""
+    lines = test_lines(results["metrics"]["test"], "test" + suffix)
     for name, metrics in (results.get("baselines") or {}).items():
-        lines += test_lines(metrics, f"baseline {name}")
+        lines += test_lines(metrics, f"baseline {name}{suffix}")
     return lines
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from neurodecode.data.datamodule import EEGDataModule
 from neurodecode.data.fetch import fetch_dataset
-from neurodecode.data.splits import Split, zero_shot_split
+from neurodecode.data.splits import Split, published_test_splits, zero_shot_split
 from neurodecode.errors import ConfigError
 from neurodecode.evaluation.retrieval import zero_shot_retrieval
 from neurodecode.registry import TASKS
@@ -25,19 +25,25 @@ from neurodecode.tasks.datasets import cache_run_data, dataset_source, prepare_d
 
 def image_embeddings(cfg: DictConfig, dataset: str) -> np.ndarray:
     """Image embeddings for retrieval: ``data.image_embeddings`` or the dataset's own
-    ``stimuli/image_embeddings.npy`` (row ``i`` = concept ``i``)."""
+    ``stimuli/image_embeddings.npy`` (row ``i`` = concept ``i``; a ``(n, 1, dim)`` feature
+    map is read as ``(n, dim)``)."""
     if cfg.data.image_embeddings:
-        return np.load(cfg.data.image_embeddings)
+        return _table(cfg.data.image_embeddings)
     for entry in fetch_dataset(dataset)[:1]:
         for parent in Path(entry.path).parents:
             candidate = parent / "stimuli" / "image_embeddings.npy"
             if candidate.is_file():
-                return np.load(candidate)
+                return _table(candidate)
     raise ConfigError(
         "no image embeddings found next to the dataset",
         path=dataset,
         hint="set data.image_embeddings=<file.npy>",
     )
+
+
+def _table(path: str | Path) -> np.ndarray:
+    table = np.load(path)  # plain arrays only: numpy refuses pickles by default
+    return table.reshape(len(table), -1)
 
 
 def concept_label_map(cfg: DictConfig, n_concepts: int) -> dict[str, Any]:
@@ -49,13 +55,29 @@ def concept_label_map(cfg: DictConfig, n_concepts: int) -> dict[str, Any]:
 
 
 class ZeroShotDataModule(EEGDataModule):
-    """A data module whose split holds out whole concepts (THINGS-EEG2 protocol)."""
+    """A data module whose test concepts are never trained on.
 
-    def __init__(self, dataset: Any, **kwargs: Any) -> None:
+    With ``test_session`` (THINGS-EEG2: ``test``), the test set is the dataset's published
+    one and ``split`` is ``intra_subject`` or ``inter_subject``, one fold per subject
+    (:func:`~neurodecode.data.splits.published_test_splits`); without it (simulated data),
+    a ``test_fraction`` of the concepts is drawn at random.
+    """
+
+    def __init__(self, dataset: Any, test_session: str | None = None, **kwargs: Any) -> None:
+        self.protocol = str(kwargs.get("split"))
+        self.test_session = test_session
         kwargs.update(split="subject", require_all_classes=False)
         super().__init__(dataset, **kwargs)
 
     def _make_splits(self) -> list[Split]:
+        if self.test_session is not None:
+            return published_test_splits(
+                self.index,
+                self.protocol,
+                test_session=self.test_session,
+                valid_fraction=self.valid_fraction,
+                seed=self.seed,
+            )
         parts = zero_shot_split(
             self.index,
             test_fraction=self.test_fraction,
@@ -179,7 +201,10 @@ class RetrievalTask(DecodingTask):
         self.logit_scale = nn.Parameter(torch.tensor([math.log(1.0 / temperature)]))
         self.max_logit_scale = max_logit_scale
         self.ks = tuple(ks)
-        self._outputs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"val": [], "test": []}
+        self._outputs: dict[str, list[tuple[np.ndarray, np.ndarray, list]]] = {
+            "val": [],
+            "test": [],
+        }
         self.test_metrics: dict[str, Any] = {}
 
     @classmethod
@@ -218,7 +243,11 @@ class RetrievalTask(DecodingTask):
         loss, embedding = self._loss(batch)
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(batch["y"]))
         self._outputs[stage].append(
-            (embedding.detach().float().cpu().numpy(), batch["y"].detach().cpu().numpy())
+            (
+                embedding.detach().float().cpu().numpy(),
+                batch["y"].detach().cpu().numpy(),
+                list(batch["subject"]),
+            )
         )
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
@@ -231,13 +260,24 @@ class RetrievalTask(DecodingTask):
         outputs, self._outputs[stage] = self._outputs[stage], []
         if not outputs:
             return {}
-        embeddings = np.concatenate([e for e, _ in outputs])
-        concepts = np.concatenate([c for _, c in outputs])
+        embeddings = np.concatenate([e for e, _, _ in outputs])
+        concepts = np.concatenate([c for _, c, _ in outputs])
+        subjects = np.asarray([str(s) for _, _, batch in outputs for s in batch])
         table = self.image_embeddings.float().cpu().numpy()
-        metrics = zero_shot_retrieval(
+        metrics: dict[str, Any] = zero_shot_retrieval(
             embeddings, concepts, table, np.arange(len(table)), ks=self.ks
         )
         self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()})
+        metrics["per_subject"] = {
+            subject: zero_shot_retrieval(
+                embeddings[subjects == subject],
+                concepts[subjects == subject],
+                table,
+                np.arange(len(table)),
+                ks=self.ks,
+            )
+            for subject in sorted(set(subjects))
+        }
         return metrics
 
     def on_validation_epoch_end(self) -> None:
