@@ -246,7 +246,7 @@ class RetrievalTask(DecodingTask):
             (
                 embedding.detach().float().cpu().numpy(),
                 batch["y"].detach().cpu().numpy(),
-                list(batch["subject"]),
+                list(batch.get("subject") or [None] * len(batch["y"])),
             )
         )
 
@@ -262,12 +262,15 @@ class RetrievalTask(DecodingTask):
             return {}
         embeddings = np.concatenate([e for e, _, _ in outputs])
         concepts = np.concatenate([c for _, c, _ in outputs])
-        subjects = np.asarray([str(s) for _, _, batch in outputs for s in batch])
+        subjects = [s for _, _, batch in outputs for s in batch]
         table = self.image_embeddings.float().cpu().numpy()
         metrics: dict[str, Any] = zero_shot_retrieval(
             embeddings, concepts, table, np.arange(len(table)), ks=self.ks
         )
         self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()})
+        if None in subjects:  # batches without identifiers: no per-subject figures
+            return metrics
+        subjects = np.asarray(subjects, dtype=str)
         metrics["per_subject"] = {
             subject: zero_shot_retrieval(
                 embeddings[subjects == subject],
