@@ -38,6 +38,12 @@ fi
 torch_pin="torch==$(torch_version)"
 "$py" -m pip install --quiet "$torch_pin" -e "$root[dev,braindecode]"
 
+# SzCORE's reference scoring, for the conformance tests: both packages declare Python >= 3.12
+# but import on 3.11, and their dependencies that matter (timescoring, numpy, pandas) are
+# already installed, so they go in without their declared requirements.
+"$py" -m pip install --quiet --no-deps --ignore-requires-python \
+  "szcore-evaluation==0.0.7" "epilepsy2bids==0.0.7"
+
 # braindecode pulls torchaudio from the registry. Where that torchaudio is a CUDA build next
 # to a CPU torch, its native extension cannot load and `import torchaudio` (so braindecode)
 # fails. torchaudio runs without its extension in pure-Python mode, so set the unloadable

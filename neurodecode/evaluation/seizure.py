@@ -25,13 +25,16 @@ SzCORE framework (Dan et al., 2024, *Epilepsia*) and its reference implementatio
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from timescoring.annotations import Annotation
 from timescoring.scoring import EventScoring, SampleScoring
 
+from neurodecode.data.annotations import read_szcore_events
 from neurodecode.errors import AnnotationError
 
 Events = list[tuple[float, float]]
@@ -207,18 +210,24 @@ class RecordingScore:
     hypothesis: Events = field(default_factory=list)
 
 
-def _annotation(events: Events, duration_s: float, recording: str) -> Annotation:
-    n_samples = round(duration_s * SZCORE_SCORING_FS)
-    clipped = []
+def _annotation(
+    events: Events, duration_s: float, recording: str, fs: float = SZCORE_SCORING_FS
+) -> Annotation:
+    """Events sampled the way szcore-evaluation samples an events file (epilepsy2bids'
+    ``Annotations.getMask``): ``int(duration_s * fs)`` samples, an event covering samples
+    ``int(onset * fs)`` up to ``int(offset * fs)``, clipped to the recording."""
+    n_samples = int(duration_s * fs)
+    if n_samples < 1:
+        raise AnnotationError(f"recording shorter than one scoring sample ({duration_s} s)",
+                              path=recording)  # fmt: skip
+    mask = np.zeros(n_samples, dtype=bool)
     for onset, offset in events:
         if offset < onset:
             raise AnnotationError(
                 f"event ({onset}, {offset}) ends before it starts", path=recording
             )
-        onset, offset = max(0.0, float(onset)), min(float(duration_s), float(offset))
-        if offset > onset:
-            clipped.append((onset, offset))
-    return Annotation(clipped, SZCORE_SCORING_FS, n_samples)
+        mask[max(0, int(onset * fs)) : max(0, int(offset * fs))] = True
+    return Annotation(mask, fs)
 
 
 def score_recording(
@@ -228,6 +237,8 @@ def score_recording(
     *,
     subject: str = "",
     recording: str = "",
+    fs: float = SZCORE_SCORING_FS,
+    event_parameters: Mapping[str, float] | None = None,
 ) -> RecordingScore:
     """Score one recording's detected events against its reference events with ``timescoring``.
 
@@ -239,17 +250,24 @@ def score_recording(
         Length of the recording in seconds (sets the false-positive rate denominator).
     subject, recording : str
         Identifiers carried into the result.
+    fs : float
+        Rate at which events are sampled for event scoring (SzCORE: 1 Hz); sample scoring is
+        always at SzCORE's 1 Hz.
+    event_parameters : mapping, optional
+        ``timescoring`` event-scoring parameters; SzCORE's
+        (:data:`SZCORE_EVENT_PARAMETERS`) by default.
 
     Returns
     -------
     RecordingScore
-        Event-based (SzCORE parameters) and sample-based (1 Hz) counts.
+        Event-based and sample-based (1 Hz) counts.
     """
     if duration_s <= 0:
         raise AnnotationError(f"recording duration must be positive, got {duration_s}", recording)
-    ref = _annotation(reference, duration_s, recording)
-    hyp = _annotation(hypothesis, duration_s, recording)
-    event = EventScoring(ref, hyp, EventScoring.Parameters(**SZCORE_EVENT_PARAMETERS))
+    ref = _annotation(reference, duration_s, recording, fs)
+    hyp = _annotation(hypothesis, duration_s, recording, fs)
+    parameters = EventScoring.Parameters(**(event_parameters or SZCORE_EVENT_PARAMETERS))
+    event = EventScoring(ref, hyp, parameters)
     sample = SampleScoring(ref, hyp, fs=SZCORE_SCORING_FS)
     event_duration = event.numSamples / event.fs
     sample_duration = sample.numSamples / sample.fs
@@ -315,3 +333,52 @@ def aggregate(scores: Iterable[RecordingScore]) -> dict:
     result["n_recordings"] = len(scores)
     result["convention"] = CONVENTION
     return result
+
+
+def _seizures(table: pd.DataFrame) -> Events:
+    """The seizure rows of an SzCORE events table (event types starting with ``sz``)."""
+    rows = table[table["eventType"].astype(str).str.startswith("sz")]
+    return [(float(o), float(o + d)) for o, d in zip(rows["onset"], rows["duration"], strict=True)]
+
+
+def score_event_files(reference: str | Path, hypothesis: str | Path) -> dict:
+    """Score a folder of detections against a folder of reference annotations, both SzCORE
+    BIDS ``*_events.tsv`` files, as ``szcore-evaluation``'s ``evaluate_dataset`` does.
+
+    Every reference file below a ``sub-*`` folder of ``reference`` is scored against the
+    file at the same relative path below ``hypothesis`` (none there: no detections), over
+    the reference file's ``recordingDuration``; recordings are grouped by their ``sub-*``
+    folder.
+
+    Returns
+    -------
+    dict
+        :func:`aggregate`'s result.
+
+    Raises
+    ------
+    AnnotationError
+        No reference file, or a reference file without ``recordingDuration``.
+    """
+    reference, hypothesis = Path(reference), Path(hypothesis)
+    scores = []
+    for path in sorted(reference.glob("sub-*/**/*.tsv")):
+        table = read_szcore_events(path)
+        duration = table["recordingDuration"].dropna()
+        if duration.empty:
+            raise AnnotationError("no recordingDuration: cannot score the file", path=path)
+        relative = path.relative_to(reference)
+        detected = hypothesis / relative
+        found = _seizures(read_szcore_events(detected)) if detected.is_file() else []
+        scores.append(
+            score_recording(
+                _seizures(table),
+                found,
+                float(duration.iloc[0]),
+                subject=relative.parts[0],
+                recording=str(relative),
+            )
+        )
+    if not scores:
+        raise AnnotationError("no sub-*/**/*.tsv reference file found", path=reference)
+    return aggregate(scores)
