@@ -44,10 +44,10 @@ def test_the_console_script_is_the_command_line_main():
 def test_help_names_every_command_and_each_command_has_help(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    assert list(SUMMARIES) == ["train", "predict", "data", "hub", "benchmark"]
+    assert list(SUMMARIES) == ["train", "predict", "data", "hub", "benchmark", "score", "szcore"]
     for name in SUMMARIES:
         assert f"  {name} " in text
-    for name in ("predict", "data", "hub", "benchmark"):
+    for name in ("predict", "data", "hub", "benchmark", "score", "szcore"):
         assert main([name, "--help"]) == 0
         assert f"usage: neurodecode {name}" in capsys.readouterr().out
     assert main([]) == 2  # no command: the help, as a refusal

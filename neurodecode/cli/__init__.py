@@ -23,6 +23,8 @@ SUMMARIES: dict[str, str] = {
     "data": "fetch, describe and prepare datasets",
     "hub": "export a trained model, publish it on the Hugging Face Hub, or fetch one",
     "benchmark": "measure models: operation counts and energy of analog and spiking encoders",
+    "score": "score detected seizure events against reference ones, as SzCORE does",
+    "szcore": "the entry point of an SzCORE benchmark container (INPUT/OUTPUT from the environment)",
 }
 
 
