@@ -1,4 +1,5 @@
-"""``neurodecode predict checkpoint=... input=... output=... [key=value ...]``.
+"""``neurodecode predict checkpoint=... input=... output=... [key=value ...]``, or
+``neurodecode predict checkpoint=... stream=lsl:<name>|file:<recording> [speed=...]``.
 
 Keys and defaults are in ``configs/predict.yaml``; unknown keys are errors. Prints one line
 per recording and the path of ``summary.json``. Exit status: 0 when every recording was
@@ -21,6 +22,8 @@ from neurodecode.cli.options import (
     setup_logging,
     wants_help,
 )
+from neurodecode.cli.streaming import parse_source, run_stream
+from neurodecode.errors import ConfigError
 from neurodecode.predict import load_detector, predict
 from neurodecode.resources import resource_dir
 
@@ -31,8 +34,18 @@ def config_path():
 
 
 def load_config(overrides: Sequence[str], prog: str = "neurodecode predict") -> DictConfig:
-    """``configs/predict.yaml`` with ``key=value`` overrides (no new keys)."""
-    return merge_overrides(OmegaConf.load(config_path()), overrides, prog)
+    """``configs/predict.yaml`` with ``key=value`` overrides (no new keys); ``input`` and
+    ``output`` are required unless ``stream`` is given."""
+    cfg = merge_overrides(OmegaConf.load(config_path()), overrides, prog)
+    if cfg.stream is not None:
+        parse_source(cfg.stream)
+    missing = [key for key in ("input", "output") if cfg.stream is None and cfg[key] is None]
+    if missing:
+        raise ConfigError(
+            f"{prog}: missing {', '.join(missing)}",
+            hint="set " + " ".join(f"{key}=..." for key in missing) + ", or stream=...",
+        )
+    return cfg
 
 
 def run(cfg: DictConfig) -> int:
@@ -45,6 +58,8 @@ def run(cfg: DictConfig) -> int:
         preprocess=cfg.preprocess,
         revision=None if cfg.revision is None else str(cfg.revision),
     )
+    if cfg.stream is not None:
+        return run_stream(detector, cfg)
     summary = predict(
         detector,
         cfg.input,

@@ -1,8 +1,9 @@
 """Seizure detection on a live stream of samples, with a stated latency.
 
 :class:`StreamDetector` takes chunks of samples (volts, ``(n_chans, n)``) as they arrive,
-from any Python iterable or from an LSL outlet (:func:`lsl_chunks`, through ``mne-lsl``
-where installed), and returns events as soon as they are certain:
+from any Python iterable, from an LSL outlet (:func:`lsl_chunks`, through ``mne-lsl``
+where installed) or from a file replayed in real time or faster (:func:`replay_chunks`),
+and returns events as soon as they are certain:
 
 - a window is scored once the samples half an FIR kernel past its end have arrived (the
   filter is zero-phase, as in training), through the same span pipeline as offline
@@ -21,12 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from neurodecode.data.io import VOLTS_PER_UNIT
+from neurodecode.data.io import VOLTS_PER_UNIT, RecordingReader
 from neurodecode.data.montage import channel_positions
 from neurodecode.data.recording import Recording
 from neurodecode.errors import ConfigError, NeurodecodeError, RecordingError
@@ -406,3 +408,25 @@ def lsl_chunks(
                 yield np.asarray(data, np.float32).T * scale[:, None]
 
     return names, float(info.sfreq), chunks()
+
+
+def replay_chunks(
+    reader: RecordingReader,
+    *,
+    chunk_s: float = 1.0,
+    speed: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[np.ndarray]:
+    """A recording file sent as a live stream: chunks of ``chunk_s`` seconds (volts),
+    each released when ``speed`` times real time has reached its end (``speed`` 0: as
+    fast as they can be read)."""
+    if chunk_s <= 0 or speed < 0:
+        raise ConfigError(f"replay needs chunk_s > 0 and speed >= 0, got {chunk_s}, {speed}")
+    step = max(1, round(chunk_s * reader.header.sfreq))
+    started = clock()
+    for start in range(0, reader.n_times, step):
+        stop = min(start + step, reader.n_times)
+        if speed:
+            sleep(max(0.0, stop / reader.header.sfreq / speed - (clock() - started)))
+        yield reader.read(start, stop)
