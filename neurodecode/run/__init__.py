@@ -8,6 +8,7 @@ where the task asks for it and writes ``results.json`` (:func:`write_results`).
 """
 
 from neurodecode.run.callbacks import EpochSeeding
+from neurodecode.run.estimator import NeurodecodeClassifier
 from neurodecode.run.record import (
     config_hash,
     read_results,
@@ -27,6 +28,7 @@ from neurodecode.run.trainer import (
 
 __all__ = [
     "EpochSeeding",
+    "NeurodecodeClassifier",
     "UncastInputsFSDPStrategy",
     "auto_precision",
     "build_task",
