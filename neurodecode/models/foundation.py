@@ -190,6 +190,7 @@ class FoundationModel(BraindecodeModel):
                 chs_info=model_chs,
                 **kwargs,
             )
+        self.after_build()
 
     def _map(self, channels: str | Sequence[str] | None, allow_missing: bool) -> ChannelMapping:
         if self.chs_info is None:
@@ -212,6 +213,9 @@ class FoundationModel(BraindecodeModel):
 
     def check_channels(self, names: Sequence[str]) -> None:
         """Refuse channels the model cannot place (none here; see subclasses)."""
+
+    def after_build(self) -> None:
+        """Adjust the braindecode model once built (nothing here; see subclasses)."""
 
     def _model_times(self, policy: str) -> int:
         if policy not in SFREQ_POLICIES:
@@ -317,3 +321,9 @@ class SignalJEPA(FoundationModel):
     """braindecode's SignalJEPA_Contextual (Guetschel et al., 2024); placed by position."""
 
     braindecode_class = "SignalJEPA_Contextual"
+
+    def after_build(self) -> None:
+        """Freeze the pretraining decoder: kept so that checkpoints load whole, but the
+        classifier never runs it."""
+        for parameter in self.net.transformer.decoder.parameters():
+            parameter.requires_grad = False
