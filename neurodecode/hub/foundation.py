@@ -164,8 +164,11 @@ def compare(own: Mapping[str, torch.Tensor], theirs: Mapping[str, torch.Tensor],
 def _pretrained_state(source: BraindecodeSource, cls: type[nn.Module]) -> dict[str, torch.Tensor]:
     """The checkpoint's tensors as braindecode's ``from_pretrained`` loads them.
 
-    Tensors of the file that braindecode's loader (non-strict) left out are kept too, so
-    they are reported (as unexpected) instead of vanishing.
+    Only tensors that come from the file count: braindecode's loader is not strict, so
+    the model it returns also holds freshly initialised tensors the file lacks (a
+    checkpoint of another model "loads" with no error and nothing in it); those are left
+    out. Tensors of the file that the loader did not take are kept, so they are reported
+    (as unexpected) instead of vanishing.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (FutureWarning, UserWarning))
@@ -176,9 +179,11 @@ def _pretrained_state(source: BraindecodeSource, cls: type[nn.Module]) -> dict[s
                 f"braindecode's {cls.__name__}.from_pretrained could not load it: {err}",
                 path=source.source,
             ) from err
-    state = {k: v.detach() for k, v in pretrained.state_dict().items()}
     in_file = load_file(str(source.folder / WEIGHTS_NAME))
-    return {**{k: v for k, v in in_file.items() if k not in state}, **state}
+    renamed = getattr(cls, "mapping", None) or {}  # braindecode's renames of old names
+    from_file = {renamed.get(name, name) for name in in_file}
+    loaded = {k: v.detach() for k, v in pretrained.state_dict().items() if k in from_file}
+    return {**{k: v for k, v in in_file.items() if k not in loaded}, **loaded}
 
 
 def load_braindecode(encoder: nn.Module, source: BraindecodeSource, *,
