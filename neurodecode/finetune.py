@@ -2,6 +2,10 @@
 
 Sources, first match wins:
 
+* weights in braindecode's Hub format (a folder or ``hf://`` repository whose
+  ``config.json`` has ``braindecode_version``), for a braindecode model of the recipe
+  (``model=labram``, ...): loaded by :mod:`neurodecode.hub.foundation` with braindecode's
+  own loader and a weight-coverage report, refused below ``min_matched``;
 * a folder with an exported model (``config.json`` + ``model.safetensors``), or a
   pretraining run folder (``runs/pretrain/<time>/``, holding ``encoder/``): loaded by
   :func:`neurodecode.hub.from_pretrained` itself (plain-data config, registered model only,

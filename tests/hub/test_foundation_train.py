@@ -13,11 +13,13 @@ import torch
 from huggingface_hub import HfApi
 
 from neurodecode.data.montage import DOUBLE_BANANA
+from neurodecode.errors import ChannelError
 from neurodecode.finetune import initialise
-from neurodecode.hub.foundation import read_braindecode_source
+from neurodecode.hub.foundation import read_braindecode_source, record_input_report
+from neurodecode.registry import MODELS
 from neurodecode.tasks.seizure import SeizureTask
 from tests.hub.hub_helpers import subprocess_env
-from tests.models.foundation_cases import named_chs
+from tests.models.foundation_cases import TINY, named_chs
 
 # one layer, few heads: the same architecture in the weights and in the run
 TINY_OVERRIDES = {
@@ -34,6 +36,7 @@ SAVED = {
     "biot": ("BIOT", 18, 800, 200.0, {"embed_dim": 16, "num_heads": 2, "num_layers": 1}),
 }
 QUICK = ["recipe=seizure", "data=simulated", "trainer.max_epochs=1",
+         "+data.manifest.source.generator_params.n_runs=1",  # 4 recordings of 240 s
          "preprocess.windows.stride_s=4", "data.datamodule.batch_size=64",
          "trainer.enable_progress_bar=false"]  # fmt: skip
 
@@ -71,9 +74,8 @@ def train(home, runs, *overrides: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("name", ["labram", "cbramod", "eegpt", "biot"])
 def test_recipe_runs_from_hub_weights_and_reports_coverage_and_montage(name, hub, home, tmp_path):
     source = push_weights(name, tmp_path / "weights")
-    extra = ["allow_missing_channels=true"] if name == "biot" else []
     done = train(home, tmp_path / "runs", f"model={name}", f"init_from={source}",
-                 *TINY_OVERRIDES[name], *extra)  # fmt: skip
+                 *TINY_OVERRIDES[name])  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     log = done.stdout + done.stderr
     assert f"weight coverage of braindecode {SAVED[name][0]} from {source}:" in log
@@ -85,24 +87,48 @@ def test_recipe_runs_from_hub_weights_and_reports_coverage_and_montage(name, hub
     assert coverage["share_matched"] == 1.0 and coverage["source"] == source
     assert montage["resampled"] is True and montage["sfreq"] == {"data": 128.0,
                                                                  "model": SAVED[name][3]}  # fmt: skip
-    assert not montage["channels"]["missing"]
-    if name == "biot":  # bad bipolar channels are masked (zeros): allowed, and said
-        assert montage["channels"]["zeroed"] and "zeroed in" in log
-    else:  # referential montages interpolate bad channels instead
-        assert montage["channels"]["interpolated"] and not montage["channels"]["zeroed"]
+    assert not montage["channels"]["missing"] and not montage["channels"]["zeroed"]
+    if name == "biot":  # the double banana is derived from the simulated 10-20 channels
+        assert montage["channels"]["matched"] == list(DOUBLE_BANANA)
+    else:  # bad channels of the simulated recordings are interpolated, and said so
+        assert montage["channels"]["interpolated"] and "interpolated in" in log
 
 
 @pytest.mark.slow
-def test_zeroed_channels_and_wrong_units_are_refused(hub, home, tmp_path):
-    refused = train(home, tmp_path / "runs", "model=biot", *TINY_OVERRIDES["biot"])
-    assert refused.returncode != 0
-    assert "missing or masked (zeros) in some recordings" in refused.stderr
-    assert "allow_missing_channels=true" in refused.stderr
+def test_data_in_other_units_are_refused_before_training(hub, home, tmp_path):
     units = train(home, tmp_path / "runs", "model=labram", *TINY_OVERRIDES["labram"],
                   "preprocess.scaling.method=robust_zscore")  # fmt: skip
     assert units.returncode != 0
     assert "pretrained on inputs in uV/100, but the data are scaled to normalised" in units.stderr
-    assert not (tmp_path / "runs" / "seizure").exists()  # nothing left of refused runs
+    assert "preprocess.scaling.method=fixed preprocess.scaling.scale_uv=100" in units.stderr
+    assert not (tmp_path / "runs" / "seizure").exists()  # nothing left of the refused run
+
+
+def test_channels_zeroed_in_some_recordings_are_refused_unless_allowed(tmp_path):
+    qc = {"recordings": [
+        {"recording": "rec-1", "interpolated": ["O2"], "masked": [], "missing_channels": []},
+        {"recording": "rec-2", "interpolated": [], "masked": ["P8"], "missing_channels": ["T7"]},
+    ]}  # fmt: skip
+    (tmp_path / "qc.json").write_text(json.dumps(qc))
+    scaling = {"method": "fixed", "scale_uv": 100.0}
+
+    def model(allow: bool):
+        return MODELS.build("cbramod", n_chans=19, n_outputs=2, n_times=512, sfreq=128.0,
+                            chs_info=named_chs(19), input_units="uV/100",
+                            allow_missing_channels=allow, **TINY["cbramod"])  # fmt: skip
+
+    with pytest.raises(ChannelError, match=r"missing or masked .*P8 in rec-2; T7 in rec-2"):
+        record_input_report(model(False), scaling=scaling, qc_report=tmp_path / "qc.json",
+                            run_dir=tmp_path)  # fmt: skip
+    report = record_input_report(model(True), scaling=scaling, qc_report=tmp_path / "qc.json",
+                                 run_dir=tmp_path)  # fmt: skip
+    assert report["channels"]["interpolated"] == {"O2": ["rec-1"]}
+    assert report["channels"]["zeroed"] == {"P8": ["rec-2"], "T7": ["rec-2"]}
+    saved = json.loads((tmp_path / "montage_report.json").read_text())
+    assert saved["channels"]["zeroed"] == report["channels"]["zeroed"]
+    other = MODELS.build("dual_branch_conformer", n_chans=19, n_outputs=2, n_times=512,
+                         sfreq=128.0, size="tiny")  # fmt: skip
+    assert record_input_report(other, scaling=None, qc_report=None, run_dir=tmp_path) is None
 
 
 def test_linear_probe_trains_only_braindecode_s_own_head(tmp_path):
