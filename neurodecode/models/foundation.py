@@ -120,7 +120,7 @@ class FoundationModel(BraindecodeModel):
     n_chans, n_outputs, n_times, sfreq, chs_info
         The data's signal contract (``chs_info`` gives the channel names to map from).
     model_sfreq : float
-        The rate (Hz) the model was pretrained at.
+        The rate (Hz) the model was pretrained at (required; the model configs set it).
     on_other_sfreq : {"resample", "refuse"}
         What to do with data at another rate.
     input_units : str
@@ -156,7 +156,7 @@ class FoundationModel(BraindecodeModel):
         sfreq: float,
         chs_info: Sequence[Mapping[str, Any]] | None = None,
         *,
-        model_sfreq: float,
+        model_sfreq: float | None = None,
         on_other_sfreq: str = "resample",
         input_units: str = "normalised",
         channels: str | Sequence[str] | None = None,
@@ -172,6 +172,11 @@ class FoundationModel(BraindecodeModel):
         scale_of_units(input_units)  # a config error now, not after the data are built
         self.mapping = self._map(channels, allow_missing_channels)
         self.register_buffer("channel_matrix", torch.from_numpy(self.mapping.matrix), False)
+        if model_sfreq is None:
+            raise ConfigError(
+                f"{self.model_name} needs model_sfreq, the rate (Hz) it was pretrained at",
+                hint=f"model={type(self).__name__.lower()} sets it (configs/model/)",
+            )
         self.model_sfreq = float(model_sfreq)
         self.model_times = self._model_times(on_other_sfreq)
         names = self.mapping.target

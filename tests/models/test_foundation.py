@@ -100,6 +100,11 @@ def test_units_other_than_the_pretrained_ones_are_refused(expected, scaling, ok)
     assert "preprocess.scaling.method=" in str(err.value)
 
 
+def test_the_pretraining_rate_must_be_given():
+    with pytest.raises(ConfigError, match="needs model_sfreq"):
+        build("cbramod", model_sfreq=None)
+
+
 def test_unknown_units_are_a_config_error():
     with pytest.raises(ConfigError, match="input_units"):
         build("cbramod", input_units="volts")
