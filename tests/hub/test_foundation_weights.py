@@ -110,3 +110,17 @@ def test_hf_source_is_downloaded_from_the_loopback_hub(hub, tmp_path):
     assert report.share == 1.0
     name = report.matched[0]
     assert torch.equal(model.net.state_dict()[name], pretrained.net.state_dict()[name])
+
+
+def test_any_braindecode_model_takes_weights_of_its_class(tmp_path):
+    """``model=braindecode model.name=<ClassName>`` loads braindecode-format weights too."""
+
+    def eegnet(n_outputs: int, seed: int):
+        torch.manual_seed(seed)
+        return MODELS.build("braindecode", name="EEGNet", n_chans=8, n_outputs=n_outputs,
+                            n_times=256, sfreq=128.0)  # fmt: skip
+
+    eegnet(4, seed=0).net.save_pretrained(str(tmp_path / "w"))
+    model = eegnet(2, seed=1)
+    report = load_braindecode(model, read_braindecode_source(tmp_path / "w"))
+    assert report.share == 1.0 and report.head and report.model == "braindecode EEGNet"
