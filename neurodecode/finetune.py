@@ -2,6 +2,10 @@
 
 Sources, first match wins:
 
+* weights in braindecode's Hub format (a folder or ``hf://`` repository whose
+  ``config.json`` has ``braindecode_version``), for a braindecode model of the recipe
+  (``model=labram``, ...): loaded by :mod:`neurodecode.hub.foundation` with braindecode's
+  own loader and a weight-coverage report, refused below ``min_matched``;
 * a folder with an exported model (``config.json`` + ``model.safetensors``), or a
   pretraining run folder (``runs/pretrain/<time>/``, holding ``encoder/``): loaded by
   :func:`neurodecode.hub.from_pretrained` itself (plain-data config, registered model only,
@@ -42,6 +46,12 @@ from torch import nn
 from neurodecode.errors import CheckpointError, ConfigError, ContractError
 from neurodecode.hub.export import read_task_checkpoint
 from neurodecode.hub.format import CONFIG_NAME, RESULTS_NAME
+from neurodecode.hub.foundation import (
+    BraindecodeSource,
+    Coverage,
+    load_braindecode,
+    read_braindecode_source,
+)
 from neurodecode.hub.load import from_pretrained, inside, load_state, read_run_record
 from neurodecode.models.base import FINAL_LAYER, upgrade_state_dict
 from neurodecode.registry import MODELS
@@ -99,7 +109,7 @@ class LoadReport:
         )
 
 
-def read_init_source(init_from: str | Path) -> InitSource:
+def read_init_source(init_from: str | Path) -> InitSource | BraindecodeSource:
     """Read and check the pretrained encoder named by ``init_from`` (see the module docstring).
 
     An export is loaded exactly as :func:`neurodecode.hub.from_pretrained` loads it (plain
@@ -114,6 +124,9 @@ def read_init_source(init_from: str | Path) -> InitSource:
     ForeignTargetError
         If the model config names anything but a registered model.
     """
+    braindecode = read_braindecode_source(init_from)  # braindecode's Hub format
+    if braindecode is not None:
+        return braindecode
     path = Path(str(init_from)).expanduser()
     if path.is_file():
         if path.suffix != ".ckpt":
@@ -166,9 +179,12 @@ def architecture(model: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in model.items() if k not in SIGNAL_ARGUMENTS}
 
 
-def model_for_task(model: Mapping[str, Any], source: InitSource | None) -> dict[str, Any]:
-    """The model config a task is built with: the recipe's, or the pretrained architecture."""
-    if source is None:
+def model_for_task(
+    model: Mapping[str, Any], source: InitSource | BraindecodeSource | None
+) -> dict[str, Any]:
+    """The model config a task is built with: the recipe's (also for braindecode-format
+    weights, whose config names no class), or the pretrained architecture."""
+    if source is None or isinstance(source, BraindecodeSource):
         return dict(model)
     pretrained = architecture(source.model)
     if model.get("_target_") != pretrained.get("_target_"):
@@ -271,24 +287,30 @@ def layer_groups(
 
 def initialise(
     task: nn.Module,
-    source: InitSource,
+    source: InitSource | BraindecodeSource,
     *,
     mode: str = "finetune",
     layer_decay: float = 0.75,
+    min_matched: float = 0.9,
     sfreq: float | None = None,
-) -> LoadReport:
+) -> LoadReport | Coverage:
     """Load ``source`` into ``task.encoder`` and set up ``linear_probe`` or ``finetune``.
 
     ``task`` is a :class:`~neurodecode.tasks.base.DecodingTask`; its ``param_groups`` are
     set for layer-wise decay, and in ``linear_probe`` mode every encoder weight outside the
-    head is frozen.
+    head is frozen. braindecode-format weights are loaded by
+    :func:`neurodecode.hub.foundation.load_braindecode`, refused below ``min_matched``.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown fine-tuning mode {mode!r}; expected one of {MODES}")
-    report = load_encoder(task.encoder, source, sfreq=sfreq)
+    if isinstance(source, BraindecodeSource):
+        report = load_braindecode(task.encoder, source, min_matched=min_matched)
+    else:
+        report = load_encoder(task.encoder, source, sfreq=sfreq)
     if mode == "linear_probe":
-        for name, parameter in task.encoder.named_parameters():
-            parameter.requires_grad = name.startswith(HEAD_PREFIX)
+        head = {id(p) for p in task.encoder.final_layer.parameters()}
+        for parameter in task.encoder.parameters():
+            parameter.requires_grad = id(parameter) in head
         layer_decay = 1.0
     task.param_groups = layer_groups(task, task.encoder, lr=task.lr, layer_decay=layer_decay)
     return report

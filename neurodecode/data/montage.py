@@ -22,7 +22,7 @@ import logging
 import re
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -383,16 +383,22 @@ def _known_channels(recording: Recording, unknown: str) -> Recording:
     return deduplicate(_select(recording, known), [canonical[i] for i in known])
 
 
-def _derive_targets(
-    named: Recording, rows: dict[str, int], target_names: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each target channel as the signed sum along the shortest chain of recorded ones."""
+def _edges(rows: dict[str, int]) -> dict[str, list[tuple[str, int, float]]]:
+    """The electrode graph of recorded channels: ``edges[a]`` lists ``(b, row, sign)``."""
     edges: dict[str, list[tuple[str, int, float]]] = {}
     for name, row in rows.items():
         first, _, second = name.partition("-")
         second = second or _REF
         edges.setdefault(first, []).append((second, row, 1.0))
         edges.setdefault(second, []).append((first, row, -1.0))
+    return edges
+
+
+def _derive_targets(
+    named: Recording, rows: dict[str, int], target_names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each target channel as the signed sum along the shortest chain of recorded ones."""
+    edges = _edges(rows)
     signal = np.zeros((len(target_names), named.n_times), dtype=named.signal.dtype)
     mask = np.zeros(len(target_names), dtype=bool)
     for k, name in enumerate(target_names):
@@ -443,3 +449,92 @@ def average_reference(recording: Recording, mask: np.ndarray | None = None) -> R
     signal = recording.signal.copy()
     signal[use] -= signal[use].mean(axis=0, keepdims=True)
     return replace(recording, signal=signal)
+
+
+@dataclass
+class ChannelMapping:
+    """How a model's channels are obtained from the channels of the data.
+
+    Attributes
+    ----------
+    source, target : list of str
+        The data's channel names as given, and the model's in canonical spelling.
+    matrix : numpy.ndarray
+        ``(n_target, n_source)`` float32: target = ``matrix @ source`` (a row of zeros for
+        a missing channel).
+    status : list of str
+        Per target channel: ``matched`` (a data channel as it is), ``derived`` (a signed
+        sum of data channels, e.g. a bipolar pair from referential channels) or
+        ``missing``.
+    formula : list of str
+        Per target channel, how it is computed (``"Fp1 - F7"``), empty when missing.
+    """
+
+    source: list[str]
+    target: list[str]
+    matrix: np.ndarray
+    status: list[str]
+    formula: list[str]
+
+    def names(self, status: str) -> list[str]:
+        """The target channels of one status."""
+        return [n for n, s in zip(self.target, self.status, strict=True) if s == status]
+
+    @property
+    def is_identity(self) -> bool:
+        """Whether the data already are the target channels, in order."""
+        square = self.matrix.shape[0] == self.matrix.shape[1]
+        return square and bool(np.array_equal(self.matrix, np.eye(len(self.target))))
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data for a report file."""
+        return {
+            "data_channels": list(self.source),
+            "model_channels": list(self.target),
+            **{status: self.names(status) for status in ("matched", "derived", "missing")},
+            "derivations": {
+                n: f for n, f, s in zip(self.target, self.formula, self.status, strict=True)
+                if s == "derived"
+            },
+        }  # fmt: skip
+
+
+def map_channels(source: Sequence[str], target: str | Sequence[str]) -> ChannelMapping:
+    """Map channels named ``source`` onto ``target`` (a preset or names) by derivation.
+
+    The same graph as :func:`harmonise`: a target channel is the signed sum of the data
+    channels along the shortest chain between its electrodes (aliases and spellings
+    resolved by :func:`canonical_name`), so bipolar pairs come from referential data; a
+    referential target needs referential data. Nothing is re-referenced here.
+
+    Raises
+    ------
+    ChannelError
+        If the target has unknown names.
+    """
+    target_names, _ = _resolve_target(target, None)
+    canonical = [try_canonical_name(name) for name in source]
+    rows: dict[str, int] = {}
+    for row, name in enumerate(canonical):
+        if name is not None:
+            rows.setdefault(name, row)
+    edges = _edges(rows)
+    matrix = np.zeros((len(target_names), len(source)), dtype=np.float32)
+    status, formula = [], []
+    for k, name in enumerate(target_names):
+        first, _, second = name.partition("-")
+        chain = _derive(edges, first, second or _REF)
+        if chain is None:
+            status.append("missing")
+            formula.append("")
+            continue
+        for row, sign in chain:
+            matrix[k, row] += sign
+        direct = len(chain) == 1 and chain[0][1] > 0
+        status.append("matched" if direct else "derived")
+        formula.append(
+            " ".join(
+                f"{'+' if sign > 0 else '-'} {source[row]}" for row, sign in reversed(chain)
+            ).removeprefix("+ ")
+        )
+    return ChannelMapping(list(source), target_names, matrix, status, formula)

@@ -9,6 +9,7 @@ from neurodecode.models import (  # noqa: F401  (registration)
     baselines,
     classical,
     conformer,
+    foundation,
     patch_conformer,
     spiking,
 )

@@ -149,7 +149,11 @@ class BraindecodeModel(EncoderBase):
                 f"{x.shape[2]} (input shape {tuple(x.shape)})",
                 hint="braindecode heads are sized from n_times; build the model for this length",
             )
-        return self.embed(x) if return_features else self.net(x)
+        return self.embed(x) if return_features else self.run_net(x)
+
+    def run_net(self, x: Tensor) -> Tensor:
+        """braindecode's model on a prepared window (subclasses adapt the window first)."""
+        return self.net(x)
 
     def embed(
         self, x: Tensor, ch_pos: Tensor | None = None, ch_mask: Tensor | None = None
@@ -163,7 +167,7 @@ class BraindecodeModel(EncoderBase):
             for layer in layers
         ]
         try:
-            self.net(x)
+            self.run_net(x)
         finally:
             for handle in handles:
                 handle.remove()

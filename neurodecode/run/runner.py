@@ -29,6 +29,12 @@ from torch import nn
 from neurodecode.errors import ConfigError, did_you_mean
 from neurodecode.finetune import InitSource, initialise, model_for_task, read_init_source
 from neurodecode.hub import export_model
+from neurodecode.hub.foundation import (
+    BraindecodeSource,
+    Coverage,
+    record_input_report,
+    write_coverage,
+)
 from neurodecode.registry import CLASSICAL_MODELS, TASKS
 from neurodecode.resources import resource_dir
 from neurodecode.run.record import summary_lines, write_outputs
@@ -81,6 +87,12 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
         refuse_several_processes(trainer, task_cls, cfg, recipe)
         data = task_cls.prepare(cfg, run_dir)
         task = build_task(cfg, task_cls, data, init)
+        record_input_report(  # a foundation model's channels, rate and units, checked
+            task.encoder,
+            scaling=(data.provenance.get("preprocessing") or {}).get("scaling"),
+            qc_report=data.qc_report,
+            run_dir=run_dir,
+        )
     if task.closed_form:
         task.fit_closed_form(data.datamodule)
     else:
@@ -200,7 +212,10 @@ def refuse_several_processes(
 
 
 def build_task(
-    cfg: DictConfig, task_cls: type[DecodingTask], data: RunData, init: InitSource | None = None
+    cfg: DictConfig,
+    task_cls: type[DecodingTask],
+    data: RunData,
+    init: InitSource | BraindecodeSource | None = None,
 ) -> DecodingTask:
     """The task of ``cfg.task`` sized by ``data``, its encoder the recipe's ``cfg.model`` or,
     with ``cfg.init_from``, the pretrained one ``init`` (:mod:`neurodecode.finetune`; read
@@ -211,7 +226,9 @@ def build_task(
     task = task_cls.from_data(cfg, data, model)
     if init is not None:
         finetune = OmegaConf.to_container(cfg.finetune, resolve=True)
-        initialise(task, init, sfreq=float(data.arguments["sfreq"]), **finetune)
+        report = initialise(task, init, sfreq=float(data.arguments["sfreq"]), **finetune)
+        if isinstance(report, Coverage) and cfg.paths.run_dir:
+            write_coverage(report, Path(cfg.paths.run_dir))
     return task
 
 
