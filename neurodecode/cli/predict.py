@@ -1,9 +1,10 @@
 """``neurodecode predict checkpoint=... input=... output=... [key=value ...]``.
 
 Keys and defaults are in ``configs/predict.yaml``; unknown keys are errors. Prints one line
-per recording and the path of ``summary.json``. Exit status: 0 when every recording was
-predicted; 3 when some failed and the others were written; 1 when none could be predicted
-or the job failed; 2 for an invalid command.
+per recording and the path of ``summary.json``. Exit status: 0 when every second of every
+recording was predicted; 3 when some recordings failed, or some stretches of a recording
+(NaN/inf samples, a span that could not be processed) have no prediction, and the rest
+was written; 1 when none could be predicted or the job failed; 2 for an invalid command.
 """
 
 from __future__ import annotations
@@ -55,14 +56,27 @@ def run(cfg: DictConfig) -> int:
         figure=bool(cfg.figure),
     )
     for entry in summary["recordings"]:
-        print(f"ok      {entry['input']}: {entry['n_events']} event(s), "
+        print(f"{entry['status']:<8}{entry['input']}: {entry['n_events']} event(s), "
               f"{entry['duration_s']:.0f} s, {entry['realtime_factor']}× real time")  # fmt: skip
+        if entry["status"] == "partial":
+            print(f"        not predicted: {unscored_text(entry['qc'])}")
     for entry in summary["failed"]:
         print(f"FAILED  {entry['input']}: {entry['message']}")
     print(f"summary: {summary['output']}/summary.json")
-    if not summary["failed"]:
-        return 0
-    return PARTIAL if summary["recordings"] else 1
+    if not summary["recordings"]:
+        return 1
+    partial = summary["failed"] or any(e["status"] != "ok" for e in summary["recordings"])
+    return PARTIAL if partial else 0
+
+
+def unscored_text(qc: dict) -> str:
+    """``600-1202 s, 898-904 s`` and the NaN/inf samples and failed spans behind them."""
+    spans = ", ".join(f"{a:g}-{b:g} s" for a, b in qc["unscored"])
+    causes = [
+        f"{d['n_samples']} NaN/inf sample(s) at {d['start_s']:.3f} s in {', '.join(d['channels'])}"
+        for d in qc["bad_samples"]
+    ] + [f"{f['start_s']:g}-{f['stop_s']:g} s failed: {f['error']}" for f in qc["failed_spans"]]
+    return f"{spans} ({'; '.join(causes)})" if causes else spans
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "neurodecode predict") -> int:

@@ -59,7 +59,9 @@ class Prediction:
     confidence : list of float
         Highest window probability within each event.
     qc : dict
-        Channel decisions over the spans (:func:`pipeline.qc_summary`) and failed spans.
+        Channel decisions over the spans (:func:`pipeline.qc_summary`), failed spans,
+        NaN/inf samples (``bad_samples``) and the time no scored window covers
+        (``unscored``, ``[start_s, stop_s]`` pairs).
     outputs : dict
         Written files by kind (``events``, ``probabilities``, ``figure``).
     elapsed_s : float
@@ -78,11 +80,16 @@ class Prediction:
     outputs: dict[str, Path] = dataclasses.field(default_factory=dict)
     elapsed_s: float = 0.0
 
+    @property
+    def status(self) -> str:
+        """``"ok"``, or ``"partial"`` when some of the recording has no scored window."""
+        return "partial" if self.qc.get("unscored") else "ok"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no arrays)."""
         return {
             "input": str(self.source),
-            "status": "ok",
+            "status": self.status,
             "duration_s": round(self.duration_s, 3),
             "n_windows": int(self.probabilities.size),
             "n_events": len(self.events),
@@ -208,7 +215,7 @@ def predict_recording(
     if not isinstance(detector, Detector):
         detector = load_detector(detector)
     started = time.perf_counter()
-    reader = io.open_recording(path, annotation_format=annotation_format)
+    reader = pipeline.BridgedSource(io.open_recording(path, annotation_format=annotation_format))
     header = reader.header
     pipeline.check_recording(detector, header, reader.n_times)
     missing = check_channels(detector, header, allow_missing_channels)
@@ -218,7 +225,15 @@ def predict_recording(
                disable=None if progress is None else not progress)  # fmt: skip
     with bar, _threads_beside_preprocessing(overlap):
         probabilities, qcs, failed = _score(detector, reader, grid, spans, batch_size, overlap, bar)
-    qc = pipeline.qc_summary(qcs) | {"failed_spans": failed, "missing_channels": missing}
+    bad = _leave_unscored(probabilities, reader, grid)
+    unscored = pipeline.unscored_spans(probabilities, grid.window_starts() / grid.sfreq,
+                                       detector.window_s, reader.n_times / header.sfreq)  # fmt: skip
+    qc = pipeline.qc_summary(qcs) | {
+        "failed_spans": failed,
+        "missing_channels": missing,
+        "bad_samples": bad,
+        "unscored": [[round(a, 3), round(b, 3)] for a, b in unscored],
+    }
     result = _prediction(detector, header, grid, reader.n_times, probabilities, qc)
     result.elapsed_s = time.perf_counter() - started
     if output is not None:
@@ -262,9 +277,42 @@ def _prediction(
     )
 
 
+def _leave_unscored(
+    probabilities: np.ndarray, source: pipeline.BridgedSource, grid: pipeline.Grid
+) -> list[dict[str, Any]]:
+    """Set the windows holding NaN/inf samples to NaN (unscored); describe the samples.
+
+    Raises
+    ------
+    RecordingError
+        When every window holds such a sample.
+    """
+    runs = source.bad_runs()
+    if not runs:
+        return []
+    probabilities[pipeline.windows_holding(grid, runs)] = np.nan
+    sfreq = grid.raw_sfreq
+    described = [
+        {"start_s": round(r.start / sfreq, 4), "stop_s": round(r.stop / sfreq, 4),
+         "n_samples": r.stop - r.start, "channels": list(r.channels)}
+        for r in runs
+    ]  # fmt: skip
+    text = "; ".join(
+        f"{d['n_samples']} at {d['start_s']:.3f}-{d['stop_s']:.3f} s in {', '.join(d['channels'])}"
+        for d in described[:5]
+    )
+    if not np.isfinite(probabilities).any():
+        raise RecordingError(
+            f"every window holds NaN/inf samples ({text})", path=source.header.source
+        )
+    logger.warning("%s: NaN/inf samples (%s): the windows holding them are not scored",
+                   source.header.source, text)  # fmt: skip
+    return described
+
+
 def _score(
     detector: Detector,
-    reader: io.RecordingReader,
+    reader: pipeline.SampleSource,
     grid: pipeline.Grid,
     spans: list[tuple[int, int, np.ndarray]],
     batch_size: int,
@@ -446,7 +494,8 @@ def predict(
         "post_processing": dataclasses.asdict(detector.post),
         "options": {k: v for k, v in options.items() if k != "progress"},
         "n_recordings": len(paths),
-        "n_ok": len(recordings),
+        "n_ok": sum(r["status"] == "ok" for r in recordings),
+        "n_partial": sum(r["status"] == "partial" for r in recordings),
         "n_failed": len(failed),
         "recordings": recordings,
         "failed": failed,
