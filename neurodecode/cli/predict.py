@@ -23,6 +23,7 @@ from neurodecode.cli.options import (
     wants_help,
 )
 from neurodecode.predict import load_detector, predict
+from neurodecode.predict.report import unscored_text
 from neurodecode.resources import resource_dir
 
 
@@ -67,16 +68,6 @@ def run(cfg: DictConfig) -> int:
         return 1
     partial = summary["failed"] or any(e["status"] != "ok" for e in summary["recordings"])
     return PARTIAL if partial else 0
-
-
-def unscored_text(qc: dict) -> str:
-    """``600-1202 s, 898-904 s`` and the NaN/inf samples and failed spans behind them."""
-    spans = ", ".join(f"{a:g}-{b:g} s" for a, b in qc["unscored"])
-    causes = [
-        f"{d['n_samples']} NaN/inf sample(s) at {d['start_s']:.3f} s in {', '.join(d['channels'])}"
-        for d in qc["bad_samples"]
-    ] + [f"{f['start_s']:g}-{f['stop_s']:g} s failed: {f['error']}" for f in qc["failed_spans"]]
-    return f"{spans} ({'; '.join(causes)})" if causes else spans
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "neurodecode predict") -> int:

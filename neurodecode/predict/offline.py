@@ -35,6 +35,7 @@ from neurodecode.evaluation.seizure import probabilities_to_events
 from neurodecode.predict import pipeline
 from neurodecode.predict.detector import Detector, load_detector
 from neurodecode.predict.figure import review_figure
+from neurodecode.predict.report import write_report
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +184,8 @@ def predict_recording(
     stem : str or Path, optional
         Output path stem relative to ``output`` (default: the file name without suffix
         and without BIDS's ``_eeg``); files are ``<stem>_events.tsv`` (SzCORE BIDS),
-        ``<stem>_probabilities.csv`` (one row per second) and ``<stem>_review.png``.
+        ``<stem>_probabilities.csv`` (one row per second), ``<stem>_review.png`` and
+        ``<stem>_report.html`` (with its PNGs in ``<stem>_report/``).
     chunk_s : float
         Seconds preprocessed at once. A recording no longer than that is processed whole,
         exactly as the cache build does; a longer one in spans, scaled with statistics of
@@ -193,7 +195,7 @@ def predict_recording(
     allow_missing_channels : bool
         Predict even if some model channels cannot be derived (zeroed and masked).
     figure : bool
-        Write the review figure.
+        Write the review figure and the HTML review report.
     annotation_format : str, optional
         Passed to the reader (the recording's own annotations are not used for prediction).
     progress : bool, optional
@@ -225,15 +227,8 @@ def predict_recording(
                disable=None if progress is None else not progress)  # fmt: skip
     with bar, _threads_beside_preprocessing(overlap):
         probabilities, qcs, failed = _score(detector, reader, grid, spans, batch_size, overlap, bar)
-    bad = _leave_unscored(probabilities, reader, grid)
-    unscored = pipeline.unscored_spans(probabilities, grid.window_starts() / grid.sfreq,
-                                       detector.window_s, reader.n_times / header.sfreq)  # fmt: skip
-    qc = pipeline.qc_summary(qcs) | {
-        "failed_spans": failed,
-        "missing_channels": missing,
-        "bad_samples": bad,
-        "unscored": [[round(a, 3), round(b, 3)] for a, b in unscored],
-    }
+    qc = pipeline.qc_summary(qcs) | {"failed_spans": failed, "missing_channels": missing}
+    qc |= _leave_unscored(probabilities, reader, grid)
     result = _prediction(detector, header, grid, reader.n_times, probabilities, qc)
     result.elapsed_s = time.perf_counter() - started
     if output is not None:
@@ -279,8 +274,9 @@ def _prediction(
 
 def _leave_unscored(
     probabilities: np.ndarray, source: pipeline.BridgedSource, grid: pipeline.Grid
-) -> list[dict[str, Any]]:
-    """Set the windows holding NaN/inf samples to NaN (unscored); describe the samples.
+) -> dict[str, list]:
+    """Set the windows holding NaN/inf samples to NaN (unscored); return those samples
+    (``bad_samples``) and the time no scored window covers (``unscored``).
 
     Raises
     ------
@@ -288,9 +284,12 @@ def _leave_unscored(
         When every window holds such a sample.
     """
     runs = source.bad_runs()
-    if not runs:
-        return []
     probabilities[pipeline.windows_holding(grid, runs)] = np.nan
+    gaps = pipeline.unscored_spans(probabilities, grid.window_starts() / grid.sfreq,
+                                   grid.window / grid.sfreq, grid.n_raw / grid.raw_sfreq)  # fmt: skip
+    unscored = [[round(a, 3), round(b, 3)] for a, b in gaps]
+    if not runs:
+        return {"bad_samples": [], "unscored": unscored}
     sfreq = grid.raw_sfreq
     described = [
         {"start_s": round(r.start / sfreq, 4), "stop_s": round(r.stop / sfreq, 4),
@@ -307,7 +306,7 @@ def _leave_unscored(
         )
     logger.warning("%s: NaN/inf samples (%s): the windows holding them are not scored",
                    source.header.source, text)  # fmt: skip
-    return described
+    return {"bad_samples": described, "unscored": unscored}
 
 
 def _score(
@@ -385,7 +384,8 @@ def write_outputs(
     stem: str | Path | None,
     figure: bool,
 ) -> None:
-    """Write the events TSV, the per-second CSV and the review figure of one recording."""
+    """Write the events TSV, the per-second CSV, the review figure and the HTML review
+    report (:mod:`neurodecode.predict.report`) of one recording."""
     base = output / (stem if stem is not None else output_stem(result.source))
     base.parent.mkdir(parents=True, exist_ok=True)
     events = pd.DataFrame(
@@ -409,6 +409,9 @@ def write_outputs(
     if figure:
         result.outputs["figure"] = review_figure(
             result, detector, reader, grid, base.with_name(base.name + "_review.png")
+        )
+        result.outputs["report"] = write_report(
+            result, detector, reader, grid, base, provenance=detector.info.get("provenance")
         )
 
 

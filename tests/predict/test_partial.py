@@ -81,8 +81,8 @@ def test_nan_samples_cost_only_the_windows_holding_them(detector, recordings, ch
 def test_command_line_exits_partial_and_names_the_unpredicted_time(
     exported_detector, recordings, tmp_path, capsys
 ):
-    words = [f"checkpoint={exported_detector}", "figure=false", f"output={tmp_path}"]
-    assert main([*words, f"input={recordings['clean']}"]) == 0
+    words = [f"checkpoint={exported_detector}", f"output={tmp_path}"]
+    assert main([*words, "figure=false", f"input={recordings['clean']}"]) == 0
     status = main([*words, f"input={recordings['nan']}"])
     out = capsys.readouterr().out
     assert status == PARTIAL, out
@@ -90,6 +90,8 @@ def test_command_line_exits_partial_and_names_the_unpredicted_time(
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["n_partial"] == 1 and summary["n_ok"] == 0
     assert summary["recordings"][0]["qc"]["unscored"] == [[100.0, 102.0]]
+    report = Path(summary["recordings"][0]["outputs"]["report"]).read_text(encoding="utf-8")
+    assert '<div class="warning" id="unscored"><strong>Not predicted:</strong> 100-102 s' in report
 
 
 def test_a_channel_of_nan_throughout_fails_the_recording(detector, recordings, tmp_path):
