@@ -237,9 +237,10 @@ def _pages(pages: Sequence[tuple[Shown, bytes, float]], n_events: int) -> str:
         f"model's montage, at {figure.SENSITIVITY_UV_PER_MM:g} µV/mm (channels "
         f"{figure.CHANNEL_MM * figure.SENSITIVITY_UV_PER_MM:g} µV apart) and "
         f"{figure.TIMEBASE_MM_PER_S:g} mm/s: true on paper and on screen at 100 % zoom. "
-        "Scale bar: 100 µV and 1 s. Ticks: seconds from the start and clock time. Red line: "
-        "detected onset; blue: reference annotation; grey: samples that were NaN/inf in the "
-        "file.</p>\n"
+        "Scale bar: 100 µV and 1 s. Ticks: seconds from the start and clock time. Red: the "
+        "detection (band along the top, solid line at its onset); blue: reference "
+        "annotations (band, dotted line at the onset); grey: samples that were NaN/inf in "
+        "the file (bridged by a straight line, their windows not scored).</p>\n"
     ]
     for item, data, width_mm in pages:
         anchor = f"event-{item.number}" if item.number else "highest-probability"
