@@ -156,7 +156,7 @@ def probability_text(p: float) -> str:
 def review_figure(result: Any, detector: Any, reader: Any, grid: Any, path: Path) -> Path:
     """Write the review figure of a :class:`~neurodecode.predict.offline.Prediction`: the
     probability over the recording, then up to four EEG pages, two per row."""
-    reference = reference_events(getattr(reader.header, "annotations", None))
+    reference = reference_events(reader.header.annotations)
     shown = shown_events(result, detector.window_s, MAX_EVENTS_SHOWN)
     pages = [page_segment(result, detector, reader, grid, s) for s in shown]
     page_w, page_h = _page_mm(BEFORE_S + AFTER_S, len(detector.ch_names))

@@ -63,7 +63,7 @@ def write_report(
     """
     folder = base.with_name(base.name + "_report")
     folder.mkdir(parents=True, exist_ok=True)
-    reference = figure.reference_events(getattr(reader.header, "annotations", None))
+    reference = figure.reference_events(reader.header.annotations)
     context = figure.page_context(result, reference)
     trace = figure.png_bytes(figure.probability_figure(result, detector.post.threshold, reference))
     write_atomic(folder / "probability.png", trace)
