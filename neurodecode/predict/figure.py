@@ -154,8 +154,15 @@ def probability_text(p: float) -> str:
 
 
 def review_figure(result: Any, detector: Any, reader: Any, grid: Any, path: Path) -> Path:
-    """Write the review figure of a :class:`~neurodecode.predict.offline.Prediction`: the
-    probability over the recording, then up to four EEG pages, two per row."""
+    """Write the review figure (:func:`overview_figure`) of a
+    :class:`~neurodecode.predict.offline.Prediction` to ``path`` (PNG)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, png_bytes(overview_figure(result, detector, reader, grid)))
+
+
+def overview_figure(result: Any, detector: Any, reader: Any, grid: Any) -> Figure:
+    """The probability over the recording, then up to :data:`MAX_EVENTS_SHOWN` EEG pages,
+    two per row, at the fixed scales."""
     reference = reference_events(reader.header.annotations)
     shown = shown_events(result, detector.window_s, MAX_EVENTS_SHOWN)
     pages = [page_segment(result, detector, reader, grid, s) for s in shown]
@@ -179,8 +186,7 @@ def review_figure(result: Any, detector: Any, reader: Any, grid: Any, path: Path
         f"{detector.source} · EEG {SENSITIVITY_UV_PER_MM:g} µV/mm, {TIMEBASE_MM_PER_S:g} mm/s",
         fontsize=9,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(path, png_bytes(figure))
+    return figure
 
 
 def png_bytes(figure: Figure) -> bytes:

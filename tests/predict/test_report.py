@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from neurodecode.data import io
 from neurodecode.data.annotations import write_szcore_events
 from neurodecode.predict import figure as review
-from neurodecode.predict import load_detector, predict
+from neurodecode.predict import load_detector, pipeline, predict, predict_recording
 from tests.conftest import require_shared
 
 CHBMIT = "excerpts/chbmit"
@@ -160,6 +161,26 @@ def test_eeg_pages_keep_one_sensitivity_whatever_the_amplitude():
         assert "µV/mm" in ax.get_title(loc="left")
         assert any(t.get_text() == "100 µV" for t in ax.texts)  # the scale bar
     assert _page(20.0, None).axes[0].get_xticklabels()  # no clock time: offsets only
+
+
+def test_review_figures_of_two_recordings_share_one_scale(exported_detector):
+    """The issue: trace spacing was 329 µV in one review figure and 159 µV in the next."""
+    detector = load_detector(exported_detector)
+    for name in ("chb01_03_background_crop.edf", "chb01_03_seizure_crop.edf"):
+        path = require_shared(CHBMIT) / name
+        result = predict_recording(path, detector, overlap=False)
+        reader = pipeline.BridgedSource(io.open_recording(path))
+        grid = pipeline.make_grid(detector, reader.header.sfreq, reader.n_times)
+        overview = review.overview_figure(result, detector, reader, grid)
+        height_mm = overview.get_size_inches()[1] * 25.4
+        pages = overview.axes[1:]
+        assert len(pages) == min(review.MAX_EVENTS_SHOWN, max(1, len(result.events)))
+        for ax in pages:
+            low, high = ax.get_ylim()
+            sensitivity = (high - low) / (ax.get_position().height * height_mm)
+            assert sensitivity == pytest.approx(review.SENSITIVITY_UV_PER_MM)
+            spacing = -np.diff(ax.get_yticks())
+            assert spacing == pytest.approx(review.CHANNEL_MM * review.SENSITIVITY_UV_PER_MM)
 
 
 def test_probabilities_are_never_rounded_up_to_certainty():
