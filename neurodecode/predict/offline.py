@@ -64,7 +64,7 @@ class Prediction:
         NaN/inf samples (``bad_samples``) and the time no scored window covers
         (``unscored``, ``[start_s, stop_s]`` pairs).
     outputs : dict
-        Written files by kind (``events``, ``probabilities``, ``figure``).
+        Written files by kind (``events``, ``probabilities``, ``figure``, ``report``).
     elapsed_s : float
         Wall time of the prediction (reading to events, figure excluded).
     """
