@@ -15,6 +15,48 @@ venv=${NEURODECODE_VENV:-$root/.venv}
 stamp=$venv/.neurodecode-install-stamp
 want=$(cat "$root/pyproject.toml" "$root/scripts/setup.sh" | sha256sum | cut -d' ' -f1)
 
+# Debian packages that the installed extras ask for ([tool.neurodecode.debian-packages] in
+# pyproject.toml; the dev extra's tests open the HTML review reports in Debian's headless
+# chromium). Checked on every run (cheap) and installed with apt-get as root, or through
+# sudo without a password. Where that is impossible (no apt, no root) setup goes on and
+# the browser tests skip, except under CI=true: there they would fail, so setup stops
+# here with the reason instead of a later test failure.
+debian_packages() {
+  "${PYTHON:-python3}" - "$root/pyproject.toml" <<'PY'
+import sys, tomllib
+wanted = tomllib.load(open(sys.argv[1], "rb")).get("tool", {}).get("neurodecode", {})
+for extra in ("dev", "braindecode"):  # the extras this script installs
+    print(*wanted.get("debian-packages", {}).get(extra, []), sep="\n")
+PY
+}
+missing=()
+for package in $(debian_packages); do
+  command -v "$package" >/dev/null ||
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$package")
+done
+apt_install() {  # fresh images have no package lists yet: update once if the install fails
+  local as_root=()
+  [[ $(id -u) == 0 ]] || as_root=(sudo -n)
+  command -v apt-get >/dev/null && "${as_root[@]}" true 2>/dev/null || return 1
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get install -y -q "$@" >&2 ||
+    { "${as_root[@]}" apt-get update -q >&2 && "${as_root[@]}" apt-get install -y -q "$@" >&2; }
+}
+if ((${#missing[@]})); then
+  why="apt-get install as root or through passwordless sudo failed or is not available"
+  if apt_install "${missing[@]}"; then
+    echo "neurodecode: installed Debian packages ${missing[*]}" >&2
+  elif [[ ${CI:-} == true ]]; then
+    echo "neurodecode: cannot install Debian packages ${missing[*]} ($why); under CI=true" \
+      "the tests that need them would fail" >&2
+    exit 1
+  else
+    echo "neurodecode: warning: Debian packages ${missing[*]} not installed ($why); the" \
+      "tests that need them will be skipped" >&2
+  fi
+fi
+
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
   exit 0
 fi

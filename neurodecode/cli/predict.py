@@ -2,9 +2,10 @@
 ``neurodecode predict checkpoint=... stream=lsl:<name>|file:<recording> [speed=...]``.
 
 Keys and defaults are in ``configs/predict.yaml``; unknown keys are errors. Prints one line
-per recording and the path of ``summary.json``. Exit status: 0 when every recording was
-predicted; 3 when some failed and the others were written; 1 when none could be predicted
-or the job failed; 2 for an invalid command.
+per recording and the path of ``summary.json``. Exit status: 0 when every second of every
+recording was predicted; 3 when some recordings failed, or some stretches of a recording
+(NaN/inf samples, a span that could not be processed) have no prediction, and the rest
+was written; 1 when none could be predicted or the job failed; 2 for an invalid command.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from neurodecode.cli.options import (
 from neurodecode.cli.streaming import parse_source, run_stream
 from neurodecode.errors import ConfigError
 from neurodecode.predict import load_detector, predict
+from neurodecode.predict.report import unscored_text
 from neurodecode.resources import resource_dir
 
 
@@ -70,14 +72,17 @@ def run(cfg: DictConfig) -> int:
         figure=bool(cfg.figure),
     )
     for entry in summary["recordings"]:
-        print(f"ok      {entry['input']}: {entry['n_events']} event(s), "
+        print(f"{entry['status']:<8}{entry['input']}: {entry['n_events']} event(s), "
               f"{entry['duration_s']:.0f} s, {entry['realtime_factor']}× real time")  # fmt: skip
+        if entry["status"] == "partial":
+            print(f"        not predicted: {unscored_text(entry['qc'])}")
     for entry in summary["failed"]:
         print(f"FAILED  {entry['input']}: {entry['message']}")
     print(f"summary: {summary['output']}/summary.json")
-    if not summary["failed"]:
-        return 0
-    return PARTIAL if summary["recordings"] else 1
+    if not summary["recordings"]:
+        return 1
+    partial = summary["failed"] or any(e["status"] != "ok" for e in summary["recordings"])
+    return PARTIAL if partial else 0
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "neurodecode predict") -> int:

@@ -648,11 +648,15 @@ def _gdf_unit_correction(path: Path, raw: Any) -> np.ndarray:
     return factors
 
 
-def _check_finite(signal: np.ndarray, names: list[str], sfreq: float, path: Path) -> None:
+def _check_finite(
+    signal: np.ndarray, names: list[str], sfreq: float, path: Path, first_sample: int = 0
+) -> None:
+    """Refuse NaN/inf samples, naming the channels and the first one's time in the file
+    (``signal`` starts at sample ``first_sample`` of the recording)."""
     bad = ~np.isfinite(signal)
     if bad.any():
         channels = [names[i] for i in np.flatnonzero(bad.any(axis=1))]
-        first = np.flatnonzero(bad.any(axis=0))[0] / sfreq
+        first = (first_sample + np.flatnonzero(bad.any(axis=0))[0]) / sfreq
         raise RecordingError(
             f"{int(bad.sum())} NaN/inf samples in channel(s) {', '.join(channels[:10])}"
             f"{' ...' if len(channels) > 10 else ''} (first at {first:.3f} s)",
@@ -738,13 +742,16 @@ class RecordingReader:
         """Length in seconds."""
         return self.n_times / self.header.sfreq
 
-    def read(self, start: int, stop: int) -> np.ndarray:
+    def read(self, start: int, stop: int, *, finite: bool = True) -> np.ndarray:
         """Samples ``start:stop`` of every channel: float32 volts, ``(n_chans, stop - start)``.
+
+        ``finite=False`` returns NaN/inf samples as they are, for a caller that deals with
+        them (prediction bridges them and leaves the windows holding them unscored).
 
         Raises
         ------
         RecordingError
-            Unreadable data or NaN/inf samples in that stretch.
+            Unreadable data, or NaN/inf samples in that stretch (their time in the file).
         """
         start, stop = max(0, int(start)), min(self.n_times, int(stop))
         try:
@@ -756,7 +763,8 @@ class RecordingReader:
         data = data.astype(np.float32)
         if self._factors is not None:
             data *= self._factors[:, np.newaxis]
-        _check_finite(data, self.header.ch_names, self.header.sfreq, self.header.source)
+        if finite:
+            _check_finite(data, self.header.ch_names, self.header.sfreq, self.header.source, start)
         return data
 
 

@@ -35,6 +35,7 @@ from neurodecode.evaluation.seizure import probabilities_to_events
 from neurodecode.predict import pipeline
 from neurodecode.predict.detector import Detector, load_detector
 from neurodecode.predict.figure import review_figure
+from neurodecode.predict.report import write_report
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +60,11 @@ class Prediction:
     confidence : list of float
         Highest window probability within each event.
     qc : dict
-        Channel decisions over the spans (:func:`pipeline.qc_summary`) and failed spans.
+        Channel decisions over the spans (:func:`pipeline.qc_summary`), failed spans,
+        NaN/inf samples (``bad_samples``) and the time no scored window covers
+        (``unscored``, ``[start_s, stop_s]`` pairs).
     outputs : dict
-        Written files by kind (``events``, ``probabilities``, ``figure``).
+        Written files by kind (``events``, ``probabilities``, ``figure``, ``report``).
     elapsed_s : float
         Wall time of the prediction (reading to events, figure excluded).
     """
@@ -78,11 +81,16 @@ class Prediction:
     outputs: dict[str, Path] = dataclasses.field(default_factory=dict)
     elapsed_s: float = 0.0
 
+    @property
+    def status(self) -> str:
+        """``"ok"``, or ``"partial"`` when some of the recording has no scored window."""
+        return "partial" if self.qc.get("unscored") else "ok"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no arrays)."""
         return {
             "input": str(self.source),
-            "status": "ok",
+            "status": self.status,
             "duration_s": round(self.duration_s, 3),
             "n_windows": int(self.probabilities.size),
             "n_events": len(self.events),
@@ -176,7 +184,8 @@ def predict_recording(
     stem : str or Path, optional
         Output path stem relative to ``output`` (default: the file name without suffix
         and without BIDS's ``_eeg``); files are ``<stem>_events.tsv`` (SzCORE BIDS),
-        ``<stem>_probabilities.csv`` (one row per second) and ``<stem>_review.png``.
+        ``<stem>_probabilities.csv`` (one row per second), ``<stem>_review.png`` and
+        ``<stem>_report.html`` (with its PNGs in ``<stem>_report/``).
     chunk_s : float
         Seconds preprocessed at once. A recording no longer than that is processed whole,
         exactly as the cache build does; a longer one in spans, scaled with statistics of
@@ -186,7 +195,7 @@ def predict_recording(
     allow_missing_channels : bool
         Predict even if some model channels cannot be derived (zeroed and masked).
     figure : bool
-        Write the review figure.
+        Write the review figure and the HTML review report.
     annotation_format : str, optional
         Passed to the reader (the recording's own annotations are not used for prediction).
     progress : bool, optional
@@ -208,7 +217,7 @@ def predict_recording(
     if not isinstance(detector, Detector):
         detector = load_detector(detector)
     started = time.perf_counter()
-    reader = io.open_recording(path, annotation_format=annotation_format)
+    reader = pipeline.BridgedSource(io.open_recording(path, annotation_format=annotation_format))
     header = reader.header
     pipeline.check_recording(detector, header, reader.n_times)
     missing = check_channels(detector, header, allow_missing_channels)
@@ -219,6 +228,7 @@ def predict_recording(
     with bar, _threads_beside_preprocessing(overlap):
         probabilities, qcs, failed = _score(detector, reader, grid, spans, batch_size, overlap, bar)
     qc = pipeline.qc_summary(qcs) | {"failed_spans": failed, "missing_channels": missing}
+    qc |= _leave_unscored(probabilities, reader, grid)
     result = _prediction(detector, header, grid, reader.n_times, probabilities, qc)
     result.elapsed_s = time.perf_counter() - started
     if output is not None:
@@ -262,9 +272,46 @@ def _prediction(
     )
 
 
+def _leave_unscored(
+    probabilities: np.ndarray, source: pipeline.BridgedSource, grid: pipeline.Grid
+) -> dict[str, list]:
+    """Set the windows holding NaN/inf samples to NaN (unscored); return those samples
+    (``bad_samples``) and the time no scored window covers (``unscored``).
+
+    Raises
+    ------
+    RecordingError
+        When every window holds such a sample.
+    """
+    runs = source.bad_runs()
+    probabilities[pipeline.windows_holding(grid, runs)] = np.nan
+    gaps = pipeline.unscored_spans(probabilities, grid.window_starts() / grid.sfreq,
+                                   grid.window / grid.sfreq, grid.n_raw / grid.raw_sfreq)  # fmt: skip
+    unscored = [[round(a, 3), round(b, 3)] for a, b in gaps]
+    if not runs:
+        return {"bad_samples": [], "unscored": unscored}
+    sfreq = grid.raw_sfreq
+    described = [
+        {"start_s": round(r.start / sfreq, 4), "stop_s": round(r.stop / sfreq, 4),
+         "n_samples": r.stop - r.start, "channels": list(r.channels)}
+        for r in runs
+    ]  # fmt: skip
+    text = "; ".join(
+        f"{d['n_samples']} at {d['start_s']:.3f}-{d['stop_s']:.3f} s in {', '.join(d['channels'])}"
+        for d in described[:5]
+    )
+    if not np.isfinite(probabilities).any():
+        raise RecordingError(
+            f"every window holds NaN/inf samples ({text})", path=source.header.source
+        )
+    logger.warning("%s: NaN/inf samples (%s): the windows holding them are not scored",
+                   source.header.source, text)  # fmt: skip
+    return {"bad_samples": described, "unscored": unscored}
+
+
 def _score(
     detector: Detector,
-    reader: io.RecordingReader,
+    reader: pipeline.SampleSource,
     grid: pipeline.Grid,
     spans: list[tuple[int, int, np.ndarray]],
     batch_size: int,
@@ -337,7 +384,8 @@ def write_outputs(
     stem: str | Path | None,
     figure: bool,
 ) -> None:
-    """Write the events TSV, the per-second CSV and the review figure of one recording."""
+    """Write the events TSV, the per-second CSV, the review figure and the HTML review
+    report (:mod:`neurodecode.predict.report`) of one recording."""
     base = output / (stem if stem is not None else output_stem(result.source))
     base.parent.mkdir(parents=True, exist_ok=True)
     events = pd.DataFrame(
@@ -361,6 +409,9 @@ def write_outputs(
     if figure:
         result.outputs["figure"] = review_figure(
             result, detector, reader, grid, base.with_name(base.name + "_review.png")
+        )
+        result.outputs["report"] = write_report(
+            result, detector, reader, grid, base, provenance=detector.info.get("provenance")
         )
 
 
@@ -446,7 +497,8 @@ def predict(
         "post_processing": dataclasses.asdict(detector.post),
         "options": {k: v for k, v in options.items() if k != "progress"},
         "n_recordings": len(paths),
-        "n_ok": len(recordings),
+        "n_ok": sum(r["status"] == "ok" for r in recordings),
+        "n_partial": sum(r["status"] == "partial" for r in recordings),
         "n_failed": len(failed),
         "recordings": recordings,
         "failed": failed,

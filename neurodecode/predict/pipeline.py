@@ -54,6 +54,68 @@ class SampleSource(Protocol):
     def read(self, start: int, stop: int) -> np.ndarray: ...
 
 
+@dataclasses.dataclass(frozen=True)
+class BadRun:
+    """Consecutive raw samples ``[start, stop)`` holding NaN/inf in ``channels``."""
+
+    start: int
+    stop: int
+    channels: tuple[str, ...]
+
+
+class BridgedSource:
+    """A file reader whose NaN/inf samples are bridged and remembered.
+
+    Each channel's bad samples are replaced by a straight line between its neighbouring
+    good samples (zeros when a read holds none), so the filters run, and the raw runs they
+    occupied are kept (:meth:`bad_runs`) so that the windows holding them are left
+    unscored: one bad sample costs the windows that contain it, not its span.
+
+    Parameters
+    ----------
+    reader : neurodecode.data.io.RecordingReader
+        Anything with ``header``, ``n_times`` and ``read(start, stop, finite=False)``.
+    """
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.header: Recording = reader.header
+        self.n_times: int = reader.n_times
+        self._runs: list[BadRun] = []
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start:stop`` (float32 volts) with NaN/inf bridged."""
+        data = self.reader.read(start, stop, finite=False)
+        bad = ~np.isfinite(data)
+        if not bad.any():
+            return data
+        columns = bad.any(axis=0)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], columns.view(np.int8), [0]])))
+        names = self.header.ch_names
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            rows = np.flatnonzero(bad[:, a:b].any(axis=1))
+            self._runs.append(BadRun(start + int(a), start + int(b),
+                                     tuple(names[i] for i in rows)))  # fmt: skip
+        data = np.array(data, copy=True)
+        for i in np.flatnonzero(bad.any(axis=1)):
+            good = np.flatnonzero(~bad[i])
+            fill = np.interp(np.flatnonzero(bad[i]), good, data[i, good]) if good.size else 0.0
+            data[i, bad[i]] = fill
+        return data
+
+    def bad_runs(self) -> list[BadRun]:
+        """The runs found so far, merged where reads overlapped, in file order."""
+        merged: list[BadRun] = []
+        for run in sorted(self._runs, key=lambda r: (r.start, r.stop)):
+            if merged and run.start <= merged[-1].stop:
+                last = merged[-1]
+                channels = tuple(dict.fromkeys(last.channels + run.channels))
+                merged[-1] = BadRun(last.start, max(last.stop, run.stop), channels)
+            else:
+                merged.append(run)
+        return merged
+
+
 @dataclasses.dataclass
 class Span:
     """Windows of one span, ready for the model.
@@ -393,3 +455,35 @@ def per_second(
         nearest = np.abs(seconds[uncovered, None] + 0.5 - centres[None, :]).argmin(axis=1)
         out[uncovered] = np.asarray(probabilities)[nearest]
     return pd.DataFrame({"second": seconds.astype(int), "p_seizure": out})
+
+
+def windows_holding(grid: Grid, runs: Iterable[BadRun]) -> np.ndarray:
+    """Bool per window of ``grid``: True where the window contains a sample of ``runs``."""
+    starts = grid.window_starts() / grid.sfreq
+    window_s = grid.window / grid.sfreq
+    hit = np.zeros(len(starts), dtype=bool)
+    for run in runs:
+        a, b = run.start / grid.raw_sfreq, run.stop / grid.raw_sfreq
+        hit |= (starts < b) & (starts + window_s > a)
+    return hit
+
+
+def unscored_spans(
+    probabilities: np.ndarray, start_s: np.ndarray, window_s: float, duration_s: float
+) -> list[tuple[float, float]]:
+    """``(start_s, stop_s)`` of the recording time covered by no scored window.
+
+    The tail after the last whole window counts as covered when that window was scored
+    (:func:`per_second` gives it that window's value).
+    """
+    gaps, covered = [], 0.0
+    for start, p in zip(start_s, probabilities, strict=True):
+        if not np.isfinite(p):
+            continue
+        if start > covered:
+            gaps.append((covered, float(start)))
+        covered = max(covered, float(start) + window_s)
+    last_end = float(start_s[-1]) + window_s if len(start_s) else 0.0
+    if covered < last_end:
+        gaps.append((covered, duration_s))
+    return gaps
