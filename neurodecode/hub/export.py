@@ -47,6 +47,7 @@ from neurodecode.hub.load import (
     read_run_record,
     refuse_interpolations,
 )
+from neurodecode.models.adapters import merge_adapters
 from neurodecode.models.base import EncoderBase
 from neurodecode.registry import MODELS
 
@@ -147,7 +148,7 @@ def export_model(
     ----------
     model : torch.nn.Module
         A registered neurodecode model (see the module docstring for how its constructor
-        arguments are found).
+        arguments are found); fine-tuning adapters are merged into a copy first.
     out_dir : str or Path
         Folder to write; created if needed. Existing export files in it are replaced.
     ch_names : sequence of str, optional
@@ -178,6 +179,7 @@ def export_model(
     Path
         ``out_dir``.
     """
+    model = merge_adapters(model)  # a copy, LoRA/IA3/DoRA in the weights: loads without peft
     arch = model_config(model, model_name=model_name, model_kwargs=model_kwargs)
     signal = {**_signal_contract(arch, ch_names, ch_pos), "units": units}
     out = Path(out_dir)
