@@ -20,7 +20,7 @@ from neurodecode.finetune import (
     model_for_task,
     read_init_source,
 )
-from neurodecode.hub import build_model, export_model, from_pretrained
+from neurodecode.hub import build_model, export_model, export_run, from_pretrained
 from neurodecode.models.adapters import (
     adapter_layers,
     add_adapters,
@@ -269,3 +269,50 @@ def test_configs_name_the_adapter_targets_outside_the_model_arguments():
         assert "peft_targets" not in built
     cfg = train.compose(["recipe=seizure", "data=simulated", "model=eegnet"])
     assert cfg.finetune.targets is None
+
+
+@pytest.fixture(scope="module")
+def pretraining_encoder(tmp_path_factory):
+    """A pretraining encoder (patch conformer, any montage) exported at the recipe's 128 Hz."""
+    torch.manual_seed(0)
+    model = build_model("patch_conformer", n_chans=4, n_outputs=1, n_times=512, sfreq=SFREQ,
+                        patch_s=0.5, dim=16, depth=1, n_heads=2, head_hidden=16)  # fmt: skip
+    return export_model(model, tmp_path_factory.mktemp("pretraining") / "encoder", ch_names=NAMES)
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory):
+    """One NEURODECODE_HOME for the runs below, so the simulated data are built once."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("NEURODECODE_HOME", str(tmp_path_factory.mktemp("home")))
+    yield
+    patch.undo()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ridge", "lora"])
+def test_a_recipe_fine_tunes_the_pretraining_encoder_with_a_strategy(
+    shared_home, pretraining_encoder, strategy, tmp_path, caplog
+):
+    overrides = [
+        "recipe=seizure", "data=simulated", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+        "preprocess.windows.stride_s=4", "data.datamodule.batch_size=64",
+        f"init_from={pretraining_encoder}", f"finetune.strategy={strategy}",
+    ]  # fmt: skip
+    with caplog.at_level("INFO", logger="neurodecode.finetune"):
+        results = train.run(train.compose(overrides), tmp_path / "run", recipe="seizure")
+    assert results["metrics"]["test"]["window"]["n"] > 0
+    pretrained = read_init_source(pretraining_encoder).state
+    if strategy == "ridge":  # fitted in closed form: no epoch, no checkpoint
+        assert results["metrics"]["epochs_trained"] == 0
+        assert "ridge head fitted in closed form" in caplog.text
+        return
+    assert "lora adapters on 4 layers" in caplog.text
+    export_run(tmp_path / "run", tmp_path / "export")
+    loaded = from_pretrained(tmp_path / "export").model
+    assert not adapter_layers(loaded)
+    merged = loaded.state_dict()
+    assert not torch.equal(merged["layers.0.temporal.attn.qkv.weight"],
+                           pretrained["layers.0.temporal.attn.qkv.weight"])  # fmt: skip
+    untouched = [k for k in pretrained if ".attn." not in k and not k.startswith("final_layer.")]
+    assert untouched and all(torch.equal(merged[k], pretrained[k]) for k in untouched)
