@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or refresh) the project's virtual environment in .venv and install neurodecode
-# with its test and baseline extras. Safe to run again: it does nothing when pyproject.toml
-# and this script are unchanged since the last successful install.
+# with its test, baseline and fine-tuning extras. Safe to run again: it does nothing when
+# pyproject.toml and this script are unchanged since the last successful install.
 #
 # Environment:
 #   NEURODECODE_VENV           where to put the environment (default: <repo>/.venv)
@@ -36,7 +36,7 @@ if ! torch_version >/dev/null; then
   "$py" -m pip install --quiet "torch==${NEURODECODE_TORCH_VERSION:-2.13.0}"
 fi
 torch_pin="torch==$(torch_version)"
-"$py" -m pip install --quiet "$torch_pin" -e "$root[dev,braindecode]"
+"$py" -m pip install --quiet "$torch_pin" -e "$root[dev,braindecode,finetune]"
 
 # braindecode pulls torchaudio from the registry. Where that torchaudio is a CUDA build next
 # to a CPU torch, its native extension cannot load and `import torchaudio` (so braindecode)
