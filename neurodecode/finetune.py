@@ -41,6 +41,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ import torch
 from torch import nn
 
 from neurodecode.errors import CheckpointError, ConfigError, ContractError, did_you_mean
-from neurodecode.hub.export import read_task_checkpoint
+from neurodecode.hub.export import export_run, read_task_checkpoint
 from neurodecode.hub.format import CONFIG_NAME, RESULTS_NAME
 from neurodecode.hub.load import from_pretrained, inside, load_state, read_run_record
 from neurodecode.models.adapters import (
@@ -60,6 +61,7 @@ from neurodecode.models.adapters import (
     add_adapters,
     fit_ridge,
     freeze_encoder,
+    holds_adapters,
     ridge_input_layer,
     write_linear_head,
 )
@@ -169,7 +171,7 @@ def _read_run(run: Path) -> InitSource | None:
         return _read_export(encoder)
     last = (record.get("checkpoints") or {}).get("last") or LAST_CHECKPOINT
     checkpoint = inside(run, last, recorded_in=where)
-    return _read_checkpoint(checkpoint) if checkpoint.is_file() else None
+    return _read_checkpoint(checkpoint, run=run) if checkpoint.is_file() else None
 
 
 def _read_export(source: str | Path) -> InitSource:
@@ -178,8 +180,21 @@ def _read_export(source: str | Path) -> InitSource:
     return InitSource(dict(pretrained.config["model"]), state, str(source))
 
 
-def _read_checkpoint(path: Path) -> InitSource:
+def _read_checkpoint(path: Path, run: Path | None = None) -> InitSource:
+    """The encoder of a task's checkpoint; one with adapters (``finetune.strategy=lora|ia3|
+    dora``) is exported from its ``run`` folder, adapters merged, and read from there."""
     encoder, hparams = read_task_checkpoint(path)  # plain data, registered model only
+    if holds_adapters(encoder):
+        if run is None:
+            raise CheckpointError(
+                "the checkpoint holds fine-tuning adapters (finetune.strategy=lora|ia3|dora); "
+                "merging them needs its run's results.json",
+                path=path,
+                hint="give init_from the run folder, or an export of it (neurodecode hub export)",
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            merged = _read_export(export_run(run, Path(tmp) / "export", checkpoint=str(path)))
+        return InitSource(merged.model, merged.state, str(path))
     model = dict(hparams["model"])
     for key in ("n_chans", "n_times", "sfreq"):
         if key in hparams:
@@ -385,6 +400,7 @@ def head_inputs(
     Computed in evaluation mode without gradients, on the GPU when there is one.
     """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    before = next(task.parameters()).device
     task.to(device).eval()
     features: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
@@ -399,6 +415,7 @@ def head_inputs(
                 labels.append(torch.as_tensor(batch["y"]).long().cpu())
     finally:
         hook.remove()
+        task.to(before)
     if not features:
         return np.zeros((0, layer.in_features)), np.zeros(0, dtype=np.int64)
     return torch.cat(features).numpy(), torch.cat(labels).numpy()

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from neurodecode import train
-from neurodecode.errors import ConfigError
+from neurodecode.errors import CheckpointError, ConfigError
 from neurodecode.finetune import (
     STRATEGIES,
     initialise,
@@ -316,3 +316,9 @@ def test_a_recipe_fine_tunes_the_pretraining_encoder_with_a_strategy(
                            pretrained["layers.0.temporal.attn.qkv.weight"])  # fmt: skip
     untouched = [k for k in pretrained if ".attn." not in k and not k.startswith("final_layer.")]
     assert untouched and all(torch.equal(merged[k], pretrained[k]) for k in untouched)
+
+    # the run starts another one (init_from), its adapters merged; its bare checkpoint can't
+    last = export_run(tmp_path / "run", tmp_path / "last", checkpoint="last")
+    assert same(read_init_source(tmp_path / "run").state, read_init_source(last).state)
+    with pytest.raises(CheckpointError, match="adapters"):
+        read_init_source(tmp_path / "run" / "checkpoints" / "last.ckpt")

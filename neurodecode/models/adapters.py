@@ -18,7 +18,7 @@ encoders and braindecode's foundation models.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -168,6 +168,11 @@ def adapter_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     except ImportError:  # without peft there can be no adapter layers
         return []
     return [(n, m) for n, m in model.named_modules() if isinstance(m, BaseTunerLayer)]
+
+
+def holds_adapters(state: Mapping[str, Any]) -> bool:
+    """Whether the weights ``state`` are those of a model with ``peft`` adapters."""
+    return any(".base_layer." in name for name in state)
 
 
 def merge_adapters(model: nn.Module) -> nn.Module:
