@@ -460,8 +460,8 @@ def apply_strategy(task: Any, settings: Strategy, *, pretrained: bool = True) ->
             return
         raise ConfigError(f"finetune.strategy={name} needs a neural encoder; "
                           f"{type(encoder).__name__} is fitted in closed form")  # fmt: skip
-    if name in ("full", "two_stage") and pretrained:
-        decay = settings.layer_decay
+    if name == "two_stage" or (name == "full" and pretrained):  # before anything freezes
+        decay = settings.layer_decay if pretrained else 1.0
         task.param_groups = layer_groups(task, encoder, lr=task.lr, layer_decay=decay)
     if name in ("frozen", "two_stage"):
         freeze_encoder(encoder)

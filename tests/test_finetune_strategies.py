@@ -140,6 +140,13 @@ def test_two_stage_trains_the_head_first_then_everything_with_layer_decay(pretra
     assert all(p.requires_grad for p in task.encoder.parameters())
 
 
+def test_two_stage_on_a_random_initialisation_still_optimises_every_weight_later():
+    task = task_for(None, "two_stage")
+    assert not any(p.requires_grad for p in task.encoder.temporal_embedding.parameters())
+    assert sum(len(g["params"]) for g in task.param_groups) == len(list(task.parameters()))
+    assert {g["lr"] for g in task.param_groups} == {task.lr}  # no decay without pretraining
+
+
 def test_full_trains_every_weight_with_layer_decay(pretrained):
     task = task_for(pretrained, "full", layer_decay=0.5)
     assert all(p.requires_grad for p in task.encoder.parameters())
