@@ -61,11 +61,13 @@ from neurodecode.models.adapters import (
     add_adapters,
     fit_ridge,
     freeze_encoder,
+    head_prefix,
     holds_adapters,
     ridge_input_layer,
+    train_head_only,
     write_linear_head,
 )
-from neurodecode.models.base import FINAL_LAYER, upgrade_state_dict
+from neurodecode.models.base import upgrade_state_dict
 from neurodecode.registry import MODELS
 
 logger = logging.getLogger(__name__)
@@ -78,7 +80,6 @@ RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 #: A model config's key naming the layers that receive adapters (not a model argument).
 PEFT_TARGETS = "peft_targets"
 SIGNAL_ARGUMENTS = ("n_chans", "n_outputs", "n_times", "sfreq", "chs_info")
-HEAD_PREFIX = f"{FINAL_LAYER}."
 #: Where a pretraining run keeps its exported encoder, and any run its last checkpoint.
 ENCODER_FOLDER = "encoder"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -259,13 +260,12 @@ def load_encoder(
             path=source.source,
             hint=f"set preprocess.resample={source.sfreq:g}",
         )
-    state = {
-        k: v for k, v in upgrade_state_dict(source.state).items() if not k.startswith(HEAD_PREFIX)
-    }
+    head = head_prefix(encoder)
+    state = {k: v for k, v in upgrade_state_dict(source.state).items() if not k.startswith(head)}
     own = encoder.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    not_head = [k for k in missing if not k.startswith(HEAD_PREFIX)]
+    not_head = [k for k in missing if not k.startswith(head)]
     if not_head or unexpected:
         raise CheckpointError(
             f"incompatible encoder: {len(not_head)} weight(s) missing from the pretrained one "
@@ -387,9 +387,7 @@ class FrozenEncoder(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         if self._frozen(trainer):
-            for name, child in pl_module.encoder.named_children():
-                if name != FINAL_LAYER:
-                    child.eval()
+            train_head_only(pl_module.encoder)
 
 
 def head_inputs(

@@ -329,3 +329,49 @@ def test_a_recipe_fine_tunes_the_pretraining_encoder_with_a_strategy(
     assert same(read_init_source(tmp_path / "run").state, read_init_source(last).state)
     with pytest.raises(CheckpointError, match="adapters"):
         read_init_source(tmp_path / "run" / "checkpoints" / "last.ckpt")
+
+
+@pytest.fixture(scope="module")
+def braindecode_source(tmp_path_factory):
+    """braindecode's EEGConformer, 'pretrained' for three classes (its head is
+    ``net.final_layer``, reached through the wrapper's ``final_layer`` property)."""
+    pytest.importorskip("braindecode")
+    torch.manual_seed(0)
+    model = build_model("braindecode", name="EEGConformer", n_chans=4, n_outputs=3,
+                        n_times=N_TIMES, sfreq=SFREQ)  # fmt: skip
+    folder = export_model(model, tmp_path_factory.mktemp("braindecode") / "m", ch_names=NAMES)
+    return read_init_source(folder)
+
+
+def braindecode_task(source, strategy: str, **settings) -> ClassificationTask:
+    torch.manual_seed(1)
+    model = {"_target_": "braindecode", "name": "EEGConformer"}
+    task = ClassificationTask(model=model, n_chans=4, n_outputs=2, n_times=N_TIMES, sfreq=SFREQ,
+                              ch_names=NAMES, lr=1e-2, warmup_fraction=0.0)  # fmt: skip
+    report = initialise(task, source, sfreq=SFREQ, strategy=strategy, **settings)
+    assert report.missing == ["net.final_layer.bias", "net.final_layer.weight"]  # a new head
+    return task
+
+
+def test_strategies_work_on_a_braindecode_model_whose_head_sits_elsewhere(braindecode_source):
+    task = braindecode_task(braindecode_source, "frozen")
+    before = {k: v for k, v in encoder_state(task).items() if not k.startswith("net.final")}
+    fit(task)
+    after = encoder_state(task)
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    assert not same(after, before)  # the head trained
+
+    task = braindecode_task(braindecode_source, "lora", targets=["queries", "values"])
+    adapted = [name for name, _ in adapter_layers(task.encoder)]
+    assert adapted and all(name.endswith((".queries", ".values")) for name in adapted)
+    with pytest.raises(ConfigError, match="names no adaptable layer"):
+        add_adapters(encoder_of(braindecode_source), "lora", ["final_layer"])
+
+    task = braindecode_task(braindecode_source, "ridge")
+    task.fit_closed_form(Windows())
+    assert all(torch.equal(encoder_state(task)[k], v) for k, v in before.items())
+
+
+def encoder_of(source) -> nn.Module:
+    arguments = {k: v for k, v in source.model.items() if k != "_target_"}
+    return build_model(source.model["_target_"], **arguments)

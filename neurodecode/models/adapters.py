@@ -56,6 +56,13 @@ def head_of(model: nn.Module) -> nn.Module:
     return head
 
 
+def head_prefix(model: nn.Module) -> str:
+    """Where the head's weights sit in ``model.state_dict()``: ``"final_layer."``, or e.g.
+    ``"net.final_layer."`` for a wrapper whose ``final_layer`` is a property."""
+    head = head_of(model)
+    return next(f"{name}." for name, module in model.named_modules() if module is head)
+
+
 def freeze_encoder(model: nn.Module) -> None:
     """Stop every parameter outside the head from training; the head trains."""
     head = {id(p) for p in head_of(model).parameters()}
@@ -63,13 +70,24 @@ def freeze_encoder(model: nn.Module) -> None:
         parameter.requires_grad = id(parameter) in head
 
 
+def train_head_only(model: nn.Module) -> None:
+    """Evaluation mode for the model (no dropout, batch-norm statistics kept), training
+    mode for its head: a frozen encoder computes what it computed when loaded."""
+    model.eval()
+    head_of(model).train()
+
+
 def adaptable_modules(model: nn.Module) -> list[str]:
-    """Names of the layers outside the head that can receive an adapter."""
-    prefix = f"{FINAL_LAYER}."
+    """Names of the layers outside the head that can receive an adapter.
+
+    The head is told by identity, not by name: a wrapper may expose a head that lives
+    elsewhere in its module tree (neurodecode's braindecode models: ``net.final_layer``).
+    """
+    head = {id(module) for module in head_of(model).modules()}
     return [
         name
         for name, module in model.named_modules()
-        if isinstance(module, ADAPTABLE) and not name.startswith(prefix)
+        if isinstance(module, ADAPTABLE) and id(module) not in head
     ]
 
 
