@@ -43,7 +43,7 @@ import logging
 import math
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ from neurodecode.models.adapters import (
     freeze_encoder,
     head_prefix,
     holds_adapters,
+    model_arguments,
     ridge_input_layer,
     train_head_only,
     write_linear_head,
@@ -77,8 +78,6 @@ STRATEGIES = ("frozen", "ridge", *ADAPTERS, "full", "two_stage")
 ADAPTER_DEFAULTS = {"rank": 8, "alpha": 16.0, "dropout": 0.0}
 #: Ridge penalties tried when the config leaves them out.
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
-#: A model config's key naming the layers that receive adapters (not a model argument).
-PEFT_TARGETS = "peft_targets"
 SIGNAL_ARGUMENTS = ("n_chans", "n_outputs", "n_times", "sfreq", "chs_info")
 #: Where a pretraining run keeps its exported encoder, and any run its last checkpoint.
 ENCODER_FOLDER = "encoder"
@@ -215,7 +214,7 @@ def model_for_task(model: Mapping[str, Any], source: InitSource | None) -> dict[
     ``finetune.targets``) is not a model argument and is left out.
     """
     if source is None:
-        return {k: v for k, v in model.items() if k != PEFT_TARGETS}
+        return model_arguments(model)
     pretrained = architecture(source.model)
     if model.get("_target_") != pretrained.get("_target_"):
         logger.info(
@@ -503,6 +502,11 @@ def initialise(
     LoadReport or None
         What was loaded (None without ``source``).
     """
+    known = [f.name for f in fields(Strategy)]
+    for key in settings:
+        if key not in known:
+            raise ConfigError(f"unknown fine-tuning setting finetune.{key}",
+                              hint=did_you_mean(key, known))  # fmt: skip
     chosen = Strategy(strategy=strategy, **settings)
     if source is None and chosen.strategy == "full":
         return None  # plain training of a new model

@@ -256,6 +256,8 @@ def test_unknown_strategies_and_settings_are_refused(pretrained):
         task_for(pretrained, "two_stage", head_epochs=0)
     with pytest.raises(ConfigError, match="rnak"):
         task_for(pretrained, "lora", targets=["qkv"], adapter={"rnak": 4})
+    with pytest.raises(ConfigError, match="finetune.mode"):  # the key before strategies
+        task_for(pretrained, "frozen", mode="linear_probe")
     assert STRATEGIES == ("frozen", "ridge", "lora", "ia3", "dora", "full", "two_stage")
 
 

@@ -31,12 +31,19 @@ from torch import Tensor, nn
 from neurodecode.errors import ConfigError
 from neurodecode.models.base import FINAL_LAYER
 
+#: A model config's key naming the layers that receive adapters (not a model argument).
+PEFT_TARGETS = "peft_targets"
 #: Adapter kinds of ``peft`` that :func:`add_adapters` builds.
 ADAPTERS = ("lora", "ia3", "dora")
 #: Layer types ``peft`` can put an adapter on.
 ADAPTABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 #: Activations ``f`` with ``f(z) - f(-z) = z``: a hidden layer of them can carry a linear map.
 ODD_PART_IDENTITY = (nn.GELU, nn.SiLU, nn.ReLU)
+
+
+def model_arguments(model: Mapping[str, Any]) -> dict[str, Any]:
+    """A model config without :data:`PEFT_TARGETS`: what the model is built with."""
+    return {k: v for k, v in model.items() if k != PEFT_TARGETS}
 
 
 def head_of(model: nn.Module) -> nn.Module:

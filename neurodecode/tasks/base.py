@@ -32,6 +32,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from neurodecode.models.adapters import model_arguments
 from neurodecode.registry import instantiate
 
 
@@ -101,7 +102,8 @@ def build_encoder(
     Parameters
     ----------
     model : mapping
-        ``{"_target_": <registered model name>, **architecture}``.
+        ``{"_target_": <registered model name>, **architecture}`` (a ``peft_targets`` key,
+        read by fine-tuning, is not an argument and is left out).
     n_chans, n_outputs, n_times, sfreq : int, int, int, float
         The signal contract (braindecode's argument names).
     ch_names : sequence of str, optional
@@ -119,7 +121,7 @@ def build_encoder(
             for name, xyz in zip(ch_names, positions, strict=True)
         ]
     return instantiate(
-        dict(model),
+        model_arguments(model),
         n_chans=n_chans,
         n_outputs=n_outputs,
         n_times=n_times,
