@@ -26,25 +26,38 @@ except the output head, which is new. Loading reports matched, missing and unexp
 weights and refuses, before copying anything, an encoder of another architecture, other
 shapes, another sampling rate, or any missing or unexpected weight outside the head.
 
-Modes: ``linear_probe`` trains only the head (encoder frozen); ``finetune`` trains
-everything with layer-wise learning-rate decay (layer ``l`` of ``L`` gets
-``lr * layer_decay ** (L - l)``; the head gets ``lr``).
+Strategies (``finetune.strategy``, :func:`apply_strategy`; generic over any encoder with
+a ``final_layer`` head, the operations in :mod:`neurodecode.models.adapters`):
+
+* ``frozen``: the head trains, the encoder is frozen (in evaluation mode, so its weights and
+  batch-norm statistics stay bit for bit as pretrained);
+* ``ridge``: the head is a ridge classifier fitted in closed form on the frozen features,
+  its penalty chosen on the validation split, written into ``final_layer``;
+* ``lora``, ``ia3``, ``dora``: adapters of the ``peft`` library on the layers the model
+  config names (``peft_targets``); the adapters and the head train; an export merges them;
+* ``full`` (the default): everything trains with layer-wise learning-rate decay (layer
+  ``l`` of ``L`` gets ``lr * layer_decay ** (L - l)``; the head gets ``lr``);
+* ``two_stage``: ``head_epochs`` epochs of ``frozen``, then ``full``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
-from neurodecode.errors import CheckpointError, ConfigError, ContractError
-from neurodecode.hub.export import read_task_checkpoint
+from neurodecode.errors import CheckpointError, ConfigError, ContractError, did_you_mean
+from neurodecode.hub.export import export_run, read_task_checkpoint
 from neurodecode.hub.format import CONFIG_NAME, RESULTS_NAME
 from neurodecode.hub.foundation import (
     BraindecodeSource,
@@ -53,14 +66,29 @@ from neurodecode.hub.foundation import (
     read_braindecode_source,
 )
 from neurodecode.hub.load import from_pretrained, inside, load_state, read_run_record
-from neurodecode.models.base import FINAL_LAYER, upgrade_state_dict
+from neurodecode.models.adapters import (
+    ADAPTERS,
+    add_adapters,
+    fit_ridge,
+    freeze_encoder,
+    head_prefix,
+    holds_adapters,
+    model_arguments,
+    ridge_input_layer,
+    train_head_only,
+    write_linear_head,
+)
+from neurodecode.models.base import upgrade_state_dict
 from neurodecode.registry import MODELS
 
 logger = logging.getLogger(__name__)
 
-MODES = ("linear_probe", "finetune")
+STRATEGIES = ("frozen", "ridge", *ADAPTERS, "full", "two_stage")
+#: LoRA/DoRA settings (``finetune.adapter``) when the config leaves them out.
+ADAPTER_DEFAULTS = {"rank": 8, "alpha": 16.0, "dropout": 0.0}
+#: Ridge penalties tried when the config leaves them out.
+RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 SIGNAL_ARGUMENTS = ("n_chans", "n_outputs", "n_times", "sfreq", "chs_info")
-HEAD_PREFIX = f"{FINAL_LAYER}."
 #: Where a pretraining run keeps its exported encoder, and any run its last checkpoint.
 ENCODER_FOLDER = "encoder"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -156,7 +184,7 @@ def _read_run(run: Path) -> InitSource | None:
         return _read_export(encoder)
     last = (record.get("checkpoints") or {}).get("last") or LAST_CHECKPOINT
     checkpoint = inside(run, last, recorded_in=where)
-    return _read_checkpoint(checkpoint) if checkpoint.is_file() else None
+    return _read_checkpoint(checkpoint, run=run) if checkpoint.is_file() else None
 
 
 def _read_export(source: str | Path) -> InitSource:
@@ -165,8 +193,21 @@ def _read_export(source: str | Path) -> InitSource:
     return InitSource(dict(pretrained.config["model"]), state, str(source))
 
 
-def _read_checkpoint(path: Path) -> InitSource:
+def _read_checkpoint(path: Path, run: Path | None = None) -> InitSource:
+    """The encoder of a task's checkpoint; one with adapters (``finetune.strategy=lora|ia3|
+    dora``) is exported from its ``run`` folder, adapters merged, and read from there."""
     encoder, hparams = read_task_checkpoint(path)  # plain data, registered model only
+    if holds_adapters(encoder):
+        if run is None:
+            raise CheckpointError(
+                "the checkpoint holds fine-tuning adapters (finetune.strategy=lora|ia3|dora); "
+                "merging them needs its run's results.json",
+                path=path,
+                hint="give init_from the run folder, or an export of it (neurodecode hub export)",
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            merged = _read_export(export_run(run, Path(tmp) / "export", checkpoint=str(path)))
+        return InitSource(merged.model, merged.state, str(path))
     model = dict(hparams["model"])
     for key in ("n_chans", "n_times", "sfreq"):
         if key in hparams:
@@ -183,9 +224,13 @@ def model_for_task(
     model: Mapping[str, Any], source: InitSource | BraindecodeSource | None
 ) -> dict[str, Any]:
     """The model config a task is built with: the recipe's (also for braindecode-format
-    weights, whose config names no class), or the pretrained architecture."""
+    weights, whose config names no class), or the pretrained architecture.
+
+    The recipe's ``peft_targets`` (read by the adapter strategies through
+    ``finetune.targets``) is not a model argument and is left out.
+    """
     if source is None or isinstance(source, BraindecodeSource):
-        return dict(model)
+        return model_arguments(model)
     pretrained = architecture(source.model)
     if model.get("_target_") != pretrained.get("_target_"):
         logger.info(
@@ -230,13 +275,12 @@ def load_encoder(
             path=source.source,
             hint=f"set preprocess.resample={source.sfreq:g}",
         )
-    state = {
-        k: v for k, v in upgrade_state_dict(source.state).items() if not k.startswith(HEAD_PREFIX)
-    }
+    head = head_prefix(encoder)
+    state = {k: v for k, v in upgrade_state_dict(source.state).items() if not k.startswith(head)}
     own = encoder.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    not_head = [k for k in missing if not k.startswith(HEAD_PREFIX)]
+    not_head = [k for k in missing if not k.startswith(head)]
     if not_head or unexpected:
         raise CheckpointError(
             f"incompatible encoder: {len(not_head)} weight(s) missing from the pretrained one "
@@ -260,7 +304,7 @@ def layer_groups(
     ``lr``. Frozen parameters are left out.
     """
     if not 0.0 < layer_decay <= 1.0:
-        raise ConfigError(f"layer_decay must lie in (0, 1], got {layer_decay}")
+        raise ConfigError(f"finetune.layer_decay must lie in (0, 1], got {layer_decay}")
     layer_of = getattr(encoder, "layer_of", None)
     encoder_ids = {id(p) for p in encoder.parameters()}
     by_layer: dict[int, list[nn.Parameter]] = {}
@@ -285,32 +329,214 @@ def layer_groups(
     return groups
 
 
-def initialise(
-    task: nn.Module,
-    source: InitSource | BraindecodeSource,
-    *,
-    mode: str = "finetune",
-    layer_decay: float = 0.75,
-    min_matched: float = 0.9,
-    sfreq: float | None = None,
-) -> LoadReport | Coverage:
-    """Load ``source`` into ``task.encoder`` and set up ``linear_probe`` or ``finetune``.
+@dataclass(frozen=True)
+class Strategy:
+    """What ``finetune.*`` asks for (``configs/train.yaml``), checked.
 
-    ``task`` is a :class:`~neurodecode.tasks.base.DecodingTask`; its ``param_groups`` are
-    set for layer-wise decay, and in ``linear_probe`` mode every encoder weight outside the
-    head is frozen. braindecode-format weights are loaded by
-    :func:`neurodecode.hub.foundation.load_braindecode`, refused below ``min_matched``.
+    Attributes
+    ----------
+    strategy : str
+        One of :data:`STRATEGIES`.
+    layer_decay : float
+        ``full`` and ``two_stage``: layer ``l`` of ``L`` trains at ``lr * layer_decay **
+        (L - l)``, the head at ``lr``.
+    head_epochs : int
+        ``two_stage``: epochs that train the head alone before everything trains.
+    targets : list of str, optional
+        ``lora``, ``ia3``, ``dora``: the layers that receive adapters (names or name
+        endings; by default the model config's ``peft_targets``).
+    adapter : dict
+        ``rank``, ``alpha`` and ``dropout`` of LoRA and DoRA adapters.
+    ridge_alphas : tuple of float
+        ``ridge``: the penalties tried, the one chosen on the validation split.
     """
-    if mode not in MODES:
-        raise ConfigError(f"unknown fine-tuning mode {mode!r}; expected one of {MODES}")
+
+    strategy: str = "full"
+    layer_decay: float = 0.75
+    head_epochs: int = 1
+    targets: list[str] | None = None
+    adapter: dict[str, Any] = field(default_factory=dict)
+    ridge_alphas: tuple[float, ...] = RIDGE_ALPHAS
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"unknown finetune.strategy {self.strategy!r}; expected one of "
+                f"{', '.join(STRATEGIES)}",
+                hint=did_you_mean(str(self.strategy), STRATEGIES),
+            )
+        if (
+            isinstance(self.head_epochs, bool)
+            or not isinstance(self.head_epochs, int)
+            or (self.head_epochs < 1)
+        ):
+            raise ConfigError(f"finetune.head_epochs must be a whole number >= 1, got "
+                              f"{self.head_epochs!r}")  # fmt: skip
+        unknown = sorted(set(self.adapter) - set(ADAPTER_DEFAULTS))
+        if unknown:
+            raise ConfigError(
+                f"unknown finetune.adapter key(s) {unknown}; expected {sorted(ADAPTER_DEFAULTS)}"
+            )
+
+
+class FrozenEncoder(L.Callback):
+    """Keeps the encoder outside its head in evaluation mode while it does not train.
+
+    So dropout is off and batch-norm statistics stay as pretrained: the frozen encoder
+    computes exactly what it computed before fine-tuning. With ``unfreeze_at`` (the
+    ``two_stage`` strategy), every encoder weight trains from that epoch on.
+    """
+
+    def __init__(self, unfreeze_at: int | None = None) -> None:
+        self.unfreeze_at = unfreeze_at
+
+    def _frozen(self, trainer: L.Trainer) -> bool:
+        return self.unfreeze_at is None or trainer.current_epoch < self.unfreeze_at
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._frozen(trainer):
+            for parameter in pl_module.encoder.parameters():
+                parameter.requires_grad = True
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._frozen(trainer):
+            train_head_only(pl_module.encoder)
+
+
+def head_inputs(
+    task: Any, layer: nn.Module, loader: Iterable[Mapping[str, Any]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs of ``layer`` (the head's first linear layer) and the labels, over ``loader``.
+
+    Computed in evaluation mode without gradients, on the GPU when there is one.
+    """
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    before = next(task.parameters()).device
+    task.to(device).eval()
+    features: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    hook = layer.register_forward_pre_hook(
+        lambda module, args: features.append(args[0].detach().double().cpu())
+    )
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                task.encode(moved)
+                labels.append(torch.as_tensor(batch["y"]).long().cpu())
+    finally:
+        hook.remove()
+        task.to(before)
+    if not features:
+        return np.zeros((0, layer.in_features)), np.zeros(0, dtype=np.int64)
+    return torch.cat(features).numpy(), torch.cat(labels).numpy()
+
+
+def fit_ridge_head(task: Any, datamodule: L.LightningDataModule, alphas: Sequence[float]) -> float:
+    """Fit the head of ``task.encoder`` as a ridge classifier on the frozen features.
+
+    The penalty is chosen on the validation split; the encoder is not changed.
+
+    Returns
+    -------
+    float
+        The penalty chosen.
+    """
+    datamodule.setup("fit")
+    layer = ridge_input_layer(task.encoder)
+    train = head_inputs(task, layer, datamodule.train_dataloader())
+    if not len(train[1]):
+        raise ConfigError("finetune.strategy=ridge: the training split has no windows")
+    validation = head_inputs(task, layer, datamodule.val_dataloader())
+    weight, bias, alpha = fit_ridge(train, validation, int(task.encoder.n_outputs), alphas)
+    write_linear_head(task.encoder, weight, bias)
+    logger.info(
+        "ridge head fitted in closed form on %d training windows (alpha=%g, chosen on %d "
+        "validation windows)", len(train[1]), alpha, len(validation[1])
+    )  # fmt: skip
+    return alpha
+
+
+def apply_strategy(task: Any, settings: Strategy, *, pretrained: bool = True) -> None:
+    """Set up ``task`` (a :class:`~neurodecode.tasks.base.DecodingTask`) to train as
+    ``settings`` say: which weights train, at which learning rates, in which order.
+
+    Without pretrained weights (``pretrained=False``), ``full`` trains every weight at the
+    task's learning rate (no layer-wise decay) and the other strategies run on the random
+    initialisation.
+    """
+    name, encoder = settings.strategy, task.encoder
+    if getattr(encoder, "closed_form", False):
+        if name == "full":
+            return
+        raise ConfigError(f"finetune.strategy={name} needs a neural encoder; "
+                          f"{type(encoder).__name__} is fitted in closed form")  # fmt: skip
+    if name == "two_stage" or (name == "full" and pretrained):  # before anything freezes
+        decay = settings.layer_decay if pretrained else 1.0
+        task.param_groups = layer_groups(task, encoder, lr=task.lr, layer_decay=decay)
+    if name in ("frozen", "two_stage"):
+        freeze_encoder(encoder)
+        task.callbacks = [FrozenEncoder(settings.head_epochs if name == "two_stage" else None)]
+    if name == "ridge":  # nothing trains by gradient: the head is fitted in closed form
+        for parameter in task.parameters():
+            parameter.requires_grad = False
+        task.head_fit = functools.partial(fit_ridge_head, task, alphas=settings.ridge_alphas)
+    if name in ADAPTERS:
+        adapter = {**ADAPTER_DEFAULTS, **settings.adapter}
+        names = add_adapters(encoder, name, settings.targets, **adapter)
+        logger.info("%s adapters on %d layers: %s", name, len(names), ", ".join(names))
+    trainable = sum(p.numel() for p in encoder.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in encoder.parameters())
+    logger.info("finetune.strategy=%s: %d of %d encoder weights train", name, trainable, total)
+
+
+def initialise(
+    task: Any,
+    source: InitSource | BraindecodeSource | None,
+    *,
+    sfreq: float | None = None,
+    strategy: str = "full",
+    min_matched: float = 0.9,
+    **settings: Any,
+) -> LoadReport | Coverage | None:
+    """Load ``source`` (if any) into ``task.encoder`` and set up the fine-tuning strategy.
+
+    Parameters
+    ----------
+    task : DecodingTask
+        The task, built with the pretrained architecture (:func:`model_for_task`).
+    source : InitSource, BraindecodeSource or None
+        The pretrained encoder (braindecode-format weights are loaded by
+        :func:`neurodecode.hub.foundation.load_braindecode`, refused below ``min_matched``);
+        None: the strategy runs on the random initialisation.
+    sfreq : float, optional
+        The data's sampling rate, checked against the pretrained one.
+    strategy : str
+        One of :data:`STRATEGIES`; ``settings`` are the other fields of :class:`Strategy`.
+    min_matched : float
+        braindecode-format weights: least share of the model's tensors (outside the head)
+        that must come from the file.
+
+    Returns
+    -------
+    LoadReport, Coverage or None
+        What was loaded (None without ``source``).
+    """
+    known = [f.name for f in fields(Strategy)]
+    for key in settings:
+        if key not in known:
+            raise ConfigError(f"unknown fine-tuning setting finetune.{key}",
+                              hint=did_you_mean(key, known))  # fmt: skip
+    chosen = Strategy(strategy=strategy, **settings)
+    if source is None and chosen.strategy == "full":
+        return None  # plain training of a new model
     if isinstance(source, BraindecodeSource):
         report = load_braindecode(task.encoder, source, min_matched=min_matched)
     else:
-        report = load_encoder(task.encoder, source, sfreq=sfreq)
-    if mode == "linear_probe":
-        head = {id(p) for p in task.encoder.final_layer.parameters()}
-        for parameter in task.encoder.parameters():
-            parameter.requires_grad = id(parameter) in head
-        layer_decay = 1.0
-    task.param_groups = layer_groups(task, task.encoder, lr=task.lr, layer_decay=layer_decay)
+        report = None if source is None else load_encoder(task.encoder, source, sfreq=sfreq)
+    if source is None:
+        logger.warning("finetune.strategy=%s on a random initialisation (no init_from)", strategy)
+    apply_strategy(task, chosen, pretrained=source is not None)
     return report

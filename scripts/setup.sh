@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or refresh) the project's virtual environment in .venv and install neurodecode
-# with its test and baseline extras. Safe to run again: it does nothing when pyproject.toml
-# and this script are unchanged since the last successful install.
+# with its test, baseline and fine-tuning extras. Safe to run again: it does nothing when
+# pyproject.toml and this script are unchanged since the last successful install.
 #
 # Environment:
 #   NEURODECODE_VENV           where to put the environment (default: <repo>/.venv)
@@ -78,7 +78,7 @@ if ! torch_version >/dev/null; then
   "$py" -m pip install --quiet "torch==${NEURODECODE_TORCH_VERSION:-2.13.0}"
 fi
 torch_pin="torch==$(torch_version)"
-"$py" -m pip install --quiet "$torch_pin" -e "$root[dev,braindecode]"
+"$py" -m pip install --quiet "$torch_pin" -e "$root[dev,braindecode,finetune]"
 
 # SzCORE's reference scoring, for the conformance tests: both packages declare Python >= 3.12
 # but import on 3.11, and their dependencies that matter (timescoring, numpy, pandas) are

@@ -78,7 +78,15 @@ COMPOSE = [
     "python -m neurodecode.train recipe=pretrain trainer.max_steps=50",
     "python -m neurodecode.train recipe=seizure data=simulated init_from=runs/pretrain/<time>",
     "python -m neurodecode.train recipe=motor_imagery init_from=hf://org/name "
-    "finetune.mode=linear_probe",
+    "finetune.strategy=frozen",
+    "python -m neurodecode.train recipe=seizure data=simulated init_from=runs/pretrain/<time> "
+    "finetune.strategy=ridge",
+    "python -m neurodecode.train recipe=seizure data=simulated init_from=runs/pretrain/<time> "
+    "finetune.strategy=lora",
+    "python -m neurodecode.train recipe=motor_imagery init_from=hf://org/name "
+    "finetune.strategy=lora 'finetune.targets=[qkv,out,mlp.0,mlp.3]' finetune.adapter.rank=16",
+    "python -m neurodecode.train recipe=motor_imagery init_from=hf://org/name "
+    "finetune.strategy=two_stage finetune.head_epochs=3",
     "python -m neurodecode.train recipe=pretrain trainer.max_steps=250 "
     "'data.datasets.eegmmidb.prepare.runs=[1,5,6,9,10,13,14]' model.dim=32 model.depth=2 "
     "model.n_heads=2 model.head_hidden=32 task.module.target_norm=none "

@@ -16,9 +16,9 @@
 # `recipe=pretrain` trains a montage-agnostic `patch_conformer` encoder by masked
 # reconstruction: patches of (channel, time) are hidden and the encoder reconstructs them,
 # across datasets with different channels and rates. Any recipe then starts from it with
-# `init_from=<pretraining run | exported folder | .ckpt | Hub id>`; `finetune.mode=linear_probe`
-# freezes the encoder and trains only a new head, the usual test of what the representation
-# holds.
+# `init_from=<pretraining run | exported folder | .ckpt | Hub id>`; `finetune.strategy=ridge`
+# freezes the encoder and fits a new linear head in closed form (a ridge classifier), the
+# usual test of what the representation holds.
 #
 # To stay offline and short, this notebook pretrains a very small encoder for a few dozen
 # steps on simulated EEG only and probes it on the simulated seizure task for one epoch. The
@@ -79,17 +79,18 @@ losses.tail()
 # The seizure recipe with `init_from` builds the task's encoder with the **pretrained**
 # architecture (the recipe's `model` group is replaced), copies every pretrained weight and
 # adds a new head; loading reports matched and new weights and refuses an encoder of another
-# architecture or sampling rate. With `finetune.mode=linear_probe` only the head trains.
+# architecture or sampling rate. With `finetune.strategy=ridge` the encoder is frozen and the
+# head is a ridge classifier on its features, fitted in closed form (no epoch).
 # Shell equivalent:
 #
 # ```bash
-# python -m neurodecode.train recipe=seizure data=simulated init_from=runs/pretrain/<time> finetune.mode=linear_probe
+# python -m neurodecode.train recipe=seizure data=simulated init_from=runs/pretrain/<time> finetune.strategy=ridge
 # ```
 
 # %%
 probe_overrides = [
     "recipe=seizure", "data=simulated", f"init_from={pretrain_dir}",
-    "finetune.mode=linear_probe", "trainer.max_epochs=1",
+    "finetune.strategy=ridge",
     "preprocess.windows.stride_s=4", "data.datamodule.batch_size=64",
     "trainer.enable_progress_bar=false",
 ]  # fmt: skip
@@ -98,7 +99,8 @@ for line in train.summary_lines(train.read_results(probe_dir)):
     print(line)
 
 # %% [markdown]
-# `finetune.mode=finetune` (the default) trains all weights instead, with layer-wise
-# learning-rate decay (`finetune.layer_decay`). Thirty steps of pretraining on a simulation
+# `finetune.strategy=full` (the default) trains all weights instead, with layer-wise
+# learning-rate decay (`finetune.layer_decay`); `frozen`, `lora`, `ia3`, `dora` and
+# `two_stage` lie in between (docs/pretraining.md, "Choosing an encoder and a strategy"). Thirty steps of pretraining on a simulation
 # teach the encoder little: compare probes of encoders pretrained for longer on real data
 # against a randomly initialised one before drawing conclusions.

@@ -47,6 +47,7 @@ from neurodecode.hub.load import (
     read_run_record,
     refuse_interpolations,
 )
+from neurodecode.models.adapters import ADAPTERS, add_adapters, merge_adapters
 from neurodecode.models.base import EncoderBase
 from neurodecode.registry import MODELS
 
@@ -147,7 +148,7 @@ def export_model(
     ----------
     model : torch.nn.Module
         A registered neurodecode model (see the module docstring for how its constructor
-        arguments are found).
+        arguments are found); fine-tuning adapters are merged into a copy first.
     out_dir : str or Path
         Folder to write; created if needed. Existing export files in it are replaced.
     ch_names : sequence of str, optional
@@ -178,6 +179,7 @@ def export_model(
     Path
         ``out_dir``.
     """
+    model = merge_adapters(model)  # a copy, LoRA/IA3/DoRA in the weights: loads without peft
     arch = model_config(model, model_name=model_name, model_kwargs=model_kwargs)
     signal = {**_signal_contract(arch, ch_names, ch_pos), "units": units}
     out = Path(out_dir)
@@ -339,7 +341,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
     checkpoints under ``checkpoints/``. The checkpoint is read with
     ``torch.load(weights_only=True)`` (tensors and plain types only; this is for checkpoints
     you produced yourself, downloaded files are never read this way); the architecture and
-    signal contract come from its hyper-parameters, which are those of the task. A
+    signal contract come from its hyper-parameters, which are those of the task, and the
+    adapters of a ``finetune.strategy=lora|ia3|dora`` run (merged) from its config. A
     pretraining run, which exports its encoder to ``encoder/`` itself, is copied
     (:func:`copy_export`).
 
@@ -366,8 +369,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
     kwargs = _encoder_arguments(hparams, results, ckpt_path)
     name = kwargs.pop("_target_")
     model = build_model(name, **kwargs)
-    load_state(model, encoder_state, path=ckpt_path)
     config = results.get("config") or {}
+    add_run_adapters(model, config.get("finetune") or {})
+    load_state(model, encoder_state, path=ckpt_path)
     data = results.get("data") or {}
     return export_model(
         model.eval(),
@@ -387,6 +391,14 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
             }
         },
     )
+
+
+def add_run_adapters(model: torch.nn.Module, finetune: Mapping[str, Any]) -> None:
+    """The adapters a run trained (``finetune.strategy=lora|ia3|dora``), put on ``model``
+    so that the run's checkpoint loads into it; :func:`export_model` then merges them."""
+    strategy = finetune.get("strategy")
+    if strategy in ADAPTERS:
+        add_adapters(model, strategy, finetune.get("targets"), **(finetune.get("adapter") or {}))
 
 
 def _checkpoint_path(run: Path, results: Mapping[str, Any], which: str) -> Path:

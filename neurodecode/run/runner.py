@@ -219,16 +219,16 @@ def build_task(
 ) -> DecodingTask:
     """The task of ``cfg.task`` sized by ``data``, its encoder the recipe's ``cfg.model`` or,
     with ``cfg.init_from``, the pretrained one ``init`` (:mod:`neurodecode.finetune`; read
-    here unless the caller read it first, as :func:`run` does before any data work)."""
+    here unless the caller read it first, as :func:`run` does before any data work), set up
+    as ``cfg.finetune.strategy`` says."""
     if init is None and cfg.init_from:
         init = read_init_source(cfg.init_from)
     model = model_for_task(OmegaConf.to_container(cfg.model, resolve=True), init)
     task = task_cls.from_data(cfg, data, model)
-    if init is not None:
-        finetune = OmegaConf.to_container(cfg.finetune, resolve=True)
-        report = initialise(task, init, sfreq=float(data.arguments["sfreq"]), **finetune)
-        if isinstance(report, Coverage) and cfg.paths.run_dir:
-            write_coverage(report, Path(cfg.paths.run_dir))
+    finetune = OmegaConf.to_container(cfg.finetune, resolve=True)
+    report = initialise(task, init, sfreq=float(data.arguments["sfreq"]), **finetune)
+    if isinstance(report, Coverage) and cfg.paths.run_dir:
+        write_coverage(report, Path(cfg.paths.run_dir))
     return task
 
 

@@ -22,7 +22,7 @@ encoder with that model-card description.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -32,6 +32,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from neurodecode.models.adapters import model_arguments
 from neurodecode.registry import instantiate
 
 
@@ -101,7 +102,8 @@ def build_encoder(
     Parameters
     ----------
     model : mapping
-        ``{"_target_": <registered model name>, **architecture}``.
+        ``{"_target_": <registered model name>, **architecture}`` (a ``peft_targets`` key,
+        read by fine-tuning, is not an argument and is left out).
     n_chans, n_outputs, n_times, sfreq : int, int, int, float
         The signal contract (braindecode's argument names).
     ch_names : sequence of str, optional
@@ -119,7 +121,7 @@ def build_encoder(
             for name, xyz in zip(ch_names, positions, strict=True)
         ]
     return instantiate(
-        dict(model),
+        model_arguments(model),
         n_chans=n_chans,
         n_outputs=n_outputs,
         n_times=n_times,
@@ -160,6 +162,10 @@ class DecodingTask(L.LightningModule):
     # AdamW parameter groups (e.g. layer-wise lr decay set by neurodecode.finetune);
     # None: every trainable parameter at ``lr``.
     param_groups: list[dict[str, Any]] | None = None
+    # Set by the fine-tuning strategy (neurodecode.finetune): callbacks it brings to the
+    # trainer, and a closed-form fit of the head that replaces training (ridge).
+    callbacks: Sequence[L.Callback] = ()
+    head_fit: Callable[[L.LightningDataModule], Any] | None = None
 
     def __init__(
         self,
@@ -191,15 +197,19 @@ class DecodingTask(L.LightningModule):
     @property
     def closed_form(self) -> bool:
         """Whether the encoder is fitted once on the training windows (a classical model)
-        rather than trained by gradient descent."""
-        return bool(getattr(self.encoder, "closed_form", False))
+        rather than trained by gradient descent, or only its head is (:attr:`head_fit`)."""
+        return self.head_fit is not None or bool(getattr(self.encoder, "closed_form", False))
 
     def fit_closed_form(self, datamodule: L.LightningDataModule) -> None:
         """Fit a closed-form encoder on every window of the training loader, once.
 
         Validation selects nothing (there is no epoch to choose); ``balanced`` loaders
-        give their class-balanced draw of the training windows.
+        give their class-balanced draw of the training windows. With :attr:`head_fit`,
+        that fits the head instead.
         """
+        if self.head_fit is not None:
+            self.head_fit(datamodule)
+            return
         datamodule.setup("fit")
         batches = list(datamodule.train_dataloader())
         x = torch.cat([batch["x"] for batch in batches]).numpy()
@@ -247,6 +257,10 @@ class DecodingTask(L.LightningModule):
                 model.clip_grad_norm_(gradient_clip_val)
                 return
         super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The fine-tuning strategy's callbacks (:attr:`callbacks`), added to the trainer's."""
+        return list(self.callbacks)
 
     def configure_optimizers(self) -> dict[str, Any]:
         parameters = self.param_groups or [p for p in self.parameters() if p.requires_grad]

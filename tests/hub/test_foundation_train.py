@@ -131,7 +131,7 @@ def test_channels_zeroed_in_some_recordings_are_refused_unless_allowed(tmp_path)
     assert record_input_report(other, scaling=None, qc_report=None, run_dir=tmp_path) is None
 
 
-def test_linear_probe_trains_only_braindecode_s_own_head(tmp_path):
+def test_frozen_strategy_trains_only_braindecode_s_own_head(tmp_path):
     import braindecode.models as zoo
 
     saved = tmp_path / "w"
@@ -143,6 +143,6 @@ def test_linear_probe_trains_only_braindecode_s_own_head(tmp_path):
         model={"_target_": "biot", "model_sfreq": 128.0, "embed_dim": 16, "num_heads": 2,
                "num_layers": 1},
     )  # fmt: skip
-    initialise(task, read_braindecode_source(saved), mode="linear_probe")
+    initialise(task, read_braindecode_source(saved), strategy="frozen")
     trainable = [n for n, p in task.encoder.named_parameters() if p.requires_grad]
     assert trainable and all(n.startswith("net.final_layer.") for n in trainable)

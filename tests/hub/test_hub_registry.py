@@ -65,7 +65,7 @@ def test_exports_from_before_the_encoder_base_still_load(tmp_path):
         "patch_conformer", n_chans=4, n_outputs=3, n_times=128, sfreq=64.0, dim=16, depth=1,
         n_heads=2,
     ), 1e-3  # fmt: skip
-    report = initialise(task, read_init_source(folder), mode="linear_probe", sfreq=64.0)
+    report = initialise(task, read_init_source(folder), strategy="frozen", sfreq=64.0)
     assert report.missing and all(k.startswith("final_layer.") for k in report.missing)
     assert not report.unexpected
     config["model"]["_target_"] = "neurodecode.models.pretraining.PatchConformer"

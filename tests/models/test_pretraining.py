@@ -151,7 +151,7 @@ def test_saved_then_loaded_encoder_gives_identical_outputs(tmp_path):
     # init_from: a new model with another head receives every encoder weight
     task = torch.nn.Module()
     task.encoder, task.lr = small_encoder(n_outputs=3), 1e-3
-    report = initialise(task, read_init_source(tmp_path), mode="finetune", sfreq=SFREQ)
+    report = initialise(task, read_init_source(tmp_path), strategy="full", sfreq=SFREQ)
     assert report.missing and all(k.startswith("final_layer.") for k in report.missing)
     assert not report.unexpected
     features = task.encoder.eval()(x, positions(4), return_features=True)
@@ -177,13 +177,13 @@ def test_incompatible_encoders_are_refused(tmp_path):
         load_encoder(small_encoder(), source, sfreq=128.0)
 
 
-def test_linear_probe_freezes_the_encoder_and_finetune_decays_by_layer(tmp_path):
+def test_frozen_strategy_freezes_the_encoder_and_full_decays_by_layer(tmp_path):
     from neurodecode.hub import export_model
 
     export_model(small_encoder(), tmp_path, ch_names=["Fp1", "Fp2", "C3", "C4"])
     task = torch.nn.Module()
     task.encoder, task.lr = small_encoder(n_outputs=2), 1.0
-    initialise(task, read_init_source(tmp_path), mode="linear_probe")
+    initialise(task, read_init_source(tmp_path), strategy="frozen")
     trainable = {n for n, p in task.encoder.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("final_layer.") for n in trainable)
 
@@ -192,7 +192,7 @@ def test_linear_probe_freezes_the_encoder_and_finetune_decays_by_layer(tmp_path)
     groups = layer_groups(fresh, fresh.encoder, lr=1.0, layer_decay=0.5)
     assert [g["lr"] for g in groups] == [0.125, 0.25, 0.5, 1.0]  # embedding, 2 layers, head
     with pytest.raises(ConfigError):
-        initialise(task, read_init_source(tmp_path), mode="partial")
+        initialise(task, read_init_source(tmp_path), strategy="partial")
 
 
 def test_every_trainable_parameter_gets_a_gradient_for_data_parallel_training():
