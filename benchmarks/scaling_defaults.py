@@ -4,7 +4,7 @@ VALIDATION data only (issue 12 item 2).
 For each dataset and each scaling method (``robust_zscore`` per recording, ``fixed`` µV /
 100, ``train_split`` statistics of the training windows) the recipe runs with a few seeds;
 the model is selected on validation loss, as in every run, and the score is the validation
-accuracy of the selected epoch (from the run's CSV log), pooled over folds. Test data are
+accuracy (and loss) of the selected epoch (from the run's CSV log), pooled over folds. Test data are
 never read for this choice. The numbers are written next to each default in
 ``configs/preprocess/*.yaml``.
 
@@ -85,26 +85,29 @@ def graz_folds() -> list[list[str]]:
 DATASETS = {"bonn": bonn_folds, "eegmmidb": eegmmidb_folds, "graz": graz_folds}
 
 
-def selected_validation(run_dir: Path) -> float:
-    """Validation accuracy of the epoch with the lowest validation loss (the one selected)."""
+def selected_validation(run_dir: Path) -> tuple[float, float]:
+    """Validation accuracy and loss of the epoch with the lowest validation loss (the one
+    selected)."""
     log = pd.read_csv(next(run_dir.glob("logs/csv*/metrics.csv")))
-    val = log.dropna(subset=["val/loss"])
-    return float(val.loc[val["val/loss"].idxmin(), "val/accuracy"])
+    best = log.dropna(subset=["val/loss"]).sort_values("val/loss").iloc[0]
+    return float(best["val/accuracy"]), float(best["val/loss"])
 
 
 def measure(dataset: str, method: str, seed: int, root: Path) -> dict:
     """Pooled validation accuracy of one dataset, method and seed over its folds."""
-    correct = total = 0.0
+    correct = total = loss = 0.0
     for k, fold in enumerate(DATASETS[dataset]()):
         run_dir = root / f"{dataset}-{method}-{seed}-{k}"
         cfg = train.compose([*fold, *COMMON, f"preprocess.scaling.method={method}", f"seed={seed}"])
         results = train.run(cfg, run_dir)
         n_valid = results["data"]["split"]["valid"]["n_windows"]
-        accuracy = selected_validation(run_dir)
+        accuracy, fold_loss = selected_validation(run_dir)
         correct += accuracy * n_valid
+        loss += fold_loss * n_valid
         total += n_valid
     return {"dataset": dataset, "method": method, "seed": seed,
-            "valid_accuracy": correct / total, "n_valid": int(total)}  # fmt: skip
+            "valid_accuracy": correct / total, "valid_loss": loss / total,
+            "n_valid": int(total)}  # fmt: skip
 
 
 def main() -> None:
