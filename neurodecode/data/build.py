@@ -462,6 +462,8 @@ def _signal_layout(directory: Path, results: dict) -> tuple[list[str], list, flo
 
 
 def _units(config: DictConfig) -> str:
+    if config.scaling.method == "train_split":
+        return "µV (scaled with training-split statistics when read for a run)"
     if config.scaling.method == "fixed":
         units = f"µV / {config.scaling.scale_uv:g}"
     else:

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
+from neurodecode.data import scaling
 from neurodecode.data.splits import (
     GROUP_UNITS,
     PROTOCOLS,
@@ -134,6 +135,8 @@ class EEGDataModule(L.LightningDataModule):
         self.seed = seed
         self._splits: list[Split] | None = None
         self._described: Split | None = None  # the split setup() last logged
+        # statistics of the training split when the cache asks for them (data.scaling)
+        self.scaling: scaling.SplitStatistics | None = None
 
     @property
     def index(self) -> pd.DataFrame:
@@ -196,6 +199,7 @@ class EEGDataModule(L.LightningDataModule):
         if split is self._described:
             return
         self._described = split
+        self.scaling = scaling.fit_for(self.dataset, split.train)
         for part in ("train", "valid", "test"):
             rows = self.index.iloc[split.part(part)]
             logger.info(
@@ -243,9 +247,17 @@ class EEGDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.split.test)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the data: the training-split scaling statistics."""
+        return scaling.statistics_state(self.scaling)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the scaling statistics of a checkpoint (refused when it lacks them)."""
+        self.scaling = scaling.statistics_from_state(state_dict, self.scaling, where="checkpoint")
+
     def _loader(self, positions: np.ndarray, **kwargs: Any) -> DataLoader:
         return DataLoader(
-            Subset(self.dataset, positions.tolist()),
+            Subset(scaling.scaled(self.dataset, self.scaling), positions.tolist()),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             collate_fn=collate_windows,

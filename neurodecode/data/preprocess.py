@@ -132,8 +132,9 @@ def _validate(config: DictConfig, path: Path) -> None:
             raise ConfigError(reason, path=path)
 
     check(
-        config.scaling.method in {"robust_zscore", "fixed"},
-        f"scaling.method must be robust_zscore or fixed, not {config.scaling.method!r}",
+        config.scaling.method in {"robust_zscore", "fixed", "train_split"},
+        "scaling.method must be robust_zscore, fixed or train_split, not "
+        f"{config.scaling.method!r}",
     )
     check(
         config.scaling.per in {"channel", "recording"},

@@ -4,7 +4,8 @@
 filters and channel QC (:func:`neurodecode.data.preprocess.preprocess_recording`), the
 window grid and its labels (:mod:`neurodecode.data.windows`), window rejection
 (:func:`neurodecode.data.artifacts.reject_windows`), scaling with the statistics of the
-whole recording, clipping and window cutting. The cache build calls it once per recording;
+whole recording (µV for ``train_split``, whose statistics come from the training split:
+:mod:`neurodecode.data.scaling`), clipping and window cutting. The cache build calls it once per recording;
 ``neurodecode.predict`` calls it on a recording that fits in one span, so the windows it
 scores are the cached ones bit for bit.
 
@@ -69,7 +70,8 @@ class Scaling:
     Attributes
     ----------
     method : str
-        ``fixed`` (µV / ``scale_uv``) or ``robust_zscore`` (``(x - centre) / spread``).
+        ``fixed`` (µV / ``scale_uv``; also ``train_split``'s µV, with ``scale_uv`` 1) or
+        ``robust_zscore`` (``(x - centre) / spread``).
     centre, spread : numpy.ndarray or None
         Robust z-score statistics, float64: ``(n_chans, 1)`` per channel (NaN for channels
         without good samples) or ``(1, 1)`` for the whole recording; None for ``fixed``.
@@ -102,7 +104,13 @@ class Scaling:
 
 
 def _scaling(config: DictConfig, quantiles: np.ndarray | None, n_chans: int) -> Scaling:
-    """A :class:`Scaling` from ``(3, groups, 1)`` quartiles (None for ``fixed``)."""
+    """A :class:`Scaling` from ``(3, groups, 1)`` quartiles (None for ``fixed``).
+
+    ``train_split`` keeps the signal in µV, unclipped: the statistics of a training split
+    are applied when the windows are read (:mod:`neurodecode.data.scaling`).
+    """
+    if config.scaling.method == "train_split":
+        return Scaling("fixed", None, None, 1.0, None)
     centre = spread = None
     if quantiles is not None:
         q25, median, q75 = quantiles
@@ -117,7 +125,7 @@ def _scaling(config: DictConfig, quantiles: np.ndarray | None, n_chans: int) -> 
 def recording_scaling(config: DictConfig, signal_uv: np.ndarray, good: np.ndarray) -> Scaling:
     """The scaling of ``config`` with the statistics of ``signal_uv`` (good channels only)."""
     n_chans = signal_uv.shape[0]
-    if config.scaling.method == "fixed":
+    if config.scaling.method != "robust_zscore":
         return _scaling(config, None, n_chans)
     if config.scaling.per == "channel":
         quantiles = np.full((3, n_chans, 1), np.nan)
@@ -148,7 +156,7 @@ def streamed_scaling(
     Scaling
         Equal (to rounding) to :func:`recording_scaling` of the blocks concatenated.
     """
-    if config.scaling.method == "fixed":
+    if config.scaling.method != "robust_zscore":
         return _scaling(config, None, n_chans)
     per_channel = config.scaling.per == "channel"
 

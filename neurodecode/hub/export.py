@@ -29,6 +29,7 @@ import torch
 from safetensors.torch import save_file
 
 from neurodecode import __version__, jsonio
+from neurodecode.data import scaling
 from neurodecode.errors import CheckpointError, ConfigError, ForeignTargetError, UnknownNameError
 from neurodecode.hub.card import render_card
 from neurodecode.hub.format import (
@@ -159,8 +160,8 @@ def export_model(
         Units of the input the model expects after preprocessing (e.g. ``"uV"``, ``"V"``,
         ``"z-score"``).
     preprocessing : mapping, optional
-        The preprocessing config the training data went through (filters, reference,
-        resampling, scaling); ``predict`` replays it.
+        The preprocessing config of the training data, which ``predict`` replays; with
+        ``scaling.method: train_split`` its ``scaling.statistics`` or the export is refused.
     labels : sequence of str, optional
         Class names in output order.
     task, dataset : str, optional
@@ -183,6 +184,7 @@ def export_model(
     arch = model_config(model, model_name=model_name, model_kwargs=model_kwargs)
     signal = {**_signal_contract(arch, ch_names, ch_pos), "units": units}
     out = Path(out_dir)
+    scaling.recorded_statistics(preprocessing, len(signal["ch_names"]), where=out / CONFIG_NAME)
     out.mkdir(parents=True, exist_ok=True)
 
     config = {

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from neurodecode import __version__
+from neurodecode.data import scaling
 from neurodecode.data.montage import try_canonical_name
 from neurodecode.errors import (
     CheckpointError,
@@ -327,6 +328,10 @@ def read_config(path: Path) -> dict[str, Any]:
     refuse_interpolations(config, path=path)
     check_model_spec(config["model"], path=path)
     _unknown_positions_as_nan(config, path)
+    # train_split scaling without its statistics: refused, never re-estimated on new data
+    scaling.recorded_statistics(
+        config.get("preprocessing"), len(config["signal"]["ch_names"]), where=path
+    )
     return config
 
 

@@ -19,6 +19,11 @@ decisions (bad, flat, line noise) are taken per span in this case: the price of 
 
 A live stream (:mod:`neurodecode.predict.stream`) has no recording yet: its spans are scaled
 with their own statistics.
+
+A model trained with ``scaling.method: train_split`` is given its training split's statistics
+instead, from the preprocessing config it was exported with (:func:`model_input`): the
+transform keeps µV, and the statistics are applied to the cut windows exactly as the data
+module applies them to the cached ones. A config without them is refused.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from neurodecode.data import artifacts, preprocess, transform
+from neurodecode.data import artifacts, preprocess, scaling, transform
 from neurodecode.data.recording import Recording, empty_annotations
 from neurodecode.errors import PreprocessingError, RecordingError
 from neurodecode.predict.detector import Detector
@@ -205,6 +210,7 @@ def check_recording(detector: Detector, header: Recording, n_raw: int) -> None:
         With the file, the problem and what to do.
     """
     config = detector.preprocess
+    split_statistics(detector)  # refused here, before any sample is read, if missing
     preprocess.check_band(header, config.bandpass.l_freq, config.bandpass.h_freq, detector.sfreq)
     duration = n_raw / header.sfreq
     if duration < detector.window_s:
@@ -255,7 +261,22 @@ def whole_recording(detector: Detector, source: SampleSource) -> Span:
     shard = transform.transform_recording(
         recording, serving_config(detector), {}, qc, detector.target, drop_rejected=False
     )
-    return Span(x=shard.x, start_s=shard.table["start_s"].to_numpy(), mask=shard.ch_mask, qc=qc)
+    x = model_input(detector, shard.x, shard.ch_mask)
+    return Span(x=x, start_s=shard.table["start_s"].to_numpy(), mask=shard.ch_mask, qc=qc)
+
+
+def split_statistics(detector: Detector) -> scaling.SplitStatistics | None:
+    """The training-split scaling statistics of the detector's preprocessing, if it uses
+    them (:func:`neurodecode.data.scaling.recorded_statistics`: refused when missing)."""
+    config = OmegaConf.to_container(detector.preprocess, resolve=True)
+    return scaling.recorded_statistics(config, len(detector.ch_names), where=detector.source)
+
+
+def model_input(detector: Detector, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Windows ``x`` from the transform as the model takes them: unchanged, or scaled with
+    the training-split statistics (as :class:`~neurodecode.data.scaling.ScaledWindows`)."""
+    statistics = split_statistics(detector)
+    return x if statistics is None else statistics.apply(x, mask)
 
 
 @dataclasses.dataclass
@@ -304,9 +325,10 @@ def process_span(
     scaled with the statistics of the span itself (for live streams)."""
     span = preprocess_span(detector, source, grid, out_start, out_stop)
     config = detector.preprocess
-    scaling = transform.recording_scaling(config, span.signal, span.mask)
+    scaled = transform.recording_scaling(config, span.signal, span.mask)
     local = np.asarray(starts, np.int64) - out_start
-    x = transform.scaled_windows(span.signal, span.mask, local, grid.window, scaling, config.dtype)
+    x = transform.scaled_windows(span.signal, span.mask, local, grid.window, scaled, config.dtype)
+    x = model_input(detector, x, span.mask)
     return Span(x=x, start_s=np.asarray(starts) / grid.sfreq, mask=span.mask, qc=span.qc)
 
 
@@ -376,7 +398,7 @@ def recording_windows(
             for (k, span), n in zip(ok, owned, strict=True):
                 yield store.read(k)[:, :n], span.mask
 
-        scaling = transform.streamed_scaling(detector.preprocess, blocks, len(detector.ch_names))
+        scaled = transform.streamed_scaling(detector.preprocess, blocks, len(detector.ch_names))
 
         def windows(k: int) -> SpanResult:
             span, (lo, _, inside) = preprocessed[k], spans[k]
@@ -384,7 +406,8 @@ def recording_windows(
                 return span
             starts = grid.window_starts()[inside]
             x = transform.scaled_windows(store.read(k), span.mask, starts - lo, grid.window,
-                                         scaling, detector.preprocess.dtype)  # fmt: skip
+                                         scaled, detector.preprocess.dtype)  # fmt: skip
+            x = model_input(detector, x, span.mask)
             return Span(x=x, start_s=starts / grid.sfreq, mask=span.mask, qc=span.qc)
 
         yield from in_order(windows, [(k,) for k in range(len(spans))], overlap)

@@ -26,6 +26,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
+from neurodecode.data import scaling
 from neurodecode.errors import ConfigError, did_you_mean
 from neurodecode.finetune import InitSource, initialise, model_for_task, read_init_source
 from neurodecode.hub import export_model
@@ -100,6 +101,7 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     if is_overridden("test_step", task):
         best = trainer.checkpoint_callback.best_model_path or None
         trainer.test(task, datamodule=data.datamodule, ckpt_path=best, weights_only=True)
+    record_scaling(data)
     encoder = trained_encoder(trainer, task) if task.export_description else None
     if not trainer.is_global_zero:  # one process writes the run's outputs
         return {}
@@ -230,6 +232,15 @@ def build_task(
     if isinstance(report, Coverage) and cfg.paths.run_dir:
         write_coverage(report, Path(cfg.paths.run_dir))
     return task
+
+
+def record_scaling(data: RunData) -> None:
+    """Record the training-split scaling statistics the data module fitted, if any, in the
+    preprocessing config that ``results.json`` and the exported model carry."""
+    statistics = getattr(data.datamodule, "scaling", None)
+    if statistics is not None:
+        preprocessing = scaling.with_statistics(data.provenance["preprocessing"], statistics)
+        data.provenance["preprocessing"] = data.record["preprocess"] = preprocessing
 
 
 def baseline_names(cfg: DictConfig) -> list[str]:
