@@ -186,7 +186,6 @@ def export_model(
     out = Path(out_dir)
     scaling.recorded_statistics(preprocessing, len(signal["ch_names"]), where=out / CONFIG_NAME)
     out.mkdir(parents=True, exist_ok=True)
-
     config = {
         "format_version": FORMAT_VERSION,
         "library_name": "neurodecode",
