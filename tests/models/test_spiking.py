@@ -40,6 +40,14 @@ def test_lif_integrates_leaks_fires_and_resets_by_hand():
     assert no_decay_input.tolist() == [1, 1, 1, 0, 1]
     low = LIFNeuron(tau=4.0, v_threshold=2.0)(torch.full((6, 1), 1.0))
     assert low.sum() == 0  # v approaches 1 < threshold 2
+    # v_init=0.5 starts half-way to the threshold: h = 0.5 + (1.5 - 0.5) / 2 = 1.0 fires
+    primed = LIFNeuron(tau=2.0, v_init=0.5)(x).squeeze(1)
+    assert primed.tolist() == [1, 0, 1, 0, 1]  # 1.0 fire → 0.75 → 1.125 fire → 0 → 1.1 fire
+    # soft reset rests at 0; v_init=0.25 of threshold 2 is 0.5: h = 0.5 + (3.5 - 0.5) / 2 = 2
+    one_step = torch.tensor([[3.5]])
+    assert LIFNeuron(tau=2.0, v_threshold=2.0, reset="soft")(one_step).tolist() == [[0.0]]
+    primed_soft = LIFNeuron(tau=2.0, v_threshold=2.0, reset="soft", v_init=0.25)
+    assert primed_soft(one_step).tolist() == [[1.0]]
 
 
 @pytest.mark.parametrize("surrogate", ["sigmoid", "arctan"])
@@ -66,6 +74,8 @@ def test_bad_neuron_options_are_refused():
         LIFNeuron(reset="none")
     with pytest.raises(ValueError, match="surrogate must be one of"):
         LIFNeuron(surrogate="relu")
+    with pytest.raises(ValueError, match=r"v_init must be in \[0, 1\)"):
+        LIFNeuron(v_init=1.0)
 
 
 @pytest.mark.slow
@@ -124,6 +134,9 @@ def test_model_is_registered_with_the_analog_contract():
         model(torch.randn(3, 19, 1000))
     with pytest.raises(ConfigError, match="unknown encoding"):
         SpikingDualBranchConformer(22, 4, 1000, 250.0, encoding="rate")
+    primed = SpikingDualBranchConformer(22, 4, 1000, 250.0, size="tiny", v_init=0.25)
+    neurons = [m for m in primed.modules() if isinstance(m, LIFNeuron)]
+    assert neurons and all(neuron.v_init == 0.25 for neuron in neurons)
 
 
 @pytest.mark.parametrize("encoding", ["direct", "delta"])
