@@ -39,6 +39,7 @@ from torch.ao.nn.quantized import dynamic as nnqd
 
 from neurodecode.errors import ContractError
 from neurodecode.models.energy import batch_inputs
+from neurodecode.models.lif import LIFNeuron
 
 STATIC_TYPES = (nn.Conv1d, nn.Conv2d)
 """Layer types quantized statically (calibrated activation scales)."""
@@ -80,8 +81,7 @@ def quantize_int8(model: nn.Module, calibration_batches: Iterable[Tensor | dict[
     Parameters
     ----------
     model : nn.Module
-        A trained model (analog; spiking layers would be quantized the same way). It is
-        not changed.
+        A trained analog model; it is not changed.
     calibration_batches : iterable of Tensor or dict
         Windows ``(batch, n_chans, n_times)`` or batch dicts with ``x`` and optional
         ``ch_pos`` / ``ch_mask``, drawn from the training or validation split (never the
@@ -95,8 +95,16 @@ def quantize_int8(model: nn.Module, calibration_batches: Iterable[Tensor | dict[
     Raises
     ------
     ContractError
-        When the model has no layer to quantize, or no calibration batch is given.
+        When the model has spiking neurons (their layers do accumulates, which the cost
+        models already price at every precision) or no layer to quantize, or no
+        calibration batch is given.
     """
+    if any(isinstance(module, LIFNeuron) for module in model.modules()):
+        raise ContractError(
+            f"{type(model).__name__} has spiking neurons; INT8 post-training quantization "
+            "is for analog models (a spiking model's energy is compared at INT8 by the "
+            "int8 cost models)"
+        )
     engine = torch.backends.quantized.engine
     quantized = copy.deepcopy(model).cpu().eval()
     with _quiet_quantization():

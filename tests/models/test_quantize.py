@@ -146,6 +146,10 @@ def test_quantization_refuses_what_it_cannot_do():
         quantize_int8(Net(nn.ReLU()), [torch.randn(2, 4)])
     with pytest.raises(ContractError, match="at least one calibration batch"):
         quantize_int8(Net(nn.Linear(4, 2)), [])
+    spiking = MODELS.build("spiking_dual_branch_conformer", n_chans=2, n_outputs=2,
+                           n_times=64, sfreq=64.0, size="tiny")  # fmt: skip
+    with pytest.raises(ContractError, match="has spiking neurons.*for analog models"):
+        quantize_int8(spiking, [torch.randn(2, 2, 64)])
 
 
 @pytest.mark.slow
