@@ -48,32 +48,34 @@ MOTOR_CHANNELS = ["FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "C5", "C3", "
 SFREQ = 80.0
 SEEDS = (0, 1)
 
-CURRENT = {"time_steps": 4, "v_threshold": 1.0, "v_init": 0.0, "reset": "hard",
+FORMER = {"time_steps": 4, "v_threshold": 1.0, "v_init": 0.0, "reset": "hard",
            "surrogate": "sigmoid", "alpha": 4.0, "encoding": "direct"}  # fmt: skip
 SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "analog (reference)": ("dual_branch_conformer", {}),
-    "current defaults": ("spiking_dual_branch_conformer", CURRENT),
-    "T=1": ("spiking_dual_branch_conformer", CURRENT | {"time_steps": 1}),
-    "T=2": ("spiking_dual_branch_conformer", CURRENT | {"time_steps": 2}),
-    "v_threshold=0.5": ("spiking_dual_branch_conformer", CURRENT | {"v_threshold": 0.5}),
-    "v_init=0.5": ("spiking_dual_branch_conformer", CURRENT | {"v_init": 0.5}),
-    "reset=soft": ("spiking_dual_branch_conformer", CURRENT | {"reset": "soft"}),
+    "former defaults": ("spiking_dual_branch_conformer", FORMER),
+    "T=1": ("spiking_dual_branch_conformer", FORMER | {"time_steps": 1}),
+    "T=2": ("spiking_dual_branch_conformer", FORMER | {"time_steps": 2}),
+    "v_threshold=0.5": ("spiking_dual_branch_conformer", FORMER | {"v_threshold": 0.5}),
+    "v_init=0.5": ("spiking_dual_branch_conformer", FORMER | {"v_init": 0.5}),
+    "reset=soft": ("spiking_dual_branch_conformer", FORMER | {"reset": "soft"}),
     "surrogate=arctan, alpha=2": (
-        "spiking_dual_branch_conformer", CURRENT | {"surrogate": "arctan", "alpha": 2.0}
+        "spiking_dual_branch_conformer", FORMER | {"surrogate": "arctan", "alpha": 2.0}
     ),
-    "encoding=delta": ("spiking_dual_branch_conformer", CURRENT | {"encoding": "delta"}),
+    "encoding=delta": ("spiking_dual_branch_conformer", FORMER | {"encoding": "delta"}),
     # second stage: the single changes that helped, together
     "v_threshold=0.5, v_init=0.5": (
-        "spiking_dual_branch_conformer", CURRENT | {"v_threshold": 0.5, "v_init": 0.5}
+        "spiking_dual_branch_conformer", FORMER | {"v_threshold": 0.5, "v_init": 0.5}
     ),
     "T=2, v_threshold=0.5": (
-        "spiking_dual_branch_conformer", CURRENT | {"time_steps": 2, "v_threshold": 0.5}
+        "spiking_dual_branch_conformer", FORMER | {"time_steps": 2, "v_threshold": 0.5}
     ),
     "T=2, v_threshold=0.5, v_init=0.5": (
         "spiking_dual_branch_conformer",
-        CURRENT | {"time_steps": 2, "v_threshold": 0.5, "v_init": 0.5},
+        FORMER | {"time_steps": 2, "v_threshold": 0.5, "v_init": 0.5},
     ),
 }  # fmt: skip
+CHOSEN = "T=2, v_threshold=0.5"
+"""The setting configs/model/spiking.yaml holds (tests/models/test_spiking.py checks it)."""
 
 
 def run_trials(run: str) -> tuple[np.ndarray, np.ndarray]:

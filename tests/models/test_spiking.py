@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from neurodecode.data.io import read_recording
 from neurodecode.data.montage import average_reference, canonical_name
@@ -23,7 +25,7 @@ from neurodecode.models.lif import (
 )
 from neurodecode.models.spiking import SpikeDrivenSelfAttention, SpikingDualBranchConformer
 from neurodecode.registry import MODELS
-from tests.conftest import require_shared
+from tests.conftest import REPO_ROOT, require_shared
 
 
 def test_lif_integrates_leaks_fires_and_resets_by_hand():
@@ -257,3 +259,17 @@ def test_spiking_model_decodes_imagined_left_vs_right_fist_in_held_out_runs():
     assert y_true.size == 45
     result = above_chance(int((y_true == y_pred).sum()), y_true.size, chance_level(y_true, 2))
     assert result["above_chance"], result
+
+
+def test_recipe_defaults_are_the_setting_the_validation_sweep_chose(monkeypatch):
+    """configs/model/spiking.yaml holds benchmarks/spiking_defaults.py's chosen setting, and
+    every setting of the sweep builds a model (docs/benchmarks.md has the figures)."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    sweep = importlib.import_module("spiking_defaults")
+    config = yaml.safe_load((REPO_ROOT / "configs/model/spiking.yaml").read_text())
+    model_name, chosen = sweep.SETTINGS[sweep.CHOSEN]
+    assert config["_target_"] == model_name
+    assert {key: config[key] for key in chosen} == chosen
+    for model_name, options in sweep.SETTINGS.values():
+        MODELS.build(model_name, n_chans=21, n_outputs=2, n_times=160, sfreq=80.0,
+                     size="tiny", **options)  # fmt: skip
