@@ -22,6 +22,7 @@ from neurodecode.data.prepare import prepare_dataset
 from neurodecode.errors import NeurodecodeError
 from neurodecode.jsonio import dumps, write_json
 from neurodecode.models import energy
+from neurodecode.models.quantize import agreement, quantize_int8
 from neurodecode.registry import MODELS
 
 SUMMARY = SUMMARIES["benchmark"]
@@ -83,8 +84,19 @@ ENERGY_OPTIONS = (
     Option("time_steps", int, help="time steps of the spiking model"),
     Option("encoding", choices=("direct", "delta"), help="input encoding of the spiking model"),
     Option("cost_model", choices=tuple(energy.COST_MODELS), help="one cost model (default: all)"),
+    Option("quantize", choices=("int8",), help="also measure the analog model quantized to INT8"),
     Option("out", help="JSON file for the reports; without it, they are printed"),
 )
+
+
+def int8_report(model: str, batches: list[Any], signal: dict[str, Any], arch: dict[str, Any]
+                ) -> tuple[energy.EnergyReport, float]:  # fmt: skip
+    """The analog model of ``model`` quantized to INT8 on ``batches``: its report, and the
+    share of windows on which it predicts the class its FP32 model predicts."""
+    analog = energy.model_names(model)[0]
+    fp32 = energy.build_calibrated(analog, batches, signal, **arch)
+    int8 = quantize_int8(fp32, batches)
+    return energy.measure(int8, batches, f"{analog} int8"), agreement(fp32, int8, batches)
 
 
 def energy_report(args: dict[str, Any]) -> int:
@@ -98,6 +110,10 @@ def energy_report(args: dict[str, Any]) -> int:
         batches, signal = dataset_windows(args["data"], args["n_windows"], args["batch_size"])
     arch = {key: args[key] for key in ("size", "time_steps", "encoding") if key in args}
     reports = energy.compare(args["model"], batches, signal, **arch)
+    extra: dict[str, Any] = {}
+    if "quantize" in args:
+        report, extra["int8_agreement"] = int8_report(args["model"], batches, signal, arch)
+        reports.insert(1, report)
     cost_models = [args["cost_model"]] if "cost_model" in args else list(energy.COST_MODELS)
     print(energy.format_table(reports))
     print("\nEnergy per window under each cost model:\n")
@@ -105,11 +121,17 @@ def energy_report(args: dict[str, Any]) -> int:
     for report in reports:
         if report.firing_rates:
             print(f"\nFiring rates, {report.model}:\n" + energy.format_firing_rates(report))
+        if report.int8_layers:
+            print(f"\nPrecision per layer, {report.model} (float: the cost model's precision):\n"
+                  + energy.format_precisions(report))  # fmt: skip
+    if extra:
+        print(f"\nINT8 predicts the FP32 model's class on {extra['int8_agreement']:.1%} of "
+              f"the {reports[0].n_samples} windows")  # fmt: skip
     result = {
         "data": args["data"],
         "signal": signal,
         "reports": [r.to_dict(cost_models) for r in reports],
-    }
+    } | extra
     if "out" in args:
         write_json(args["out"], result)
         logger.info("wrote %s", args["out"])
@@ -129,7 +151,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "neurodecode benchmark")
         "its\nanalog or spiking counterpart (same size, same windows). data is a recording "
         "file\n(consecutive windows, each channel scaled by its standard deviation) or a "
         "dataset name\n(the first windows of its prepared cache). The energy is given under every "
-        "cost model\n(cost_model=<name> picks one): " + ", ".join(energy.COST_MODELS) + "."
+        "cost model\n(cost_model=<name> picks one): " + ", ".join(energy.COST_MODELS) + ".\n"
+        "quantize=int8 adds the analog model quantized to INT8 (convolutions static, linear "
+        "layers\ndynamic; calibrated on the same windows), its layers' precisions, and how "
+        "often it predicts\nthe FP32 model's class."
     )
     argv = list(sys.argv[1:] if argv is None else argv)
     return run_command(argv, COMMANDS, prog, "\n".join(lines))

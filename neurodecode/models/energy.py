@@ -41,6 +41,17 @@ The counts are turned into energy by named **cost models** (:data:`COST_MODELS`)
   one layer. Unlike spikingjelly, neurodecode leaves out addressing and neuron-update
   operations (as under every cost model here), so its ``lemaire`` figure is a lower bound.
 
+**INT8 layers.** A model quantized by :func:`neurodecode.models.quantize.quantize_int8` runs
+some layers in INT8 (PyTorch's ``quantized::conv1d``, ``quantized::linear_dynamic``); the
+counter counts their MACs apart (``int8_macs``). Under every cost model an INT8 MAC costs
+the 45 nm INT8 figure (0.23 pJ; the same Horowitz table gives Lemaire's 32-bit integer
+figures) unless the cost model is already cheaper, its weights move as 1-byte words, and so
+do the activations of statically quantized layers (INT8 in, INT8 out); a dynamically
+quantized layer reads and writes activations at the cost model's word size. The other
+layers stay at the cost model's own precision, so under ``int8`` and ``int8+sram`` a
+quantized model costs what its float model costs, and less under every other model.
+:attr:`EnergyReport.int8_layers` and :attr:`EnergyReport.float_layers` name both kinds.
+
 :func:`compare` measures a model next to its counterpart (analog ↔ spiking) with the same
 size on the same windows; ``neurodecode benchmark energy`` (:mod:`neurodecode.cli.benchmark`)
 runs it on the windows of a recording file or of a prepared dataset.
@@ -64,11 +75,15 @@ from neurodecode.models import attention
 from neurodecode.models.lif import LIFNeuron, record_firing_rates
 from neurodecode.registry import MODELS
 
+INT8_MULT_PJ, INT8_ADD_PJ = 0.2, 0.03
+"""45 nm 8-bit integer multiply and add (Horowitz 2014), pJ."""
 SRAM_PJ_PER_BYTE = 5.0 / 4
 """One 32-bit access to an 8 kB SRAM at 45 nm is 5 pJ (Horowitz 2014; Han et al. 2016)."""
 LEMAIRE_PJ_PER_BYTE = ((0.0, 0.0), (8 * 1024.0, 2.5), (32 * 1024.0, 5.0), (1024.0**2, 25.0))
 """(buffer bytes, pJ per byte) points of the Lemaire memory cost, as in spikingjelly 2.0."""
 TRAFFIC_KINDS = ("activation_words", "weight_words", "state_words")
+INT8_TRAFFIC = {"activation_words": "int8_activation_words", "weight_words": "int8_weight_words"}
+"""The INT8 (1-byte) part of each traffic kind's words; membrane state is never INT8."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,11 @@ class CostModel:
         )
         return y0 + (y1 - y0) * (size - x0) / (x1 - x0)
 
+    @property
+    def int8_mac_pj(self) -> float:
+        """Energy of a MAC of an INT8 layer: the INT8 figure, or this model's if cheaper."""
+        return min(self.mac_pj, INT8_MULT_PJ + INT8_ADD_PJ)
+
 
 def _precision(name: str, mult_pj: float, add_pj: float, word_bytes: int) -> list[CostModel]:
     """Compute-only and compute-plus-SRAM models of one precision (a MAC: multiply + add)."""
@@ -121,7 +141,7 @@ COST_MODELS: dict[str, CostModel] = {
     for model in (
         *_precision("fp32", 3.7, 0.9, 4),
         *_precision("fp16", 1.1, 0.4, 2),
-        *_precision("int8", 0.2, 0.03, 1),
+        *_precision("int8", INT8_MULT_PJ, INT8_ADD_PJ, 1),
         CostModel("lemaire", 3.1 + 0.1, 0.1, 4, "lemaire"),
     )
 }
@@ -155,6 +175,8 @@ COUNTERPARTS = {
 SPIKING_ONLY = ("time_steps", "encoding")  # options the analog counterpart does not take
 
 _aten = torch.ops.aten
+_quantized = torch.ops.quantized
+_INT8_CONVOLUTIONS = (_quantized.conv1d, _quantized.conv2d)
 _ATTENTION_OPS = tuple(
     getattr(_aten, name)
     for name in (
@@ -182,6 +204,9 @@ class LayerCount:
     spikes, spike_slots : float
         Spikes and spike-or-silence positions in the spike inputs of AC operations; their
         ratio is the layer's input firing rate.
+    int8_macs, int8_activation_words, int8_weight_words : float
+        The parts of ``macs``, ``activation_words`` and ``weight_words`` that are INT8
+        (operations of quantized layers, moved as 1-byte words).
     """
 
     name: str
@@ -192,6 +217,9 @@ class LayerCount:
     state_words: float = 0.0
     spikes: float = 0.0
     spike_slots: float = 0.0
+    int8_macs: float = 0.0
+    int8_activation_words: float = 0.0
+    int8_weight_words: float = 0.0
 
     @property
     def memory_words(self) -> float:
@@ -202,6 +230,19 @@ class LayerCount:
     def input_rate(self) -> float:
         """Share of spike-input positions holding a spike (NaN for MAC-only layers)."""
         return self.spikes / self.spike_slots if self.spike_slots else math.nan
+
+    @property
+    def precision(self) -> str:
+        """``"int8"``, ``"float"`` (the cost model's precision) or ``"int8+float"``; ``""``
+        for a layer without counted operations."""
+        int8 = self.int8_macs > 0
+        other = self.macs > self.int8_macs or self.acs > 0
+        return "+".join(kind for kind, present in (("int8", int8), ("float", other)) if present)
+
+    def traffic_bytes(self, kind: str, word_bytes: int) -> float:
+        """Bytes of one traffic kind: INT8 words in one byte, the others in ``word_bytes``."""
+        int8 = getattr(self, INT8_TRAFFIC[kind]) if kind in INT8_TRAFFIC else 0.0
+        return (getattr(self, kind) - int8) * word_bytes + int8
 
 
 @dataclass
@@ -247,6 +288,16 @@ class EnergyReport:
         return sum(layer.memory_words for layer in self.layers)
 
     @property
+    def int8_layers(self) -> list[str]:
+        """Layers whose counted operations run in INT8."""
+        return [layer.name for layer in self.layers if layer.precision == "int8"]
+
+    @property
+    def float_layers(self) -> list[str]:
+        """Layers whose counted operations (some or all) stay at the cost model's precision."""
+        return [layer.name for layer in self.layers if "float" in layer.precision]
+
+    @property
     def mean_firing_rate(self) -> float:
         """Mean of the neuron layers' firing rates (NaN without neurons)."""
         rates = [r for r in self.firing_rates.values() if not math.isnan(r)]
@@ -255,12 +306,15 @@ class EnergyReport:
     def energy(self, cost_model: str | CostModel = "fp32+sram") -> Energy:
         """Per-sample energy under one cost model (a :data:`COST_MODELS` name or a model)."""
         cost = _cost_model(cost_model)
-        compute_pj = cost.mac_pj * self.macs + cost.ac_pj * self.acs
+        int8_macs = sum(layer.int8_macs for layer in self.layers)
+        compute_pj = (
+            cost.mac_pj * (self.macs - int8_macs) + cost.int8_mac_pj * int8_macs
+            + cost.ac_pj * self.acs
+        )  # fmt: skip
         memory_pj = 0.0
         for kind in TRAFFIC_KINDS:
-            words = [getattr(layer, kind) for layer in self.layers]
-            buffer_bytes = max(words, default=0.0) * cost.word_bytes
-            memory_pj += sum(words) * cost.word_bytes * cost.pj_per_byte(buffer_bytes)
+            sizes = [layer.traffic_bytes(kind, cost.word_bytes) for layer in self.layers]
+            memory_pj += sum(sizes) * cost.pj_per_byte(max(sizes, default=0.0))
         return Energy(cost.name, compute_pj * 1e-6, memory_pj * 1e-6)
 
     def energies(self, cost_models: Iterable[str | CostModel] = tuple(COST_MODELS)) -> list[Energy]:
@@ -278,10 +332,16 @@ class EnergyReport:
             "acs": self.acs,
             "memory_words": self.memory_words,
             "mean_firing_rate": _json_float(self.mean_firing_rate),
+            "int8_layers": self.int8_layers,
+            "float_layers": self.float_layers,
             "energy": [energy.to_dict() for energy in self.energies(cost_models)],
             "layers": [
                 asdict(layer)
-                | {"memory_words": layer.memory_words, "input_rate": _json_float(layer.input_rate)}
+                | {
+                    "memory_words": layer.memory_words,
+                    "input_rate": _json_float(layer.input_rate),
+                    "precision": layer.precision,
+                }
                 for layer in self.layers
             ],
             "firing_rates": {k: _json_float(v) for k, v in self.firing_rates.items()},
@@ -387,14 +447,23 @@ class OperationCounter(TorchDispatchMode):
             self._packed_attention(args[0], out[0])
         elif packet is _aten._native_multi_head_attention:
             self._fused_multi_head_attention(args[0], args[1], args[3], args[5], out[0])
+        elif packet in _INT8_CONVOLUTIONS:
+            self._int8_convolution(args[0], args[1].unpack()[0], out)
+        elif packet is _quantized.linear_dynamic:
+            self._int8_linear(args[0], args[1].unpack()[0], out)
         elif packet is _aten.sum and args[0].ndim > 0 and is_spikes(args[0]):
             spikes = float(args[0].count_nonzero())
             self._count(acs=spikes, spikes=spikes, slots=args[0].numel(), activations=spikes)
         return out
 
     def _count(self, *, macs: float = 0.0, acs: float = 0.0, activations: float = 0.0,
-               weights: float = 0.0, spikes: float = 0.0, slots: float = 0.0) -> None:  # fmt: skip
+               weights: float = 0.0, spikes: float = 0.0, slots: float = 0.0,
+               int8: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:  # fmt: skip
+        """Add to the current layer; ``int8``: the INT8 parts (MACs, activations, weights)."""
         layer = self._layer()
+        layer.int8_macs += int8[0]
+        layer.int8_activation_words += int8[1]
+        layer.int8_weight_words += int8[2]
         layer.macs += macs
         layer.acs += acs
         layer.activation_words += activations
@@ -445,6 +514,21 @@ class OperationCounter(TorchDispatchMode):
         acs = float(in_field.sum()) * out_per_group
         self._count(acs=acs, spikes=spikes, slots=x.numel(), **traffic)
 
+    def _int8_convolution(self, x: Tensor, weight: Tensor, out: Tensor) -> None:
+        # static INT8: UINT8 activations in and out, INT8 weights (conv1d packs as 2-d)
+        macs = float(out.numel() * weight.shape[1] * math.prod(weight.shape[2:]))
+        activations = float(x.numel() + out.numel())
+        weights = float(weight.numel() * self._batch)
+        self._count(macs=macs, activations=activations, weights=weights,
+                    int8=(macs, activations, weights))  # fmt: skip
+
+    def _int8_linear(self, x: Tensor, weight: Tensor, out: Tensor) -> None:
+        # dynamic INT8: FP32 activations in and out (quantized inside), INT8 weights (n, k)
+        macs = float(out.numel() * weight.shape[1])
+        weights = float(weight.numel() * self._batch)
+        self._count(macs=macs, activations=float(x.numel() + out.numel()), weights=weights,
+                    int8=(macs, 0.0, weights))  # fmt: skip
+
     def _attention(self, q: Tensor, k: Tensor, v: Tensor, out: Tensor) -> None:
         # q (..., L, E), k (..., S, E), v (..., S, Ev): Q K^T then weights @ V
         heads = q.numel() // (q.shape[-2] * q.shape[-1])
@@ -469,7 +553,9 @@ class OperationCounter(TorchDispatchMode):
         self._count(macs=float(macs), activations=float(activations), weights=float(weights))
 
 
-def _batch_inputs(batch: Tensor | dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+def batch_inputs(batch: Tensor | dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+    """The model inputs of a window tensor or of a batch dict: ``x`` and the keyword inputs
+    (``ch_pos``, ``ch_mask``) it holds."""
     if isinstance(batch, Tensor):
         return batch, {}
     extra = {key: batch[key] for key in ("ch_pos", "ch_mask") if batch.get(key) is not None}
@@ -491,7 +577,7 @@ def calibrate_batchnorm(model: nn.Module, batches: Iterable[Tensor | dict[str, A
     model.train()
     with torch.no_grad():
         for batch in batches:
-            x, extra = _batch_inputs(batch)
+            x, extra = batch_inputs(batch)
             model(x, **extra)
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
@@ -526,7 +612,7 @@ def measure(model: nn.Module, batches: Iterable[Tensor | dict[str, Any]],
     counter = OperationCounter(model)
     with torch.no_grad(), record_firing_rates(model) as rates, counter:
         for batch in batches:
-            x, extra = _batch_inputs(batch)
+            x, extra = batch_inputs(batch)
             counter.start_batch(x.shape[0])
             model(x, **extra)
     if not counter.n_samples:
@@ -541,8 +627,18 @@ def measure(model: nn.Module, batches: Iterable[Tensor | dict[str, Any]],
         time_steps=int(getattr(model, "time_steps", 1)),
         layers=per_sample,
         firing_rates=dict(rates),
-        n_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        n_parameters=n_parameters(model),
     )
+
+
+def n_parameters(model: nn.Module) -> int:
+    """Trainable parameters, plus the weights and biases that quantized layers hold packed."""
+    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    for module in model.modules():
+        if callable(getattr(module, "weight", None)):  # torch.ao quantized: weight() method
+            bias = module.bias()
+            total += module.weight().numel() + (0 if bias is None else bias.numel())
+    return total
 
 
 def format_table(reports: Sequence[EnergyReport]) -> str:
@@ -551,6 +647,7 @@ def format_table(reports: Sequence[EnergyReport]) -> str:
         ("time steps", lambda r: f"{r.time_steps}"),
         ("parameters", lambda r: f"{r.n_parameters:,}"),
         ("MACs / sample (M)", lambda r: f"{r.macs / 1e6:.3f}"),
+        ("of which INT8 (M)", lambda r: f"{sum(x.int8_macs for x in r.layers) / 1e6:.3f}"),
         ("ACs / sample (M)", lambda r: f"{r.acs / 1e6:.3f}"),
         ("memory words / sample (M)", lambda r: f"{r.memory_words / 1e6:.3f}"),
         ("mean firing rate", lambda r: _rate(r.mean_firing_rate)),
@@ -596,8 +693,46 @@ def format_firing_rates(report: EnergyReport) -> str:
     return "\n".join(lines)
 
 
+def format_precisions(report: EnergyReport) -> str:
+    """Per-layer precision of a report's counted operations as a Markdown table.
+
+    ``int8`` layers run quantized; ``float`` layers at the precision of the cost model.
+    """
+    lines = ["| layer | MACs (M) | ACs (M) | precision |", "| --- | --- | --- | --- |"]
+    lines += [
+        f"| {layer.name or '(model)'} | {layer.macs / 1e6:.4f} | {layer.acs / 1e6:.4f} | "
+        f"{layer.precision} |"
+        for layer in report.layers
+        if layer.precision
+    ]
+    return "\n".join(lines)
+
+
 def _rate(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.3f}"
+
+
+def model_names(model: str) -> list[str]:
+    """Registered names of ``model`` (a name or an alias of :data:`MODEL_ALIASES`) and of its
+    analog/spiking counterpart where it has one, the analog first."""
+    name = MODEL_ALIASES.get(model, model)
+    names = [name] + ([COUNTERPARTS[name]] if name in COUNTERPARTS else [])
+    return sorted(names, key=lambda n: n.startswith("spiking"))
+
+
+def build_calibrated(name: str, batches: Sequence[Tensor | dict[str, Any]],
+                     signal: dict[str, Any], n_outputs: int = 2, **arch: Any) -> nn.Module:  # fmt: skip
+    """Build registered model ``name`` from seed 0, its BatchNorm statistics from ``batches``.
+
+    Options that only the spiking model takes (:data:`SPIKING_ONLY`) are left out of the
+    others, so one set of options builds a model and its counterpart at the same size.
+    """
+    spiking = name.startswith("spiking")
+    own = {k: v for k, v in arch.items() if k not in SPIKING_ONLY or spiking}
+    torch.manual_seed(0)
+    built = MODELS.build(name, n_outputs=n_outputs, **signal, **own)
+    calibrate_batchnorm(built, batches)
+    return built
 
 
 def compare(model: str, batches: Sequence[Tensor | dict[str, Any]], signal: dict[str, Any],
@@ -606,14 +741,7 @@ def compare(model: str, batches: Sequence[Tensor | dict[str, Any]], signal: dict
 
     Returns the analog report first when both exist.
     """
-    name = MODEL_ALIASES.get(model, model)
-    names = [name] + ([COUNTERPARTS[name]] if name in COUNTERPARTS else [])
-    names.sort(key=lambda n: n.startswith("spiking"))
-    reports = []
-    for each in names:
-        own = {k: v for k, v in arch.items() if k not in SPIKING_ONLY or each.startswith("spiking")}
-        torch.manual_seed(0)
-        built = MODELS.build(each, n_outputs=n_outputs, **signal, **own)
-        calibrate_batchnorm(built, batches)
-        reports.append(measure(built, batches, each))
-    return reports
+    return [
+        measure(build_calibrated(name, batches, signal, n_outputs, **arch), batches, name)
+        for name in model_names(model)
+    ]

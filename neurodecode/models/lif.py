@@ -85,8 +85,8 @@ class LIFNeuron(nn.Module):
         v[t] = s[t] ? v_reset : h[t]                        # hard reset
         v[t] = h[t] - s[t] * v_threshold                    # soft reset (reset="soft")
 
-    The membrane starts at ``v_reset`` (0 for soft reset) for every input, so the module
-    keeps no state between calls. With the defaults it matches spikingjelly's multi-step
+    The membrane starts at ``v_init`` of the way from ``v_reset`` (0 for soft reset) to the
+    threshold for every input, so the module keeps no state between calls. With the defaults it matches spikingjelly's multi-step
     ``LIFNode(tau=2.0)`` (sigmoid surrogate, alpha 4, hard reset to 0).
 
     Parameters
@@ -110,6 +110,10 @@ class LIFNeuron(nn.Module):
         Sharpness of the surrogate.
     detach_reset : bool
         Stop gradients through the reset path.
+    v_init : float
+        Initial membrane potential, as a share of the way from ``v_reset`` to
+        ``v_threshold`` (0: at rest; 0.5: half-way, so a first-step input of half the
+        threshold already fires).
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class LIFNeuron(nn.Module):
         surrogate: str = "sigmoid",
         alpha: float = 4.0,
         detach_reset: bool = False,
+        v_init: float = 0.0,
     ):
         super().__init__()
         if tau <= 1.0:
@@ -131,6 +136,8 @@ class LIFNeuron(nn.Module):
             raise ValueError(f"reset must be 'hard' or 'soft', got {reset!r}")
         if surrogate not in SURROGATES:
             raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, got {surrogate!r}")
+        if not 0.0 <= v_init < 1.0:
+            raise ValueError(f"v_init must be in [0, 1) (a share of the threshold), got {v_init}")
         self.tau = tau
         self.v_threshold = v_threshold
         self.v_reset = v_reset if reset == "hard" else 0.0
@@ -139,6 +146,7 @@ class LIFNeuron(nn.Module):
         self.surrogate = surrogate
         self.register_buffer("alpha", torch.tensor(float(alpha)), persistent=False)
         self.detach_reset = detach_reset
+        self.v_init = v_init
         if learnable_decay:
             self.decay_logit = nn.Parameter(torch.tensor(-math.log(tau - 1.0)))
         else:
@@ -154,7 +162,8 @@ class LIFNeuron(nn.Module):
     def extra_repr(self) -> str:
         decay = "learnable" if self.decay_logit is not None else "fixed"
         return (
-            f"tau={self.tau}, v_threshold={self.v_threshold}, reset={self.reset}, "
+            f"tau={self.tau}, v_threshold={self.v_threshold}, v_init={self.v_init}, "
+            f"reset={self.reset}, "
             f"decay={decay}, surrogate={self.surrogate}(alpha={float(self.alpha):g})"
         )
 
@@ -167,7 +176,7 @@ class LIFNeuron(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         decay = self.decay()
         v_reset = self.v_reset
-        v = torch.full_like(x[0], v_reset)
+        v = torch.full_like(x[0], v_reset + self.v_init * (self.v_threshold - v_reset))
         spikes = []
         for x_t in x.unbind(0):
             if self.decay_input:

@@ -209,7 +209,7 @@ class SpikingDualBranchConformer(DualBranchConformer):
         steps after the patch embedding) or its threshold crossings.
     delta_threshold : float
         Level spacing of the delta encoding, in standard deviations of each channel.
-    tau, v_threshold, reset, surrogate, alpha, learnable_decay
+    tau, v_threshold, v_init, reset, surrogate, alpha, learnable_decay
         Neuron options, see :class:`~neurodecode.models.lif.LIFNeuron`.
     """
 
@@ -238,6 +238,7 @@ class SpikingDualBranchConformer(DualBranchConformer):
         delta_threshold: float = 0.5,
         tau: float = 2.0,
         v_threshold: float = 1.0,
+        v_init: float = 0.0,
         reset: str = "hard",
         surrogate: str = "sigmoid",
         alpha: float = 4.0,
@@ -259,8 +260,8 @@ class SpikingDualBranchConformer(DualBranchConformer):
         arch = self.arch
         self.time_steps = time_steps
         self.encoding = encoding
-        neuron = dict(tau=tau, v_threshold=v_threshold, reset=reset, surrogate=surrogate,
-                      alpha=alpha, learnable_decay=learnable_decay)  # fmt: skip
+        neuron = dict(tau=tau, v_threshold=v_threshold, v_init=v_init, reset=reset,
+                      surrogate=surrogate, alpha=alpha, learnable_decay=learnable_decay)  # fmt: skip
         if encoding == "delta":
             embedding = self.temporal_embedding
             self.temporal_embedding = DeltaPatchEmbedding(

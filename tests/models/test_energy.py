@@ -15,6 +15,7 @@ from neurodecode.models.energy import (
     LayerCount,
     calibrate_batchnorm,
     format_energy_table,
+    format_precisions,
     format_table,
     is_spikes,
     measure,
@@ -263,3 +264,23 @@ def test_counts_match_spikingjelly_op_counters_under_the_same_rules(model, arch)
     assert report.macs * 4 == macs > 0
     assert report.acs * 4 == acs
     assert (acs > 0) == model.startswith("spiking")
+
+
+def test_int8_parts_of_a_layer_are_priced_at_int8_and_named():
+    mixed = EnergyReport("q", 1, 1, [
+        LayerCount("conv", macs=1e6, int8_macs=1e6, activation_words=1e6,
+                   int8_activation_words=1e6, weight_words=0.5e6, int8_weight_words=0.5e6),
+        LayerCount("attn", macs=2e6, activation_words=1e6),
+        LayerCount("norm"),  # no counted operation: no precision
+    ])  # fmt: skip
+    assert [layer.precision for layer in mixed.layers] == ["int8", "float", ""]
+    assert mixed.int8_layers == ["conv"] and mixed.float_layers == ["attn"]
+    fp32 = mixed.energy("fp32+sram")
+    assert fp32.compute_uj == pytest.approx(0.23 + 2 * 4.6)
+    assert fp32.memory_uj == pytest.approx((1.5 * 1 + 1 * 4) * 1.25)  # 1-byte INT8 words
+    assert mixed.energy("int8").compute_uj == pytest.approx(3 * 0.23)
+    assert mixed.energy("lemaire").compute_uj == pytest.approx(0.23 + 2 * 3.2)
+    table = format_precisions(mixed).splitlines()
+    assert table[2:] == ["| conv | 1.0000 | 0.0000 | int8 |", "| attn | 2.0000 | 0.0000 | float |"]
+    assert mixed.to_dict()["int8_layers"] == ["conv"]
+    assert "| of which INT8 (M) | 1.000 |" in format_table([mixed])

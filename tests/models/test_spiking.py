@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from neurodecode.data.io import read_recording
 from neurodecode.data.montage import average_reference, canonical_name
@@ -23,7 +25,7 @@ from neurodecode.models.lif import (
 )
 from neurodecode.models.spiking import SpikeDrivenSelfAttention, SpikingDualBranchConformer
 from neurodecode.registry import MODELS
-from tests.conftest import require_shared
+from tests.conftest import REPO_ROOT, require_shared
 
 
 def test_lif_integrates_leaks_fires_and_resets_by_hand():
@@ -40,6 +42,14 @@ def test_lif_integrates_leaks_fires_and_resets_by_hand():
     assert no_decay_input.tolist() == [1, 1, 1, 0, 1]
     low = LIFNeuron(tau=4.0, v_threshold=2.0)(torch.full((6, 1), 1.0))
     assert low.sum() == 0  # v approaches 1 < threshold 2
+    # v_init=0.5 starts half-way to the threshold: h = 0.5 + (1.5 - 0.5) / 2 = 1.0 fires
+    primed = LIFNeuron(tau=2.0, v_init=0.5)(x).squeeze(1)
+    assert primed.tolist() == [1, 0, 1, 0, 1]  # 1.0 fire → 0.75 → 1.125 fire → 0 → 1.1 fire
+    # soft reset rests at 0; v_init=0.25 of threshold 2 is 0.5: h = 0.5 + (3.5 - 0.5) / 2 = 2
+    one_step = torch.tensor([[3.5]])
+    assert LIFNeuron(tau=2.0, v_threshold=2.0, reset="soft")(one_step).tolist() == [[0.0]]
+    primed_soft = LIFNeuron(tau=2.0, v_threshold=2.0, reset="soft", v_init=0.25)
+    assert primed_soft(one_step).tolist() == [[1.0]]
 
 
 @pytest.mark.parametrize("surrogate", ["sigmoid", "arctan"])
@@ -66,6 +76,8 @@ def test_bad_neuron_options_are_refused():
         LIFNeuron(reset="none")
     with pytest.raises(ValueError, match="surrogate must be one of"):
         LIFNeuron(surrogate="relu")
+    with pytest.raises(ValueError, match=r"v_init must be in \[0, 1\)"):
+        LIFNeuron(v_init=1.0)
 
 
 @pytest.mark.slow
@@ -124,6 +136,9 @@ def test_model_is_registered_with_the_analog_contract():
         model(torch.randn(3, 19, 1000))
     with pytest.raises(ConfigError, match="unknown encoding"):
         SpikingDualBranchConformer(22, 4, 1000, 250.0, encoding="rate")
+    primed = SpikingDualBranchConformer(22, 4, 1000, 250.0, size="tiny", v_init=0.25)
+    neurons = [m for m in primed.modules() if isinstance(m, LIFNeuron)]
+    assert neurons and all(neuron.v_init == 0.25 for neuron in neurons)
 
 
 @pytest.mark.parametrize("encoding", ["direct", "delta"])
@@ -244,3 +259,17 @@ def test_spiking_model_decodes_imagined_left_vs_right_fist_in_held_out_runs():
     assert y_true.size == 45
     result = above_chance(int((y_true == y_pred).sum()), y_true.size, chance_level(y_true, 2))
     assert result["above_chance"], result
+
+
+def test_recipe_defaults_are_the_setting_the_validation_sweep_chose(monkeypatch):
+    """configs/model/spiking.yaml holds benchmarks/spiking_defaults.py's chosen setting, and
+    every setting of the sweep builds a model (docs/benchmarks.md has the figures)."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    sweep = importlib.import_module("spiking_defaults")
+    config = yaml.safe_load((REPO_ROOT / "configs/model/spiking.yaml").read_text())
+    model_name, chosen = sweep.SETTINGS[sweep.CHOSEN]
+    assert config["_target_"] == model_name
+    assert {key: config[key] for key in chosen} == chosen
+    for model_name, options in sweep.SETTINGS.values():
+        MODELS.build(model_name, n_chans=21, n_outputs=2, n_times=160, sfreq=80.0,
+                     size="tiny", **options)  # fmt: skip
