@@ -359,8 +359,7 @@ class SeizureTask(ClassificationTask):
             return frame, {}
         szcore = self.score_events(frame)
         self._log_szcore(stage, szcore)
-        return frame, {"window": window_metrics, "szcore": szcore,
-                       "calibration": dict(self.calibration)}  # fmt: skip
+        return frame, {"window": window_metrics, "szcore": szcore}
 
     def _log_szcore(self, stage: str, szcore: Mapping[str, Any]) -> None:
         summary = {
