@@ -25,6 +25,7 @@ from neurodecode.evaluation.seizure import (
     calibrate,
     choose_threshold,
     fit_temperature,
+    log_loss,
     log_odds,
     probabilities_to_events,
     score_recording,
@@ -382,7 +383,9 @@ class SeizureTask(ClassificationTask):
             self.calibrate_on(frame)
         szcore = self.score_events(frame)
         self._log_szcore("val", szcore)
-        self.log("val/selection", self.selection.score(szcore["event"]["pooled"]))
+        loss = log_loss(self.seizure_probability(frame), frame["y"].to_numpy() == 1)
+        self.log("val/selection", self.selection.rank(szcore["event"]["pooled"], loss))
+        self.log("val/calibrated_log_loss", loss)
         self.log("val/temperature", float(self.calibration["temperature"]))
         self.log("val/threshold", float(self.calibration["threshold"]))
 

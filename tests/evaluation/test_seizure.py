@@ -17,6 +17,7 @@ from neurodecode.evaluation.seizure import (
     calibrate,
     choose_threshold,
     fit_temperature,
+    log_loss,
     log_odds,
     poisson_rate_interval,
     probabilities_to_events,
@@ -145,7 +146,7 @@ def test_aggregate_states_its_basis_and_flags_a_rate_from_minutes():
     assert "one subject" in pooled["ci_method"]
     lines = "\n".join(summary_lines(result))
     assert "EXTRAPOLATED from 8 min" in lines and "1 seizure(s) of 1 subject(s)" in lines
-    assert "no spread" in lines and "share of seizures found" in lines
+    assert "no spread" in lines and "share of seizure(s) found" in lines
 
 
 def test_intervals_bootstrap_over_several_subjects():
@@ -216,3 +217,14 @@ def test_sensitivity_at_a_false_alarm_budget_respects_the_budget():
     assert strict["score"] == 0.0 and strict["event"]["fp"] == 0
     with pytest.raises(ConfigError, match="selection criterion"):
         Selection("window_loss")
+
+
+def test_equal_event_scores_are_ranked_by_the_calibrated_log_loss():
+    """Two validation seizures make event F1 1.0 from the first epoch on; the epoch with
+    the better probabilities must still win, and never against a real event difference."""
+    selection = Selection("event_f1")
+    perfect = {"f1": 1.0, "sensitivity": 1.0, "fp_per_24h": 0.0}
+    assert selection.rank(perfect, 0.2) > selection.rank(perfect, 0.6)
+    one_missed = {"f1": 0.99, "sensitivity": 0.98, "fp_per_24h": 0.0}
+    assert selection.rank(one_missed, 0.0) < selection.rank(perfect, 50.0)
+    assert log_loss([0.5, 0.5], [0, 1]) == pytest.approx(math.log(2))

@@ -123,3 +123,12 @@ def test_dataset_kind_comes_from_the_manifest():
     assert dataset_kind("simulated") == "simulated"
     assert dataset_kind("chbmit") == "real"
     assert dataset_kind("no-such-dataset") == "unknown"
+
+
+def test_confidence_keeps_its_precision_near_one():
+    from neurodecode.data.annotations import format_probability
+
+    assert format_probability(0.5) == "0.5000"
+    assert format_probability(0.99997) == "0.99997"
+    assert format_probability(1 - 1e-9) == "0.999999999"
+    assert format_probability(1.0) == "1"
