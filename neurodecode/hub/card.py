@@ -80,7 +80,7 @@ def _part_words(info: Mapping[str, Any]) -> str:
     if info.get("hours") is not None:
         words.append(f"{info['hours']:.2f} h")
     if info.get("n_seizures") is not None:
-        words.append(f"{info['n_seizures']} seizure(s)")
+        words.append(f"{info['n_seizures']} annotated seizure event(s)")
     return ", ".join(words)
 
 

@@ -31,7 +31,7 @@ def test_card_shows_training_data_selection_calibration_and_the_warning():
     card = render_card(CONFIG)
     assert "## Training data, selection and calibration" in card
     assert "TRAINED ONLY ON SIMULATED EEG" in card
-    assert "trained on: 2 subject(s), 4 recording(s), 0.27 h, 4 seizure(s)" in card
+    assert "trained on: 2 subject(s), 4 recording(s), 0.27 h, 4 annotated seizure event(s)" in card
     assert "sensitivity_at_fa (budget 2 false alarms per 24 h)" in card
     assert "temperature 2.5, threshold 0.35" in card
     assert "pooled over 2 seizure(s) of 1 subject(s)" in card and "extrapolated" in card

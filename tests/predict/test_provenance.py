@@ -62,7 +62,7 @@ def test_simulated_model_on_real_crops_warns_and_writes_provenance_sidecars(
     assert status == 0, err
     # a boxed, multi-line warning on stderr, and the provenance in words
     assert "#" * 40 in err and "## WARNING: THIS MODEL WAS TRAINED ONLY ON SIMULATED EEG." in err
-    assert "trained on: 2 subject(s), 4 recording(s), 0.27 h, 4 seizure(s)" in err
+    assert "trained on: 2 subject(s), 4 recording(s), 0.27 h, 4 annotated seizure event(s)" in err
     assert "extrapolated from under an hour" in err
     for edf in folder.glob("*.edf"):
         sidecar = json.loads((tmp_path / f"{edf.stem}_events.json").read_text())
