@@ -85,7 +85,9 @@ def test_temperature_divides_the_log_odds(exported_detector, simulated_export, s
     assert (plain.temperature, calibrated.temperature) == (1.0, 3.0)
     assert plain.post.threshold == 0.5 and calibrated.post.threshold == 0.3
     assert plain.provenance["recorded"] is False and plain.provenance["kind"] == "unknown"
-    assert calibrated.provenance["recorded"] is True and calibrated.provenance["kind"] == "simulated"
+    assert (
+        calibrated.provenance["recorded"] is True and calibrated.provenance["kind"] == "simulated"
+    )
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, len(plain.ch_names), plain.n_times)).astype(np.float32)
     mask = np.ones(len(plain.ch_names), bool)
