@@ -449,18 +449,18 @@ def summary_lines(szcore: Mapping[str, Any]) -> list[str]:
             f"{CONFIDENCE_LEVEL:.0%} intervals by {pooled.get('ci_method', 'n/a')}:"
         )
         lines.append(
-            f"  sensitivity (share of {unit} found) {_with_ci(pooled, 'sensitivity')}; "
+            f"  {kind}: sensitivity (share of {unit} found) {_with_ci(pooled, 'sensitivity')}; "
             f"precision (share of detected {unit[:-3]}s that are real) "
             f"{_with_ci(pooled, 'precision')}"
         )
         lines.append(
-            f"  F1 {_with_ci(pooled, 'f1')}; false positives per 24 h "
+            f"  {kind}: F1 {_with_ci(pooled, 'f1')}; false positives per 24 h "
             f"{_with_ci(pooled, 'fp_per_24h')}{rate_flag}"
         )
         average = szcore[kind]["per_subject"]
         spread = "" if average.get("f1_std") is not None else " (one subject: no spread)"
         lines.append(
-            f"  per-subject average (mean over {average['n_f1']} subject(s)): F1 "
+            f"  {kind}: per-subject average (mean over {average['n_f1']} subject(s)): F1 "
             f"{_number(average['f1'])}{spread}"
         )
     return lines
