@@ -237,6 +237,39 @@ def test_seizure_recipe_on_simulated_data_writes_a_complete_run(seizure_run):
 
 
 @pytest.mark.slow
+def test_seizure_run_selects_on_events_and_exports_calibration_and_provenance(
+    seizure_run, tmp_path
+):
+    """Issue 15.1-4: the checkpoint is chosen on validation event score, its temperature and
+    threshold come with it into the export and predict, and the run says what it rests on."""
+    from neurodecode.hub import export_run
+    from neurodecode.predict import load_detector
+
+    _, run, done = seizure_run
+    results = json.loads((run / "results.json").read_text())
+    metrics = results["metrics"]
+    assert set(metrics["best_validation"]) == {"val/selection"}
+    calibration = metrics["calibration"]
+    assert calibration["fitted_on"].startswith("validation") and calibration["temperature"] > 0
+    provenance = metrics["provenance"]
+    assert provenance["simulated_only"] is True and provenance["montage"] == "double_banana"
+    split = results["data"]["split"]
+    for part in ("train", "valid", "test"):
+        assert provenance["parts"][part]["subjects"] == sorted(split[part]["subjects"])
+    pooled = metrics["test"]["szcore"]["event"]["pooled"]
+    assert provenance["test_event_scores"]["n_seizures"] == pooled["ref_true"] > 0
+    assert pooled["fp_per_24h_extrapolated"] is True  # minutes of simulated test data
+    assert "EXTRAPOLATED" in done.stdout and "seizure(s) of 1 subject(s)" in done.stdout
+
+    config = json.loads((export_run(run, tmp_path / "export") / "config.json").read_text())
+    assert "provenance" not in config["metrics"] and config["provenance"]["simulated_only"]
+    assert config["provenance"]["calibration"]["threshold"] == calibration["threshold"]
+    detector = load_detector(run)
+    assert detector.post.threshold == calibration["threshold"]
+    assert detector.temperature == pytest.approx(calibration["temperature"])
+
+
+@pytest.mark.slow
 def test_a_killed_run_resumed_ends_like_an_uninterrupted_one(seizure_run, tmp_path):
     """Kill the 2-epoch run once epoch 1 is checkpointed; resume=true: same test metrics."""
     home, uninterrupted, _ = seizure_run

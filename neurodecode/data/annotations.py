@@ -538,6 +538,18 @@ def read_szcore_events(path: str | Path) -> pd.DataFrame:
     return table[list(SZCORE_COLUMNS)]
 
 
+def format_probability(value: float) -> str:
+    """A probability with four decimals, or as many more as it takes not to round it to 1
+    (0.99997 stays ``0.99997``, never ``1.0000``); only 1 itself is written ``1``."""
+    value = float(value)
+    if value >= 1.0:
+        return "1"
+    decimals = 4
+    while round(value, decimals) >= 1.0:
+        decimals += 1
+    return f"{value:.{decimals}f}"
+
+
 def write_szcore_events(
     path: str | Path,
     events: pd.DataFrame,
@@ -595,7 +607,7 @@ def write_szcore_events(
         )
 
     def number(value: float) -> str:
-        return "n/a" if pd.isna(value) else f"{value:.2f}"
+        return "n/a" if pd.isna(value) else format_probability(value)
 
     stamp = "n/a" if date_time is None else date_time.strftime(_DATETIME_FORMAT)
     lines = ["\t".join(SZCORE_COLUMNS)]

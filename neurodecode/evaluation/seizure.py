@@ -20,22 +20,35 @@ SzCORE framework (Dan et al., 2024, *Epilepsia*) and its reference implementatio
   subject whose seizures were all missed counts with F1 = 0, and a seizure-free subject with
   false detections counts with F1 = 0. False positives per 24 h are always defined;
 - **pooled**: counts summed over all recordings of all subjects, then the same formulas.
+
+Every aggregate states what it rests on (seizures, subjects, recordings, hours) and gives
+95 % intervals: for sensitivity, precision and F1 a bootstrap over subjects where there are
+several (an exact Clopper-Pearson interval over events for one subject), for false
+positives per 24 h the exact Poisson interval of the count; a rate from under one hour of
+data is flagged as extrapolated. :func:`summary_lines` says in words what each number is.
+
+Model selection on validation (:func:`fit_temperature`, :func:`choose_threshold`): a
+temperature calibrates the seizure log-odds, and the event threshold is the one whose
+SzCORE event score is best (F1, or sensitivity within a false-alarm budget per 24 h).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import optimize, special, stats
 from timescoring.annotations import Annotation
 from timescoring.scoring import EventScoring, SampleScoring
 
 from neurodecode.data.annotations import read_szcore_events
-from neurodecode.errors import AnnotationError
+from neurodecode.errors import AnnotationError, ConfigError
 
 Events = list[tuple[float, float]]
 
@@ -50,6 +63,12 @@ SZCORE_EVENT_PARAMETERS = {
 #: Rate (Hz) at which SzCORE samples annotations before scoring.
 SZCORE_SCORING_FS = 1
 METRICS = ("sensitivity", "precision", "f1", "fp_per_24h")
+#: Confidence level of every interval, draws of the bootstrap over subjects, and its seed.
+CONFIDENCE_LEVEL = 0.95
+BOOTSTRAP_DRAWS = 2000
+BOOTSTRAP_SEED = 0
+#: Below this much scored data (hours) a false-positive rate per 24 h is extrapolated.
+MIN_HOURS_FOR_RATE = 1.0
 
 CONVENTION = (
     "SzCORE: counts summed per subject over its recordings; per-subject average = nanmean of "
@@ -294,9 +313,12 @@ def aggregate(scores: Iterable[RecordingScore]) -> dict:
     dict
         ``{"event": {"per_subject": {...}, "pooled": {...}}, "sample": {...}, "subjects":
         {subject: {"event": {...}, "sample": {...}}}, "n_subjects", "n_recordings",
-        "convention"}``. Per-subject entries hold the mean and ``*_std`` of each metric and
-        how many subjects entered each mean (``n_<metric>``); pooled entries also hold the
-        summed counts.
+        "n_seizures", "hours", "convention"}``. Per-subject entries hold the mean and
+        ``*_std`` of each metric (``None`` from a single subject: there is no spread to
+        state) and how many subjects entered each mean (``n_<metric>``). Pooled entries
+        hold the summed counts, what they rest on (``n_seizures``, ``n_subjects``,
+        ``hours``), a 95 % interval ``<metric>_ci`` with its method ``ci_method``, and
+        ``fp_per_24h_extrapolated`` when under :data:`MIN_HOURS_FOR_RATE` hours were scored.
     """
     scores = list(scores)
     if not scores:
@@ -309,30 +331,319 @@ def aggregate(scores: Iterable[RecordingScore]) -> dict:
 
     result: dict = {}
     for kind in ("event", "sample"):
-        per_subject = [counts[kind].scores() for counts in by_subject.values()]
-        averaged: dict[str, float | int] = {}
-        for metric in METRICS:
-            values = np.array([s[metric] for s in per_subject], dtype=float)
-            defined = values[~np.isnan(values)]
-            averaged[metric] = float(defined.mean()) if defined.size else math.nan
-            averaged[f"{metric}_std"] = float(defined.std()) if defined.size else math.nan
-            averaged[f"n_{metric}"] = int(defined.size)
-        pooled_counts = sum((counts[kind] for counts in by_subject.values()), Counts())
-        pooled = pooled_counts.scores() | {
-            "tp": pooled_counts.tp,
-            "fp": pooled_counts.fp,
-            "ref_true": pooled_counts.ref_true,
-            "duration_h": pooled_counts.duration_s / 3600.0,
+        counts = [entry[kind] for entry in by_subject.values()]
+        pooled = sum(counts, Counts())
+        result[kind] = {
+            "per_subject": _per_subject_average(counts),
+            "pooled": pooled.scores()
+            | {"tp": pooled.tp, "fp": pooled.fp, "ref_true": pooled.ref_true}
+            | _basis(pooled, len(counts))
+            | intervals(counts),
         }
-        result[kind] = {"per_subject": averaged, "pooled": pooled}
     result["subjects"] = {
         subject: {kind: counts[kind].scores() | vars(counts[kind]) for kind in counts}
         for subject, counts in by_subject.items()
     }
     result["n_subjects"] = len(by_subject)
     result["n_recordings"] = len(scores)
+    result["n_seizures"] = result["event"]["pooled"]["n_seizures"]
+    result["hours"] = result["event"]["pooled"]["hours"]
     result["convention"] = CONVENTION
     return result
+
+
+def _per_subject_average(counts: Sequence[Counts]) -> dict[str, float | int | None]:
+    """SzCORE's nanmean of per-subject scores, with the spread where there is one."""
+    per_subject = [c.scores() for c in counts]
+    averaged: dict[str, float | int | None] = {}
+    for metric in METRICS:
+        values = np.array([s[metric] for s in per_subject], dtype=float)
+        defined = values[~np.isnan(values)]
+        averaged[metric] = float(defined.mean()) if defined.size else math.nan
+        averaged[f"{metric}_std"] = float(defined.std()) if defined.size > 1 else None
+        averaged[f"n_{metric}"] = int(defined.size)
+    return averaged
+
+
+def _basis(pooled: Counts, n_subjects: int) -> dict[str, Any]:
+    """What pooled scores rest on: seizures, subjects, hours, and whether the false-alarm
+    rate is extrapolated from under :data:`MIN_HOURS_FOR_RATE` hours."""
+    hours = pooled.duration_s / 3600.0
+    return {
+        "n_seizures": pooled.ref_true,
+        "n_subjects": n_subjects,
+        "hours": hours,
+        "duration_h": hours,
+        "fp_per_24h_extrapolated": hours < MIN_HOURS_FOR_RATE,
+    }
+
+
+def poisson_rate_interval(
+    count: int, duration_s: float, level: float = CONFIDENCE_LEVEL
+) -> tuple[float, float]:
+    """Exact (Garwood) interval of a rate per 24 h from ``count`` events in ``duration_s``."""
+    if duration_s <= 0:
+        return math.nan, math.nan
+    alpha = 1.0 - level
+    low = 0.0 if count == 0 else stats.chi2.ppf(alpha / 2, 2 * count) / 2
+    high = stats.chi2.ppf(1 - alpha / 2, 2 * count + 2) / 2
+    scale = 86400.0 / duration_s
+    return float(low * scale), float(high * scale)
+
+
+def binomial_interval(
+    successes: int, trials: int, level: float = CONFIDENCE_LEVEL
+) -> tuple[float, float]:
+    """Exact Clopper-Pearson interval of a proportion (NaN without trials)."""
+    if trials == 0:
+        return math.nan, math.nan
+    ci = stats.binomtest(successes, trials).proportion_ci(level, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def intervals(counts: Sequence[Counts], level: float = CONFIDENCE_LEVEL) -> dict[str, Any]:
+    """95 % intervals of the pooled scores of per-subject ``counts``.
+
+    Sensitivity, precision and F1: percentile bootstrap over subjects (subjects drawn with
+    replacement, counts pooled, :data:`BOOTSTRAP_DRAWS` draws, fixed seed) when there are
+    several; with one subject, exact binomial intervals over its events for sensitivity and
+    precision and none for F1. False positives per 24 h: the exact Poisson interval of the
+    pooled count, whatever the number of subjects.
+    """
+    pooled = sum(counts, Counts())
+    out: dict[str, Any] = {"confidence_level": level}
+    out["fp_per_24h_ci"] = poisson_rate_interval(pooled.fp, pooled.duration_s, level)
+    if len(counts) > 1:
+        draws = _bootstrap_subjects(counts)
+        for metric in ("sensitivity", "precision", "f1"):
+            values = draws[metric][~np.isnan(draws[metric])]
+            out[f"{metric}_ci"] = (
+                tuple(float(v) for v in np.quantile(values, [(1 - level) / 2, (1 + level) / 2]))
+                if values.size
+                else (math.nan, math.nan)
+            )
+        out["ci_method"] = (
+            f"bootstrap over {len(counts)} subjects ({BOOTSTRAP_DRAWS} draws); "
+            "FP/24h: exact Poisson"
+        )
+        return out
+    out["sensitivity_ci"] = binomial_interval(pooled.tp, pooled.ref_true, level)
+    out["precision_ci"] = binomial_interval(pooled.tp, pooled.tp + pooled.fp, level)
+    out["f1_ci"] = (math.nan, math.nan)
+    out["ci_method"] = (
+        "one subject: exact binomial over its events (no between-subject spread); "
+        "FP/24h: exact Poisson"
+    )
+    return out
+
+
+def _bootstrap_subjects(counts: Sequence[Counts]) -> dict[str, np.ndarray]:
+    """Pooled sensitivity, precision and F1 over subjects drawn with replacement."""
+    table = np.array([[c.tp, c.fp, c.ref_true] for c in counts], dtype=float)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    picks = rng.integers(len(counts), size=(BOOTSTRAP_DRAWS, len(counts)))
+    tp, fp, ref = (table[picks, column].sum(axis=1) for column in range(3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "sensitivity": np.where(ref > 0, tp / ref, np.nan),
+            "precision": np.where(tp + fp > 0, tp / (tp + fp), np.nan),
+            "f1": np.where(ref + fp > 0, 2 * tp / (tp + fp + ref), np.nan),
+        }
+
+
+def summary_lines(szcore: Mapping[str, Any]) -> list[str]:
+    """Plain-words lines of an :func:`aggregate` result: what each number is and rests on."""
+    lines = []
+    for kind, unit in (("event", "seizure(s)"), ("sample", "seizure second(s)")):
+        pooled = szcore[kind]["pooled"]
+        rate_flag = (
+            f" (EXTRAPOLATED from {pooled['hours'] * 60:.0f} min of data)"
+            if pooled.get("fp_per_24h_extrapolated")
+            else ""
+        )
+        lines.append(
+            f"SzCORE {kind}-based, pooled over {pooled['n_seizures']} {unit} of "
+            f"{pooled['n_subjects']} subject(s) in {pooled['hours']:.2f} h; "
+            f"{CONFIDENCE_LEVEL:.0%} intervals by {pooled.get('ci_method', 'n/a')}:"
+        )
+        lines.append(
+            f"  {kind}: sensitivity (share of {unit} found) {_with_ci(pooled, 'sensitivity')}; "
+            f"precision (share of detected {unit[:-3]}s that are real) "
+            f"{_with_ci(pooled, 'precision')}"
+        )
+        lines.append(
+            f"  {kind}: F1 {_with_ci(pooled, 'f1')}; false positives per 24 h "
+            f"{_with_ci(pooled, 'fp_per_24h')}{rate_flag}"
+        )
+        average = szcore[kind]["per_subject"]
+        spread = "" if average.get("f1_std") is not None else " (one subject: no spread)"
+        lines.append(
+            f"  {kind}: per-subject average (mean over {average['n_f1']} subject(s)): F1 "
+            f"{_number(average['f1'])}{spread}"
+        )
+    return lines
+
+
+def _with_ci(pooled: Mapping[str, Any], metric: str) -> str:
+    low, high = pooled.get(f"{metric}_ci") or (math.nan, math.nan)
+    return f"{_number(pooled[metric])} [{_number(low)}, {_number(high)}]"
+
+
+def _number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+# ---------------------------------------------------------------------------------------
+# Calibration and event-level selection on validation data
+
+#: How a threshold (and a checkpoint) is chosen on validation: SzCORE event F1, or event
+#: sensitivity among thresholds whose false alarms stay within a budget per 24 h.
+SELECTION_CRITERIA = ("event_f1", "sensitivity_at_fa")
+#: Thresholds tried on the calibrated probability.
+THRESHOLD_GRID = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
+_LOGIT_FLOOR = 1e-30  # probabilities are clipped here before taking log-odds
+#: Weight of the window log-loss that breaks ties between equal event scores.
+TIE_BREAK_WEIGHT = 1e-3
+
+
+def log_odds(probabilities: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Seizure log-odds ``log p - log(1 - p)`` of probabilities, clipped away from 0 and 1."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), _LOGIT_FLOOR, 1.0)
+    q = np.clip(1.0 - p, _LOGIT_FLOOR, 1.0)
+    return np.log(p) - np.log(q)
+
+
+def calibrate(logits: Sequence[float] | np.ndarray, temperature: float) -> np.ndarray:
+    """Calibrated seizure probability ``sigmoid(logit / temperature)``, float64."""
+    return special.expit(np.asarray(logits, dtype=np.float64) / temperature)
+
+
+def log_loss(
+    probabilities: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
+) -> float:
+    """Mean binary log-loss of seizure ``probabilities`` against 0/1 ``labels``."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), _LOGIT_FLOOR, 1 - 1e-16)
+    y = np.asarray(labels, dtype=np.float64)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p))) if y.size else math.nan
+
+
+def fit_temperature(
+    logits: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
+) -> float:
+    """The temperature that minimises the log-loss of ``labels`` (0/1) on ``logits``.
+
+    Returns 1.0 (no change) when only one class is present: a temperature fitted on one
+    class would only push every probability to the extremes.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    if labels.size == 0 or labels.min() == labels.max():
+        return 1.0
+
+    def loss(log_t: float) -> float:
+        z = logits / math.exp(log_t)
+        return float(np.mean(np.logaddexp(0.0, z) - labels * z))
+
+    fit = optimize.minimize_scalar(loss, bounds=(math.log(0.05), math.log(50.0)), method="bounded")
+    return float(math.exp(fit.x))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How the event threshold and the checkpoint are chosen on validation.
+
+    Parameters
+    ----------
+    criterion : {"event_f1", "sensitivity_at_fa"}
+        Pooled SzCORE event F1, or pooled event sensitivity where the false positives per
+        24 h stay within ``fa_per_24h`` (a threshold over budget scores 0).
+    fa_per_24h : float
+        The false-alarm budget of ``sensitivity_at_fa``.
+    """
+
+    criterion: str = "event_f1"
+    fa_per_24h: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.criterion not in SELECTION_CRITERIA:
+            raise ConfigError(
+                f"task.selection={self.criterion!r} is not a selection criterion",
+                hint=f"use one of {', '.join(SELECTION_CRITERIA)}",
+            )
+        if self.fa_per_24h < 0:
+            raise ConfigError(f"the false-alarm budget must be ≥ 0, got {self.fa_per_24h}")
+
+    def score(self, pooled: Mapping[str, float]) -> float:
+        """The selection score of pooled event scores (undefined counts as 0)."""
+        value = pooled["f1"] if self.criterion == "event_f1" else pooled["sensitivity"]
+        if self.criterion == "sensitivity_at_fa" and not pooled["fp_per_24h"] <= self.fa_per_24h:
+            return 0.0
+        return 0.0 if math.isnan(value) else float(value)
+
+    def rank(self, pooled: Mapping[str, float], log_loss: float) -> float:
+        """What a checkpoint is selected on: :meth:`score`, ties broken by the window
+        log-loss of the calibrated probabilities (weighted :data:`TIE_BREAK_WEIGHT`, capped
+        at 1, so it orders epochs of equal event score and never outranks one event).
+
+        With a few validation seizures event F1 saturates early (every epoch finds the 2
+        seizures of the simulated validation subject); without the tie-break the first
+        such epoch would be kept, however poor its probabilities."""
+        return self.score(pooled) - TIE_BREAK_WEIGHT * min(float(log_loss), 1.0)
+
+
+@dataclass
+class ValidationRecording:
+    """One validation recording: window starts, calibrated probabilities, reference."""
+
+    subject: str
+    recording: str
+    start_s: np.ndarray
+    probabilities: np.ndarray
+    reference: Events
+    duration_s: float
+
+
+def choose_threshold(
+    recordings: Sequence[ValidationRecording],
+    window_s: float,
+    post: PostProcessing,
+    selection: Selection,
+    thresholds: Sequence[float] = THRESHOLD_GRID,
+) -> dict[str, Any]:
+    """The threshold whose pooled SzCORE event score on ``recordings`` is best.
+
+    Ties go to fewer false positives, then to the threshold nearest 0.5. An
+    ``off_threshold`` above a candidate is lowered to it.
+
+    Returns
+    -------
+    dict
+        ``threshold``, ``score``, ``criterion``, ``fa_per_24h`` and the pooled event
+        scores (``event``) at that threshold.
+    """
+    best: tuple[tuple[float, float, float], float, dict[str, float]] | None = None
+    for threshold in thresholds:
+        off = None if post.off_threshold is None else min(post.off_threshold, threshold)
+        candidate = dataclasses.replace(post, threshold=float(threshold), off_threshold=off)
+        counts = Counts()
+        for rec in recordings:
+            detected = probabilities_to_events(rec.probabilities, rec.start_s, window_s, candidate)
+            counts = counts + score_recording(rec.reference, detected, rec.duration_s).event
+        pooled = counts.scores() | {"tp": counts.tp, "fp": counts.fp, "ref_true": counts.ref_true}
+        key = (selection.score(pooled), -counts.fp, -abs(threshold - 0.5))
+        if best is None or key > best[0]:
+            best = (key, float(threshold), pooled)
+    if best is None:
+        raise ValueError("no thresholds to choose from")
+    return {
+        "threshold": best[1],
+        "score": best[0][0],
+        "criterion": selection.criterion,
+        "fa_per_24h": selection.fa_per_24h,
+        "event": best[2],
+    }
 
 
 def _seizures(table: pd.DataFrame) -> Events:

@@ -21,6 +21,83 @@ MEDICAL_DISCLAIMER = (
 )
 
 
+SIMULATED_WARNING = (
+    "WARNING: THIS MODEL WAS TRAINED ONLY ON SIMULATED EEG.",
+    "It has never seen a real recording: its detections on real EEG, and the",
+    "probabilities it gives them, mean nothing clinically. Use a model trained on",
+    "real recordings of this montage for anything but testing the software.",
+)
+
+
+def simulated_warning(provenance: Mapping[str, Any] | None) -> list[str]:
+    """The lines of the simulated-data warning when ``provenance`` says the model saw only
+    simulated data; no lines otherwise."""
+    return list(SIMULATED_WARNING) if (provenance or {}).get("simulated_only") else []
+
+
+def boxed(lines: list[str]) -> str:
+    """``lines`` framed in a box of ``#`` that no reader scrolls past unseen."""
+    width = max(len(line) for line in lines)
+    rule = "#" * (width + 6)
+    return "\n".join([rule, *(f"## {line:<{width}} ##" for line in lines), rule])
+
+
+def provenance_lines(provenance: Mapping[str, Any] | None) -> list[str]:
+    """Plain-words lines saying what a model was trained, selected and tested on."""
+    provenance = provenance or {}
+    if not provenance:
+        return ["Training data: not recorded with this model (unknown)."]
+    datasets = ", ".join(str(d) for d in provenance.get("datasets") or []) or "not recorded"
+    lines = [f"Training data: {datasets} ({provenance.get('kind', 'unknown')} recordings)"
+             + (f", montage {provenance['montage']}" if provenance.get("montage") else "")
+             + "."]  # fmt: skip
+    for part, name in (("train", "trained on"), ("valid", "selected on"), ("test", "tested on")):
+        info = (provenance.get("parts") or {}).get(part)
+        if info:
+            lines.append(f"  {name}: {_part_words(info)}")
+    if provenance.get("recorded") is False or provenance.get("recorded_by_task") is False:
+        lines.append("  (inferred from the dataset name: the checkpoint recorded no provenance)")
+    selection = provenance.get("selection") or {}
+    if selection:
+        lines.append(f"Checkpoint and threshold chosen on validation {selection.get('criterion')}"
+                     + (f" (budget {selection['fa_per_24h']:g} false alarms per 24 h)"
+                        if selection.get("fa_per_24h") is not None else "") + ".")  # fmt: skip
+    calibration = provenance.get("calibration") or {}
+    if calibration.get("temperature") is not None:
+        lines.append(f"Calibration (fitted on validation): temperature "
+                     f"{calibration['temperature']:.3g}, threshold {calibration['threshold']:.3g}.")  # fmt: skip
+    test = provenance.get("test_event_scores") or {}
+    if test:
+        lines.append(_test_words(test))
+    return lines
+
+
+def _part_words(info: Mapping[str, Any]) -> str:
+    subjects = info.get("subjects")
+    words = [f"{len(subjects)} subject(s)" if subjects is not None else "subjects unknown"]
+    if info.get("n_recordings") is not None:
+        words.append(f"{info['n_recordings']} recording(s)")
+    if info.get("hours") is not None:
+        words.append(f"{info['hours']:.2f} h")
+    if info.get("n_seizures") is not None:
+        words.append(f"{info['n_seizures']} annotated seizure event(s)")
+    return ", ".join(words)
+
+
+def _test_words(test: Mapping[str, Any]) -> str:
+    def number(key: str) -> str:
+        value = test.get(key)
+        return "n/a" if value is None else f"{value:.3g}"
+
+    words = (f"Test (SzCORE events, pooled over {test.get('n_seizures', '?')} seizure(s) of "
+             f"{test.get('n_subjects', '?')} subject(s), {test.get('hours', 0.0):.2f} h): "
+             f"sensitivity {number('sensitivity')}, precision {number('precision')}, "
+             f"F1 {number('f1')}, false positives per 24 h {number('fp_per_24h')}")  # fmt: skip
+    if test.get("fp_per_24h_extrapolated"):
+        words += " (extrapolated from under an hour)"
+    return words + "."
+
+
 def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     """Numeric leaves of a (nested) metrics mapping as ``{"a.b": value}``; others dropped."""
     flat: dict[str, float] = {}
@@ -116,6 +193,7 @@ def render_card(config: Mapping[str, Any]) -> str:
         lines += [MEDICAL_DISCLAIMER, ""]
 
     lines += _input_section(config)
+    lines += _provenance_section(config)
     lines += _results_section(config)
     lines += _use_sections(card)
     lines += _architecture_section(arch, card)
@@ -144,6 +222,18 @@ def _input_section(config: Mapping[str, Any]) -> list[str]:
         else ["not recorded"]
     )
     return lines
+
+
+def _provenance_section(config: Mapping[str, Any]) -> list[str]:
+    """What the model was trained, selected and tested on; the simulated-data warning."""
+    provenance = config.get("provenance") or {}
+    if not provenance:
+        return []
+    lines = ["", "## Training data, selection and calibration", ""]
+    warning = simulated_warning(provenance)
+    if warning:
+        lines += [f"> **{warning[0]}** " + " ".join(warning[1:]), ""]
+    return lines + [f"- {line.strip()}" for line in provenance_lines(provenance)]
 
 
 def _results_section(config: Mapping[str, Any]) -> list[str]:

@@ -51,6 +51,7 @@ from neurodecode.hub.load import (
 from neurodecode.models.adapters import ADAPTERS, add_adapters, merge_adapters
 from neurodecode.models.base import EncoderBase
 from neurodecode.registry import MODELS
+from neurodecode.tasks.seizure import dataset_kind
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ def export_model(
     card: Mapping[str, Any] | None = None,
     model_name: str | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``model.safetensors``, ``config.json`` and ``README.md`` into ``out_dir``.
 
@@ -174,6 +176,9 @@ def export_model(
     model_name, model_kwargs : optional
         Registered architecture name and constructor arguments, when the model does not
         record them itself.
+    provenance : mapping, optional
+        What the model was trained, selected and tested on, and its ``calibration`` fitted
+        on validation (``temperature``, ``threshold``); ``predict`` applies and prints it.
 
     Returns
     -------
@@ -198,14 +203,19 @@ def export_model(
         "dataset": dataset,
         "metrics": jsonio.jsonable(dict(metrics or {}), strict=True, where="metrics"),
         "card": jsonio.jsonable(dict(card or {}), strict=True, where="card"),
+        "provenance": jsonio.jsonable(provenance, strict=True, where="provenance"),
         "weights": _write_weights(model, out),
         "versions": {"neurodecode": __version__, "torch": torch.__version__},
     }
+    return _write_export(out, config)
+
+
+def _write_export(out: Path, config: Mapping[str, Any]) -> Path:
+    """Write ``config.json`` and the model card of an export whose weights are written."""
     write_config(out, config)
     (out / CARD_NAME).write_text(render_card(config), encoding="utf-8")
-    logger.info(
-        "exported %s (%d tensors) to %s", arch["_target_"], config["weights"]["n_tensors"], out
-    )
+    logger.info("exported %s (%d tensors) to %s", config["model"]["_target_"],
+                config["weights"]["n_tensors"], out)  # fmt: skip
     return out
 
 
@@ -303,7 +313,9 @@ def read_task_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
     encoder_state : dict of str to Tensor
         The weights under the first of :data:`ENCODER_PREFIXES` found, prefix removed.
     hparams : dict
-        The task's hyper-parameters; ``hparams["model"]`` is the encoder config.
+        The task's hyper-parameters; ``hparams["model"]`` is the encoder config, and
+        ``hparams["calibration"]`` the output calibration the task stored with these
+        weights, when it did (seizure detection).
 
     Raises
     ------
@@ -320,6 +332,8 @@ def read_task_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
             f"cannot read the checkpoint safely (weights only): {err}", path=path
         ) from err
     hparams = dict(ckpt.get("hyper_parameters") or {})
+    if isinstance(ckpt.get("calibration"), Mapping):
+        hparams["calibration"] = dict(ckpt["calibration"])
     state = ckpt.get("state_dict") or {}
     for prefix in ENCODER_PREFIXES:
         encoder = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
@@ -374,6 +388,10 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
     add_run_adapters(model, config.get("finetune") or {})
     load_state(model, encoder_state, path=ckpt_path)
     data = results.get("data") or {}
+    metrics = dict(results.get("metrics") or {})
+    provenance = metrics.pop("provenance", None) or run_provenance(results)
+    metrics.pop("calibration", None)  # the exported checkpoint's own is in its hparams
+    provenance = provenance | {"calibration": hparams.get("calibration")}
     return export_model(
         model.eval(),
         out_dir,
@@ -382,7 +400,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "b
         task=results.get("recipe") or (config.get("task") or {}).get("module", {}).get("_target_"),
         dataset=data.get("dataset"),
         units=data.get("units"),
-        metrics=results.get("metrics"),
+        metrics=metrics,
+        provenance=provenance,
         card={
             "run": {
                 "config_hash": results.get("config_hash"),
@@ -400,6 +419,28 @@ def add_run_adapters(model: torch.nn.Module, finetune: Mapping[str, Any]) -> Non
     strategy = finetune.get("strategy")
     if strategy in ADAPTERS:
         add_adapters(model, strategy, finetune.get("targets"), **(finetune.get("adapter") or {}))
+
+
+def run_provenance(results: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run's data say of the model's provenance, for runs whose task recorded none:
+    the dataset, whether it is simulated, the channels and the subjects of each part."""
+    data = results.get("data") or {}
+    dataset = data.get("dataset")
+    kind = dataset_kind(str(dataset)) if dataset else "unknown"
+    split = data.get("split") or {}
+    return {
+        "datasets": [dataset] if dataset else [],
+        "kind": kind,
+        "simulated_only": kind == "simulated",
+        "channels": data.get("channels"),
+        "sfreq": data.get("sfreq"),
+        "parts": {
+            part: {"subjects": (split.get(part) or {}).get("subjects")}
+            for part in ("train", "valid", "test")
+            if part in split
+        },
+        "recorded_by_task": False,
+    }
 
 
 def _checkpoint_path(run: Path, results: Mapping[str, Any], which: str) -> Path:

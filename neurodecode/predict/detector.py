@@ -28,6 +28,7 @@ from neurodecode.evaluation.seizure import PostProcessing
 from neurodecode.hub import read_task_checkpoint
 from neurodecode.hub.load import read_run_record
 from neurodecode.resources import resource_dir
+from neurodecode.tasks.seizure import dataset_kind
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,15 @@ class Detector:
         Probabilities → events.
     source : str
         The checkpoint as given.
+    labels : list of str, optional
+        Output names.
+    info : dict
+        Model, task, dataset and input units, for summaries.
+    temperature : float
+        Calibration fitted on validation: the seizure probability is
+        ``softmax(logits / temperature)`` (1: the model's own probabilities).
+    provenance : dict
+        What the model was trained, selected and tested on (:func:`model_provenance`).
     """
 
     model: torch.nn.Module
@@ -81,6 +91,8 @@ class Detector:
     source: str
     labels: list[str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 1.0
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def window_s(self) -> float:
@@ -94,8 +106,9 @@ class Detector:
 
     @torch.inference_mode()
     def probabilities(self, x: np.ndarray, mask: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Seizure probability of each window ``x`` (``(n, n_chans, n_times)``, scaled)."""
-        out = np.empty(len(x), dtype=np.float32)
+        """Calibrated seizure probability of each window ``x`` (``(n, n_chans, n_times)``,
+        scaled), in float64 so that a confident window keeps its distance from 1."""
+        out = np.empty(len(x), dtype=np.float64)
         pos = torch.from_numpy(np.asarray(self.ch_pos, np.float32))
         mask_t = torch.from_numpy(np.asarray(mask, bool))
         for i in range(0, len(x), batch_size):
@@ -106,7 +119,8 @@ class Detector:
                 ch_pos=pos.expand(n, -1, -1),
                 ch_mask=mask_t.expand(n, -1),
             )
-            out[i : i + n] = torch.softmax(logits.float(), dim=-1)[:, self.positive].numpy()
+            scaled = logits.double() / self.temperature
+            out[i : i + n] = torch.softmax(scaled, dim=-1)[:, self.positive].numpy()
         return out
 
 
@@ -157,6 +171,7 @@ def load_detector(
     else:
         pretrained = hub.from_pretrained(checkpoint, revision=revision)
     config = _preprocess_config(pretrained.preprocessing, preprocess, str(checkpoint))
+    calibration = (pretrained.config.get("provenance") or {}).get("calibration") or {}
     _check_windows(config, pretrained, str(checkpoint))
     ch_pos = pretrained.ch_pos
     if ch_pos is None:
@@ -172,7 +187,7 @@ def load_detector(
         preprocess=config,
         target=list(pretrained.ch_names) if target is None else target,
         positive=_positive_output(pretrained.labels, pretrained.config, str(checkpoint)),
-        post=_post_processing(hparams, post),
+        post=_post_processing(hparams, post, calibration),
         source=str(checkpoint),
         labels=pretrained.labels,
         info={
@@ -181,7 +196,28 @@ def load_detector(
             "dataset": pretrained.config.get("dataset"),
             "units": pretrained.units,
         },
+        temperature=float(calibration.get("temperature") or 1.0),
+        provenance=model_provenance(pretrained.config),
     )
+
+
+def model_provenance(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What an exported model was trained on: its recorded ``provenance`` (which holds the
+    output ``calibration``), else what its ``dataset`` name tells (simulated, real, unknown).
+
+    A plain dict for summaries, sidecars and figures: ``datasets``, ``kind``,
+    ``simulated_only``, ``montage``, ``parts`` (subjects, recordings, hours and seizures of
+    train/valid/test), ``selection``, ``test_event_scores``, ``calibration``, ``recorded``
+    (false when the checkpoint recorded none and this is inferred from its dataset name).
+    """
+    recorded = dict(config.get("provenance") or {})
+    if not recorded:
+        dataset = config.get("dataset")
+        kind = dataset_kind(str(dataset)) if dataset else "unknown"
+        recorded = {"datasets": [dataset] if dataset else [], "kind": kind,
+                    "simulated_only": kind == "simulated", "recorded": False}  # fmt: skip
+    recorded.setdefault("recorded", True)
+    return recorded
 
 
 def _check_windows(config: DictConfig, pretrained: Any, checkpoint: str) -> None:
@@ -201,13 +237,20 @@ def _check_windows(config: DictConfig, pretrained: Any, checkpoint: str) -> None
         )
 
 
-def _post_processing(hparams: dict[str, Any], post: Mapping[str, Any] | None) -> PostProcessing:
-    """The checkpoint's post-processing, overridden by ``post``, else the task defaults."""
+def _post_processing(
+    hparams: dict[str, Any], post: Mapping[str, Any] | None, calibration: Mapping[str, Any]
+) -> PostProcessing:
+    """The checkpoint's post-processing with its threshold chosen on validation (when it
+    has one), overridden by ``post``, else the task defaults."""
     settings = {key: hparams.get(key) for key in POST_PROCESSING_KEYS}
+    if calibration.get("threshold") is not None:
+        settings["threshold"] = calibration["threshold"]
     settings.update({k: v for k, v in (post or {}).items() if v is not None})
     defaults = _seizure_task_defaults()
     settings = {k: defaults[k] if settings.get(k) is None and k != "off_threshold" else settings[k]
                 for k in POST_PROCESSING_KEYS}  # fmt: skip
+    if settings["off_threshold"] is not None:  # a chosen threshold may lie below it
+        settings["off_threshold"] = min(settings["off_threshold"], settings["threshold"])
     return PostProcessing(**settings)
 
 

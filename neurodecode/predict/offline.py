@@ -3,14 +3,19 @@
 :func:`predict_recording` runs a :class:`~neurodecode.predict.detector.Detector` over one
 file in spans (see :mod:`neurodecode.predict.pipeline`), so memory stays flat however long
 the recording; :func:`predict` does it for a file or every recording in a folder (a BIDS
-dataset), goes on past recordings that fail and writes ``summary.json``.
+dataset), goes on past recordings that fail, writes each input's own files (events, their
+JSON sidecar with the model's provenance and calibration, ``<stem>_summary.json``) and keeps
+the folder's index of every input predicted into it (``summary.json``, ``index.tsv``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
+import json
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +37,8 @@ from neurodecode.errors import (
     RecordingError,
 )
 from neurodecode.evaluation.seizure import probabilities_to_events
+from neurodecode.files import write_atomic
+from neurodecode.hub.card import boxed, provenance_lines, simulated_warning
 from neurodecode.predict import pipeline
 from neurodecode.predict.detector import Detector, load_detector
 from neurodecode.predict.figure import review_figure
@@ -39,7 +46,10 @@ from neurodecode.predict.report import write_report
 
 logger = logging.getLogger(__name__)
 
-SUMMARY_NAME = "summary.json"
+SUMMARY_NAME = "summary.json"  # the folder's index of inputs, merged over calls
+INDEX_NAME = "index.tsv"  # the same index as a table
+INDEX_COLUMNS = ("input", "status", "n_events", "duration_s", "checkpoint", "predicted_at",
+                 "summary", "message")  # fmt: skip
 FOLDER_SKIP_SUFFIXES = {".txt"}  # README.txt and the like, not Bonn segments, in a folder
 
 
@@ -95,12 +105,12 @@ class Prediction:
             "n_windows": int(self.probabilities.size),
             "n_events": len(self.events),
             "events": [
-                {"onset_s": round(a, 3), "duration_s": round(b - a, 3), "confidence": round(c, 4)}
+                {"onset_s": round(a, 3), "duration_s": round(b - a, 3), "confidence": c}
                 for (a, b), c in zip(self.events, self.confidence, strict=True)
             ],
             "max_probability": None
             if not np.isfinite(self.probabilities).any()
-            else round(float(np.nanmax(self.probabilities)), 4),
+            else float(np.nanmax(self.probabilities)),
             "qc": self.qc,
             "elapsed_s": round(self.elapsed_s, 3),
             "realtime_factor": round(self.duration_s / self.elapsed_s, 1)
@@ -319,7 +329,7 @@ def _score(
     bar: tqdm,
 ) -> tuple[np.ndarray, list[artifacts.RecordingQC], list[dict[str, Any]]]:
     """Probability of every window (NaN where its span failed), span QC and failed spans."""
-    probabilities = np.full(len(grid.window_starts()), np.nan, dtype=np.float32)
+    probabilities = np.full(len(grid.window_starts()), np.nan, dtype=np.float64)
     qcs, failed = [], []
     windows = pipeline.recording_windows(detector, reader, grid, spans, overlap)
     for (lo, out_stop, inside), span in zip(spans, windows, strict=True):
@@ -403,8 +413,11 @@ def write_outputs(
         recording_duration=result.duration_s,
         date_time=date_time,
     )
+    result.outputs["events_sidecar"] = write_events_sidecar(
+        base.with_name(base.name + "_events.json"), result, detector
+    )
     csv = base.with_name(base.name + "_probabilities.csv")
-    result.per_second.to_csv(csv, index=False, float_format="%.4f")
+    result.per_second.to_csv(csv, index=False, float_format="%.6g")
     result.outputs["probabilities"] = csv
     if figure:
         result.outputs["figure"] = review_figure(
@@ -413,6 +426,89 @@ def write_outputs(
         result.outputs["report"] = write_report(
             result, detector, reader, grid, base, provenance=detector.info.get("provenance")
         )
+
+
+def write_events_sidecar(path: Path, result: Prediction, detector: Detector) -> Path:
+    """The JSON sidecar of ``<stem>_events.tsv``: what the columns mean, the model and what
+    it was trained on (its provenance), its calibration and post-processing, and the
+    warnings a reader must see (a model trained only on simulated data)."""
+    sidecar = {
+        "events_file": path.with_suffix(".tsv").name,
+        "recording": {"input": str(result.source), "duration_s": result.duration_s},
+        "columns": {
+            "onset": "event start, seconds from the recording start",
+            "duration": "event length in seconds",
+            "confidence": "highest calibrated seizure probability of the event's windows "
+            f"(temperature {detector.temperature:.4g} fitted on validation; 1 = uncalibrated)",
+        },
+        "threshold": detector.post.threshold,
+        "post_processing": dataclasses.asdict(detector.post),
+        "checkpoint": detector.source,
+        "model": detector.info,
+        "provenance": detector.provenance,
+        "warnings": [" ".join(simulated_warning(detector.provenance))]
+        if simulated_warning(detector.provenance)
+        else [],
+    }
+    return jsonio.write_json(path, sidecar)
+
+
+def announce(detector: Detector, stream: Any = None) -> None:
+    """Print what the model was trained on, and a boxed warning when it saw only simulated
+    data, to ``stream`` (standard error by default) before anything is predicted."""
+    stream = sys.stderr if stream is None else stream
+    lines = provenance_lines(detector.provenance)
+    stream.write("\n".join(["Model provenance:", *lines]) + "\n")
+    warning = simulated_warning(detector.provenance)
+    if warning:
+        stream.write(boxed(warning) + "\n")
+
+
+def unique_stem(output: Path, stem: Path, source: Path) -> Path:
+    """``stem``, or ``stem_2``, ``stem_3``... when another input's outputs hold that name in
+    ``output`` (its ``<stem>_summary.json`` names a different input)."""
+    candidate, n = stem, 1
+    while True:
+        summary = output / candidate.with_name(candidate.name + "_summary.json")
+        if not summary.is_file() or _summary_input(summary) == str(source):
+            return candidate
+        n += 1
+        candidate = stem.with_name(f"{stem.name}_{n}")
+
+
+def _summary_input(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("input")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def write_input_summary(output: Path, stem: Path, entry: dict[str, Any]) -> Path:
+    """``<stem>_summary.json``: one input's status, events, QC and files."""
+    path = output / stem.with_name(stem.name + "_summary.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return jsonio.write_json(path, entry)
+
+
+def update_index(output: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """Merge this call's inputs into the folder's index (``summary.json`` and
+    ``index.tsv``): an input predicted again replaces its row, other inputs keep theirs."""
+    previous: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        previous = json.loads((output / SUMMARY_NAME).read_text())
+    fresh = {entry["input"] for entry in summary["recordings"] + summary["failed"]}
+    recordings = [e for e in previous.get("recordings", []) if e.get("input") not in fresh]
+    failed = [e for e in previous.get("failed", []) if e.get("input") not in fresh]
+    recordings, failed = recordings + summary["recordings"], failed + summary["failed"]
+    index = summary | {"recordings": recordings, "failed": failed,
+                       "n_recordings": len(recordings) + len(failed), "n_ok": len(recordings),
+                       "n_failed": len(failed)}  # fmt: skip
+    jsonio.write_json(output / SUMMARY_NAME, index)
+    rows = [[str(entry.get(column, "")) for column in INDEX_COLUMNS]
+            for entry in sorted(recordings + failed, key=lambda e: e["input"])]  # fmt: skip
+    table = "\n".join("\t".join(row) for row in [list(INDEX_COLUMNS), *rows]) + "\n"
+    write_atomic(output / INDEX_NAME, table)
+    return index
 
 
 def find_recordings(folder: Path) -> list[Path]:
@@ -432,10 +528,14 @@ def predict(
     output: str | Path,
     **options: Any,
 ) -> dict[str, Any]:
-    """Predict on a file or on every recording in a folder; write ``summary.json``.
+    """Predict on a file or on every recording in a folder; keep the folder's index.
 
+    Prints the model's provenance (and a boxed warning for a model trained only on
+    simulated data) to standard error first. Each input gets its own files (a name taken
+    by another input's outputs gets a ``_2`` suffix), ``<stem>_summary.json`` among them.
     Recordings that fail (unreadable, missing channels, unusable rate, too short) are
-    listed in the summary with the reason, logged, and the others are processed.
+    listed with the reason, logged, and the others are processed. ``summary.json`` and
+    ``index.tsv`` index every input ever predicted into ``output`` with its status.
 
     Parameters
     ----------
@@ -453,7 +553,8 @@ def predict(
     Returns
     -------
     dict
-        The content of ``summary.json``.
+        This call's summary: the model, its provenance, and this call's ``recordings``
+        and ``failed`` inputs (``summary.json`` holds the whole folder's).
     """
     detector = checkpoint if isinstance(checkpoint, Detector) else load_detector(checkpoint)
     source, output = Path(input), Path(output)
@@ -467,27 +568,16 @@ def predict(
             path=source,
             hint=f"recognised suffixes: {', '.join(io.FORMATS)}",
         )
+    announce(detector)
     recordings, failed = [], []
     for path in paths:
-        stem = None if source.is_file() else output_stem(path, source)
-        try:
-            result = predict_recording(path, detector, output, stem=stem, **options)
-        except NeurodecodeError as err:
-            logger.error("%s", err)
-            failed.append({"input": str(path), "status": "failed",
-                           "error": type(err).__name__, "message": str(err)})  # fmt: skip
-            continue
-        logger.info(
-            "%s: %d event(s), %.0f s at %.0f× real time",
-            path,
-            len(result.events),
-            result.duration_s,
-            result.duration_s / max(result.elapsed_s, 1e-9),
-        )
-        recordings.append(result.to_dict())
+        stem = unique_stem(output, output_stem(path, None if source.is_file() else source), path)
+        entry = _predict_input(path, detector, output, stem, options)
+        (recordings if entry["status"] == "ok" else failed).append(entry)
     summary = {
         "checkpoint": detector.source,
         "model": detector.info,
+        "provenance": detector.provenance,
         "input": str(source),
         "output": str(output),
         "channels": detector.ch_names,
@@ -503,5 +593,27 @@ def predict(
         "recordings": recordings,
         "failed": failed,
     }
-    (output / SUMMARY_NAME).write_text(jsonio.dumps(summary, indent=2, default=str) + "\n")
+    update_index(output, summary)
     return summary
+
+
+def _predict_input(
+    path: Path, detector: Detector, output: Path, stem: Path, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Predict one input into its own files; its entry of the index (ok or failed)."""
+    stamp = {"checkpoint": detector.source,
+             "predicted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}  # fmt: skip
+    try:
+        result = predict_recording(path, detector, output, stem=stem, **options)
+    except NeurodecodeError as err:
+        logger.error("%s", err)
+        entry = {"input": str(path), "status": "failed", "error": type(err).__name__,
+                 "message": str(err)} | stamp  # fmt: skip
+    else:
+        logger.info("%s: %d event(s), %.0f s at %.0f× real time", path, len(result.events),
+                    result.duration_s, result.duration_s / max(result.elapsed_s, 1e-9))  # fmt: skip
+        entry = result.to_dict() | stamp
+    summary = output / stem.with_name(stem.name + "_summary.json")
+    entry["summary"] = str(summary)
+    write_input_summary(output, stem, entry)
+    return entry

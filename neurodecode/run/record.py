@@ -17,6 +17,7 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from neurodecode.evaluation.seizure import summary_lines as szcore_summary_lines
 from neurodecode.jsonio import jsonable, write_json
 from neurodecode.tasks.base import DecodingTask, RunData
 
@@ -124,15 +125,8 @@ def test_lines(test: Mapping[str, Any] | None, label: str) -> list[str]:
     """The lines of one set of test metrics (SzCORE scores first where there are any)."""
     test = test or {}
     lines = []
-    if "szcore" in test:
-        for kind in ("event", "sample"):
-            for level in ("pooled", "per_subject"):
-                m = test["szcore"][kind][level]
-                lines.append(
-                    f"{label}: SzCORE {kind:6s} {level:11s}: sensitivity {_fmt(m['sensitivity'])}  "
-                    f"precision {_fmt(m['precision'])}  F1 {_fmt(m['f1'])}  "
-                    f"FP/24h {_fmt(m['fp_per_24h'])}"
-                )
+    if "szcore" in test:  # each number in words, with what it rests on and its interval
+        lines += [f"{label}: {line}" for line in szcore_summary_lines(test["szcore"])]
         test = test["window"]
     keys = ("accuracy", "balanced_accuracy", "kappa", "roc_auc", "top1", "top5")
     shown = [f"{k} {_fmt(test[k])}" for k in keys if k in test]
