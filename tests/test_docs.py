@@ -102,6 +102,16 @@ COMPOSE = [
 ]
 
 EXEMPT = {
+    "python -m neurodecode.predict checkpoint=my-lab/seizure-dbc stream=lsl:EEG": (
+        "needs a live LSL outlet; the stream command's file replay is run by "
+        "tests/predict/test_stream_command.py and the LSL reader's refusals by "
+        "tests/predict/test_predict.py"
+    ),
+    "python -m neurodecode.predict checkpoint=runs/seizure/<run> "
+    "stream=file:../shared/data/excerpts/chbmit/chb01_03_seizure_crop.edf speed=10": (
+        "a template over a run folder; the same command on both real CHB-MIT crops is run by "
+        "tests/predict/test_stream_command.py"
+    ),
     "python -m neurodecode.train recipe=motor_imagery '+data.prepare.subjects=[1]' "
     "'+data.prepare.runs=[3,4,7,8,11,12]' data.datamodule.split=within_session "
     "data.datamodule.fold=$s seed=$s data.datamodule.batch_size=16 model=patch_conformer "
