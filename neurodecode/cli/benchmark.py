@@ -1,10 +1,14 @@
-"""``neurodecode benchmark energy model=spiking data=<file or dataset> [key=value ...]``.
+"""``neurodecode benchmark energy model=spiking data=<file or dataset> [key=value ...]`` and
+``neurodecode benchmark results [quick=true] [key=value ...]``.
 
-The counting itself is :mod:`neurodecode.models.energy`; this module finds the windows.
+The counting itself is :mod:`neurodecode.models.energy`; this module finds the windows. The
+real-data table is :mod:`neurodecode.run.results_table` (runs) and
+:mod:`neurodecode.run.results_report` (``docs/results.md``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -16,13 +20,15 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
 from neurodecode.cli import SUMMARIES
-from neurodecode.cli.options import Command, Option, commands_usage, run_command
+from neurodecode.cli.options import Command, Option, check_choice, commands_usage, run_command
 from neurodecode.data.io import read_recording
 from neurodecode.data.prepare import prepare_dataset
 from neurodecode.errors import NeurodecodeError
 from neurodecode.jsonio import dumps, write_json
 from neurodecode.models import energy
 from neurodecode.registry import MODELS
+from neurodecode.run.results_report import make_results
+from neurodecode.run.results_table import DATASETS, FULL_PLAN, QUICK_PLAN
 
 SUMMARY = SUMMARIES["benchmark"]
 
@@ -118,7 +124,44 @@ def energy_report(args: dict[str, Any]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Command] = {"energy": (energy_report, ENERGY_OPTIONS)}
+RESULTS_OPTIONS = (
+    Option("quick", bool, default=False,
+           help="one seed, one fold, one epoch on the smallest dataset (a check, not a result)"),
+    Option("out", default="runs/results-table",
+           help="folder of the per-run records (a finished run is never run again) and runs"),
+    Option("doc", default="docs/results.md", help="the Markdown report (and its figure beside it)"),
+    Option("shared", default="../shared/data", help="the real recordings (mirror/, excerpts/)"),
+    Option("datasets", object, help=f"a list among {', '.join(DATASETS)} (default: all)"),
+    Option("seeds", int, help="number of seeds, 0 to seeds - 1 (default: 3; quick: 1)"),
+    Option("folds", int, help="folds per dataset at most (default: 5; quick: 1)"),
+    Option("epochs", int, help="training epochs of every model (default: 8; quick: 1)"),
+)  # fmt: skip
+
+
+def results_table(args: dict[str, Any]) -> int:
+    """Train every model on every real dataset beside the baselines; write docs/results.md."""
+    plan = QUICK_PLAN if args["quick"] else FULL_PLAN
+    changes: dict[str, Any] = {k: args[k] for k in ("folds", "epochs") if k in args}
+    if "seeds" in args:
+        changes["seeds"] = tuple(range(args["seeds"]))
+    if "datasets" in args:
+        chosen = [str(name) for name in args["datasets"]]
+        for name in chosen:
+            check_choice("datasets", name, DATASETS, "neurodecode benchmark results")
+        changes["datasets"] = tuple(chosen)
+    plan = dataclasses.replace(plan, **changes)
+    given = [f"{k}={v}" for k, v in args.items() if v != RESULTS_DEFAULTS.get(k)]
+    command = " ".join(["neurodecode benchmark results", *given])
+    doc = make_results(plan, Path(args["out"]), Path(args["doc"]), Path(args["shared"]), command)
+    logger.info("wrote %s", doc)
+    return 0
+
+
+RESULTS_DEFAULTS = {option.name: option.default for option in RESULTS_OPTIONS}
+COMMANDS: dict[str, Command] = {
+    "energy": (energy_report, ENERGY_OPTIONS),
+    "results": (results_table, RESULTS_OPTIONS),
+}
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "neurodecode benchmark") -> int:
