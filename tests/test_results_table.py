@@ -31,6 +31,12 @@ def test_the_full_plan_covers_every_dataset_model_and_seed():
     folds = {(s.name, fold) for s, v, seed, fold in runs if seed == 2}
     assert {f for d, f in folds if d == "eegmmidb_lr"} == set(range(5))
     assert {f for d, f in folds if d == "bonn"} == {0}
+    # frontier rows beyond the main spiking one: 3 seeds on the first fold
+    extra = [(seed, fold) for s, v, seed, fold in runs
+             if s.name == "eegmmidb_lr" and v.name == "spiking_t2_delta"]  # fmt: skip
+    assert extra == [(0, 0), (1, 0), (2, 0)]
+    main = [1 for s, v, _, _ in runs if s.name == "eegmmidb_lr" and v.name == "spiking_t4_direct"]
+    assert len(main) == 15
 
 
 def record(dataset, variant, seed, fold, accuracy, baselines=None, **extra):

@@ -134,7 +134,7 @@ RESULTS_OPTIONS = (
     Option("datasets", object, help=f"a list among {', '.join(DATASETS)} (default: all)"),
     Option("seeds", int, help="number of seeds, 0 to seeds - 1 (default: 3; quick: 1)"),
     Option("folds", int, help="folds per dataset at most (default: 5; quick: 1)"),
-    Option("epochs", int, help="training epochs of every model (default: 8; quick: 1)"),
+    Option("epochs", int, help="training epochs of every model (default: 5; quick: 1)"),
 )  # fmt: skip
 
 

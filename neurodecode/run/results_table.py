@@ -74,9 +74,10 @@ class DatasetSpec:
         Classical models fitted on the identical split (``baseline=``).
     unit : str
         What a test example is (windows, trials).
-    pretrain : tuple of str
-        Overrides of ``recipe=pretrain`` that keep one dataset of its mixture: this one
-        (Bonn, eegmmidb) or, for a dataset of one recording (Graz), eegmmidb S001.
+    pretrain : {"bonn", "eegmmidb"}
+        The one dataset of ``recipe=pretrain``'s mixture its fine-tuned model is pretrained
+        on: itself, or for a dataset of one recording (Graz, which pretraining cannot split
+        into training and validation recordings) eegmmidb S001.
     transfer : bool
         Whether its conformer is applied to the CHB-MIT crops (:func:`transfer_check`).
     """
@@ -87,13 +88,8 @@ class DatasetSpec:
     folds: int
     baselines: tuple[str, ...]
     unit: str
-    pretrain: tuple[str, ...]
+    pretrain: str
     transfer: bool = False
-
-
-def _mixture_only(name: str) -> tuple[str, ...]:
-    """Pretraining overrides that keep only ``name`` (bonn or eegmmidb) in the mixture."""
-    return (f"data.datasets.{'eegmmidb' if name == 'bonn' else 'bonn'}.weight=0",)
 
 
 def _eegmmidb(runs: str, label_map: str) -> tuple[str, ...]:
@@ -112,23 +108,22 @@ DATASETS: dict[str, DatasetSpec] = {
             ("recipe=seizure", "data=bonn", "preprocess=bonn", "task=classification",
              "task.class_weights=balanced", "~preprocess.windows.label_map",
              f"+preprocess.windows.label_map={BONN_S_VS_REST}", "preprocess.windows.stride_s=4.0"),
-            1, ("eeg_features",), "windows", _mixture_only("bonn"), transfer=True,
+            1, ("eeg_features",), "windows", "bonn", transfer=True,
         ),
         DatasetSpec(
             "eegmmidb_lr", "eegmmidb S001, left vs right fist imagery (R04, R08, R12)",
             _eegmmidb("[4,8,12]", "{imagined_left_fist: 0, imagined_right_fist: 1}"),
-            5, ("csp_lda", "tangent_space"), "trials", _mixture_only("eegmmidb"),
+            5, ("csp_lda", "tangent_space"), "trials", "eegmmidb",
         ),
         DatasetSpec(
             "eegmmidb_ff", "eegmmidb S001, both fists vs both feet imagery (R06, R10, R14)",
             _eegmmidb("[6,10,14]", "{imagined_both_fists: 0, imagined_both_feet: 1}"),
-            5, ("csp_lda", "tangent_space"), "trials", _mixture_only("eegmmidb"),
+            5, ("csp_lda", "tangent_space"), "trials", "eegmmidb",
         ),
         DatasetSpec(
             "graz", "Graz GDF sample, left vs right hand imagery (3 channels)",
             ("recipe=motor_imagery", "data=graz_gdf", "preprocess.reference=null", *MOTOR_BAND),
-            # one recording cannot be split for pretraining: pretrained on eegmmidb S001
-            5, ("csp_lda", "tangent_space"), "trials", _mixture_only("eegmmidb"),
+            5, ("csp_lda", "tangent_space"), "trials", "eegmmidb",
         ),
     )
 }  # fmt: skip
@@ -165,8 +160,8 @@ FRONTIER = tuple(spiking_variant(t, e) for t in (1, 2, 4) for e in ("direct", "d
 class TablePlan:
     """What :func:`run_table` runs: datasets × variants × seeds × folds, and how long.
 
-    ``frontier`` names the datasets that also get the spiking frontier rows; ``folds``
-    caps each dataset's folds; ``epochs`` and ``size`` apply to every trained model and
+    ``frontier`` names the datasets that also get the spiking frontier rows (on
+    ``frontier_folds`` folds: its variants are many); ``folds`` caps each dataset's folds; ``epochs`` and ``size`` apply to every trained model and
     ``pretrain_steps`` to each pretraining run.
     """
 
@@ -177,21 +172,24 @@ class TablePlan:
     epochs: int
     size: str = "tiny"
     frontier: tuple[str, ...] = ()
+    frontier_folds: int = 1
     pretrain_steps: int = 40
     extra: tuple[str, ...] = ()
 
     def runs(self) -> Iterator[tuple[DatasetSpec, Variant, int, int]]:
-        """Every (dataset, variant, seed, fold) of the plan, datasets first."""
-        for name in self.datasets:
-            spec = DATASETS[name]
-            variants = self.variants + (FRONTIER if name in self.frontier else ())
-            seen = set()
-            for variant in variants:
-                if variant.name in seen:
-                    continue
-                seen.add(variant.name)
+        """Every (dataset, variant, seed, fold) of the plan, model by model, so that an
+        interrupted table holds whole rows of the first models on every dataset."""
+        frontier = [v for v in FRONTIER if v not in self.variants]
+        for variant in (*self.variants, *frontier):
+            for name in self.datasets:
+                spec = DATASETS[name]
+                folds = min(self.folds, spec.folds)
+                if variant in frontier:
+                    if name not in self.frontier:
+                        continue
+                    folds = min(folds, self.frontier_folds)
                 for seed in self.seeds:
-                    for fold in range(min(self.folds, spec.folds)):
+                    for fold in range(folds):
                         yield spec, variant, seed, fold
 
     def training(self) -> tuple[str, ...]:
@@ -208,7 +206,7 @@ FULL_PLAN = TablePlan(
     variants=(CONFORMER, spiking_variant(4, "direct"), FINETUNED),
     seeds=(0, 1, 2),
     folds=5,
-    epochs=8,
+    epochs=5,
     frontier=("bonn", "eegmmidb_lr"),
 )
 #: One seed, one fold, one epoch on the smallest data: a check that the command works.
@@ -310,12 +308,15 @@ def scores(test: dict[str, Any]) -> dict[str, Any]:
 
 
 def pretrained_run(plan: TablePlan, spec: DatasetSpec, seed: int, out: Path) -> Path:
-    """The pretraining run on ``spec``'s recordings for ``seed``, run once and reused."""
-    run_dir = out / "runs" / f"{spec.name}__pretrain__seed{seed}"
+    """The pretraining run for ``spec`` and ``seed`` (``recipe=pretrain`` on the mixture's
+    ``spec.pretrain`` alone), run once and reused by every fold and dataset that shares it."""
+    run_dir = out / "runs" / f"pretrain_{spec.pretrain}__seed{seed}"
     if (run_dir / "encoder").is_dir():
         return run_dir
     shutil.rmtree(run_dir, ignore_errors=True)
-    overrides = ["recipe=pretrain", *spec.pretrain, f"trainer.max_steps={plan.pretrain_steps}",
+    other = "eegmmidb" if spec.pretrain == "bonn" else "bonn"
+    overrides = ["recipe=pretrain", f"data.datasets.{other}.weight=0",
+                 f"trainer.max_steps={plan.pretrain_steps}",
                  "trainer.max_epochs=-1", "trainer.enable_progress_bar=false",
                  "+trainer.enable_model_summary=false", f"seed={seed}"]  # fmt: skip
     cfg, recipe = compose_with_hydra(overrides)
