@@ -286,5 +286,8 @@ def make_results(plan: TablePlan, out: Path, doc: Path, shared: Path, command: s
                  notes: Sequence[str] = ()) -> Path:  # fmt: skip
     """Run what ``plan`` still lacks in ``out`` (:func:`run_table`), then write ``doc``."""
     started = dt.datetime.now(dt.UTC).timestamp()
-    records = run_table(plan, out, shared)
+    records, failures = run_table(plan, out, shared)
+    if failures:
+        notes = [*notes, "", "Runs that failed (not in the table; the command retries them):", "",
+                 *(f"- {line}" for line in failures)]  # fmt: skip
     return write_report(records, plan, command, doc, started, notes)

@@ -225,8 +225,8 @@ def record_path(out: Path, spec: DatasetSpec, variant: str, seed: int, fold: int
     return out / "records" / f"{spec.name}__{variant}__seed{seed}_fold{fold}.json"
 
 
-def run_table(plan: TablePlan, out: Path, shared: Path) -> list[dict[str, Any]]:
-    """Run every run of ``plan`` not yet recorded in ``out``; return every record.
+def run_table(plan: TablePlan, out: Path, shared: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Run every run of ``plan`` not yet recorded in ``out``.
 
     Parameters
     ----------
@@ -237,18 +237,31 @@ def run_table(plan: TablePlan, out: Path, shared: Path) -> list[dict[str, Any]]:
         The real recordings (``../shared/data``): its ``mirror/`` serves eegmmidb and Bonn
         unless ``NEURODECODE_MIRROR`` is set, ``excerpts/biosig`` is the Graz folder and
         ``excerpts/chbmit`` holds the crops of the transfer check.
+
+    Returns
+    -------
+    records : list of dict
+        Every record of the plan, old and new.
+    failures : list of str
+        One line per run that failed (logged with its traceback, left unrecorded so that the
+        next call tries it again); the table goes on without it.
     """
     register_recipes()
-    records = []
+    records, failures = [], []
     with shared_data_environment(shared):
         (out / "records").mkdir(parents=True, exist_ok=True)
         for spec, variant, seed, fold in plan.runs():
             path = record_path(out, spec, variant.name, seed, fold)
             if not path.is_file():
                 logger.info("table: %s / %s, seed %d, fold %d", spec.name, variant.name, seed, fold)
-                write_json(path, run_one(plan, spec, variant, seed, fold, out, shared))
+                try:
+                    write_json(path, run_one(plan, spec, variant, seed, fold, out, shared))
+                except Exception as error:  # noqa: BLE001 (one failed run does not stop the table)
+                    logger.exception("table: %s failed", path.stem)
+                    failures.append(f"{path.stem}: {type(error).__name__}: {error}")
+                    continue
             records.append(json.loads(path.read_text()))
-    return records
+    return records, failures
 
 
 @contextmanager
