@@ -134,7 +134,9 @@ RESULTS_OPTIONS = (
     Option("datasets", object, help=f"a list among {', '.join(DATASETS)} (default: all)"),
     Option("seeds", int, help="number of seeds, 0 to seeds - 1 (default: 3; quick: 1)"),
     Option("folds", int, help="folds per dataset at most (default: 5; quick: 1)"),
-    Option("epochs", int, help="training epochs of every model (default: 5; quick: 1)"),
+    Option("epochs", int, help="training epochs of every model (default: 10, Bonn 3; quick: 1)"),
+    Option("frontier", object,
+           help="datasets that get the spiking frontier rows (default: [bonn,eegmmidb_lr])"),
 )  # fmt: skip
 
 
@@ -144,11 +146,12 @@ def results_table(args: dict[str, Any]) -> int:
     changes: dict[str, Any] = {k: args[k] for k in ("folds", "epochs") if k in args}
     if "seeds" in args:
         changes["seeds"] = tuple(range(args["seeds"]))
-    if "datasets" in args:
-        chosen = [str(name) for name in args["datasets"]]
-        for name in chosen:
-            check_choice("datasets", name, DATASETS, "neurodecode benchmark results")
-        changes["datasets"] = tuple(chosen)
+    for key in ("datasets", "frontier"):
+        if key in args:
+            chosen = [str(name) for name in args[key]]
+            for name in chosen:
+                check_choice(key, name, DATASETS, "neurodecode benchmark results")
+            changes[key] = tuple(chosen)
     plan = dataclasses.replace(plan, **changes)
     given = [f"{k}={v}" for k, v in args.items() if v != RESULTS_DEFAULTS.get(k)]
     command = " ".join(["neurodecode benchmark results", *given])

@@ -28,6 +28,7 @@ from neurodecode.run.results_table import (
     TABLE_COST_MODELS,
     TablePlan,
     Variant,
+    quantize_int8,
     run_table,
 )
 
@@ -234,18 +235,21 @@ def write_report(records: Sequence[Mapping[str, Any]], plan: TablePlan, command:
     groups = by_key(records)
     variants = [*plan.variants, *(v for v in FRONTIER if v not in plan.variants)]
     now = dt.datetime.now(dt.UTC)
+    run_minutes = sum(r.get("duration_s") or 0.0 for r in records) / 60
     lines = [
         "# Results on real recordings", "",
-        f"Produced by `{command}` on {now:%Y-%m-%d %H:%M} UTC, in "
-        f"{(now.timestamp() - started) / 60:.1f} min (runs recorded earlier were reused).",
-        f"Machine: {machine()}.", "",
-        f"Every model is trained for at most {plan.epochs} epoch(s) (size {plan.size}, early "
-        "stopping on validation) through the run "
-        "path of `python -m neurodecode.train`; seeds "
-        f"{', '.join(map(str, plan.seeds))}; up to {plan.folds} folds. Accuracy is mean ± sd "
-        "over seeds × folds; Δ is the model's accuracy minus the baseline's on the same "
-        "split, with a paired test across those splits.", "", *notes, "",
-        "## Models against the classical baselines", "",
+        f"Produced by `{command}` on {now:%Y-%m-%d %H:%M} UTC; this call took "
+        f"{(now.timestamp() - started) / 60:.1f} min (runs recorded by an earlier call are "
+        f"reused), and the {len(records)} recorded runs trained and tested for "
+        f"{run_minutes:.1f} min in all.", f"Machine: {machine()}.", "",
+        f"Every model is trained for at most {plan.epochs} epoch(s) (size {plan.size}, the "
+        "recipe's early stopping and model selection on validation) through the run path of "
+        f"`python -m neurodecode.train`, seeds {', '.join(map(str, plan.seeds))}, up to "
+        f"{plan.folds} folds. Accuracy is mean ± sd over seeds × folds; Δ is the model's test "
+        "accuracy minus the baseline's on the same split, with a paired test across those "
+        "splits (exact sign-flip up to 20 pairs, else Wilcoxon); each run's `results.json` "
+        "also holds McNemar's exact test on its identical test trials.", "", *notes, "",
+        *how_it_was_run(plan), "## Models against the classical baselines", "",
     ]  # fmt: skip
     for name in plan.datasets:
         lines += dataset_table(name, groups, variants)
@@ -262,6 +266,31 @@ def write_report(records: Sequence[Mapping[str, Any]], plan: TablePlan, command:
     lines += transfer_lines(groups)
     write_atomic(doc, "\n".join(lines).rstrip() + "\n")
     return doc
+
+
+def how_it_was_run(plan: TablePlan) -> list[str]:
+    """The overrides of each dataset, and how the pretrained, INT8 and transfer rows come."""
+    lines = ["## How each dataset is run", ""]
+    for name in plan.datasets:
+        spec = DATASETS[name]
+        lines.append(f"- {spec.title}: `python -m neurodecode.train {' '.join(spec.overrides)}"
+                     f" baseline=[{','.join(spec.baselines)}] model.size={plan.size} "
+                     f"trainer.max_epochs={plan.epochs} seed=<seed> "
+                     f"data.datamodule.fold=<fold>`; the fine-tuned model starts from "
+                     f"`recipe=pretrain` on {spec.pretrain} alone ({plan.pretrain_steps} "
+                     "steps, labels unused, all of its recordings).")  # fmt: skip
+    int8 = ("`neurodecode.models.quantize.quantize_int8`" if quantize_int8 is not None else
+            "no INT8 quantizer on this code yet (`neurodecode.models.quantize.quantize_int8`): "
+            "its rows are missing")  # fmt: skip
+    lines += [
+        "- The spiking rows are `model=spiking` with `model.time_steps` and `model.encoding`; "
+        f"the frontier's extra spiking rows run on {plan.frontier_folds} fold(s) only.",
+        f"- INT8: the trained analog model after post-training quantization with {int8}.",
+        "- Transfer check: each bipolar channel of the two CHB-MIT crops (chb01_03, 41 s "
+        "each) is preprocessed as a Bonn segment with the run's own config and scored by the "
+        "Bonn conformer alone; a window's probability is its largest over channels.", "",
+    ]  # fmt: skip
+    return lines
 
 
 def _best_baseline(name: str, groups: Mapping[tuple[str, str], list[Mapping[str, Any]]]
