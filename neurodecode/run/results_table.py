@@ -369,9 +369,7 @@ def measure_trained(cfg: DictConfig, run_dir: Path, results: dict[str, Any], spe
 
 def reload_task(cfg: DictConfig, run_dir: Path, results: dict[str, Any]) -> tuple[Any, Any]:
     """The task of a finished run with its selected weights, and its data (cache reused)."""
-    cfg = copy.deepcopy(with_paths(cfg, run_dir, resuming=False))
-    with open_dict(cfg):
-        cfg.init_from = None  # the checkpoint holds every weight
+    cfg = with_paths(cfg, run_dir, resuming=False)
     task_cls = TASKS.get(cfg.task.module._target_)
     data = task_cls.prepare(cfg, run_dir)
     task = build_task(cfg, task_cls, data)
