@@ -134,7 +134,8 @@ RESULTS_OPTIONS = (
     Option("datasets", object, help=f"a list among {', '.join(DATASETS)} (default: all)"),
     Option("seeds", int, help="number of seeds, 0 to seeds - 1 (default: 3; quick: 1)"),
     Option("folds", int, help="folds per dataset at most (default: 5; quick: 1)"),
-    Option("epochs", int, help="training epochs of every model (default: 10, Bonn 3; quick: 1)"),
+    Option("epochs", int, help="training epochs of every model (default: 10; quick: 1)"),
+    Option("epoch_caps", object, help="fewer epochs on some datasets (default: {bonn: 3})"),
     Option("frontier", object,
            help="datasets that get the spiking frontier rows (default: [bonn,eegmmidb_lr])"),
 )  # fmt: skip
@@ -144,6 +145,8 @@ def results_table(args: dict[str, Any]) -> int:
     """Train every model on every real dataset beside the baselines; write docs/results.md."""
     plan = QUICK_PLAN if args["quick"] else FULL_PLAN
     changes: dict[str, Any] = {k: args[k] for k in ("folds", "epochs") if k in args}
+    if "epoch_caps" in args:
+        changes["epoch_caps"] = tuple((str(k), int(v)) for k, v in args["epoch_caps"].items())
     if "seeds" in args:
         changes["seeds"] = tuple(range(args["seeds"]))
     for key in ("datasets", "frontier"):
@@ -176,6 +179,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "neurodecode benchmark")
         "file\n(consecutive windows, each channel scaled by its standard deviation) or a "
         "dataset name\n(the first windows of its prepared cache). The energy is given under every "
         "cost model\n(cost_model=<name> picks one): " + ", ".join(energy.COST_MODELS) + "."
+    )
+    lines.append(
+        "\nresults trains every model (dual-branch conformer, its spiking variants, the "
+        "pretrained\nencoder fine-tuned) on every real dataset of shared= beside the classical "
+        "baselines on\nthe same splits, through the run path of neurodecode.train, and writes "
+        "doc= with paired\ntests, energy per window and the transfer check. Each finished run "
+        "is a record in\nout=/records: an interrupted table resumes where it stopped."
     )
     argv = list(sys.argv[1:] if argv is None else argv)
     return run_command(argv, COMMANDS, prog, "\n".join(lines))

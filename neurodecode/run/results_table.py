@@ -80,9 +80,6 @@ class DatasetSpec:
         into training and validation recordings) eegmmidb S001.
     transfer : bool
         Whether its conformer is applied to the CHB-MIT crops (:func:`transfer_check`).
-    max_epochs : int, optional
-        A cap on the plan's epochs for a dataset whose epochs are long (Bonn: 1600
-        training windows against 30 trials of motor imagery).
     """
 
     name: str
@@ -93,7 +90,6 @@ class DatasetSpec:
     unit: str
     pretrain: str
     transfer: bool = False
-    max_epochs: int | None = None
 
 
 def _eegmmidb(runs: str, label_map: str) -> tuple[str, ...]:
@@ -113,7 +109,7 @@ DATASETS: dict[str, DatasetSpec] = {
             ("recipe=seizure", "data=bonn", "preprocess=bonn", "task=classification",
              "task.class_weights=balanced", "~preprocess.windows.label_map",
              f"+preprocess.windows.label_map={BONN_S_VS_REST}", "preprocess.windows.stride_s=4.0"),
-            1, ("eeg_features",), "windows", "bonn", transfer=True, max_epochs=3,
+            1, ("eeg_features",), "windows", "bonn", transfer=True,
         ),
         DatasetSpec(
             "eegmmidb_lr", "eegmmidb S001, left vs right fist imagery (R04, R08, R12)",
@@ -167,7 +163,9 @@ class TablePlan:
 
     ``frontier`` names the datasets that also get the spiking frontier rows (on
     ``frontier_folds`` folds: its variants are many); ``folds`` caps each dataset's folds; ``epochs`` and ``size`` apply to every trained model and
-    ``pretrain_steps`` to each pretraining run.
+    ``pretrain_steps`` to each pretraining run; ``epoch_caps`` caps the epochs of
+    datasets whose epochs are long (Bonn: 1600 training windows against 30 trials of motor
+    imagery), as ``(dataset, epochs)`` pairs.
     """
 
     datasets: tuple[str, ...]
@@ -179,6 +177,7 @@ class TablePlan:
     frontier: tuple[str, ...] = ()
     frontier_folds: int = 1
     pretrain_steps: int = 40
+    epoch_caps: tuple[tuple[str, int], ...] = (("bonn", 3),)
     extra: tuple[str, ...] = ()
 
     def runs(self) -> Iterator[tuple[DatasetSpec, Variant, int, int]]:
@@ -199,7 +198,7 @@ class TablePlan:
 
     def training(self, spec: DatasetSpec) -> tuple[str, ...]:
         """Overrides every trained model of ``spec`` gets."""
-        epochs = min(self.epochs, spec.max_epochs or self.epochs)
+        epochs = min(self.epochs, dict(self.epoch_caps).get(spec.name, self.epochs))
         return (
             f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false",
             "+trainer.enable_model_summary=false", "data.datamodule.num_workers=0", *self.extra,
@@ -253,15 +252,17 @@ def run_table(plan: TablePlan, out: Path, shared: Path) -> tuple[list[dict[str, 
         next call tries it again); the table goes on without it.
     """
     register_recipes()
+    out = out.resolve()  # the run layer writes paths relative to an absolute run folder
     records, failures = [], []
     with shared_data_environment(shared):
         (out / "records").mkdir(parents=True, exist_ok=True)
         for spec, variant, seed, fold in plan.runs():
             path = record_path(out, spec, variant.name, seed, fold)
-            if not path.is_file():
+            overrides = run_overrides(plan, spec, variant, seed, fold, out)
+            if not path.is_file() or json.loads(path.read_text())["overrides"] != overrides:
                 logger.info("table: %s / %s, seed %d, fold %d", spec.name, variant.name, seed, fold)
                 try:
-                    write_json(path, run_one(plan, spec, variant, seed, fold, out, shared))
+                    write_json(path, run_one(plan, spec, variant, overrides, out, shared))
                 except Exception as error:  # noqa: BLE001 (one failed run does not stop the table)
                     logger.exception("table: %s failed", path.stem)
                     failures.append(f"{path.stem}: {type(error).__name__}: {error}")
@@ -292,17 +293,26 @@ def shared_data_environment(shared: Path) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def run_one(plan: TablePlan, spec: DatasetSpec, variant: Variant, seed: int, fold: int,
-            out: Path, shared: Path) -> dict[str, Any]:  # fmt: skip
-    """Train and test one model on one split, measure it, and return its record."""
+def run_overrides(plan: TablePlan, spec: DatasetSpec, variant: Variant, seed: int, fold: int,
+                  out: Path) -> list[str]:  # fmt: skip
+    """The overrides of one run: a record made with other overrides is run again."""
     overrides = [*spec.overrides, *variant.overrides, *plan.training(spec), f"seed={seed}",
                  f"data.datamodule.fold={fold}"]  # fmt: skip
     if variant.pretrained:
-        overrides.append(f"init_from={pretrained_run(plan, spec, seed, out)}")
+        overrides.append(f"init_from={pretrain_dir(plan, spec, seed, out)}")
     else:
         overrides.append(f"model.size={plan.size}")
     if variant == CONFORMER:
         overrides.append(f"baseline=[{','.join(spec.baselines)}]")
+    return overrides
+
+
+def run_one(plan: TablePlan, spec: DatasetSpec, variant: Variant, overrides: list[str],
+            out: Path, shared: Path) -> dict[str, Any]:  # fmt: skip
+    """Train and test one model on one split, measure it, and return its record."""
+    seed, fold = (int(_value(overrides, key)) for key in ("seed", "data.datamodule.fold"))
+    if variant.pretrained:
+        pretrain(plan, spec, seed, out)
     cfg, recipe = compose_with_hydra(overrides)
     run_dir = out / "runs" / record_path(out, spec, variant.name, seed, fold).stem
     shutil.rmtree(run_dir, ignore_errors=True)  # what an interrupted run left
@@ -326,10 +336,20 @@ def scores(test: dict[str, Any]) -> dict[str, Any]:
     return {key: test.get(key) for key in ("accuracy", "balanced_accuracy", "roc_auc", "n")}
 
 
-def pretrained_run(plan: TablePlan, spec: DatasetSpec, seed: int, out: Path) -> Path:
-    """The pretraining run for ``spec`` and ``seed`` (``recipe=pretrain`` on the mixture's
-    ``spec.pretrain`` alone), run once and reused by every fold and dataset that shares it."""
-    run_dir = out / "runs" / f"pretrain_{spec.pretrain}__seed{seed}"
+def _value(overrides: Sequence[str], key: str) -> str:
+    return next(o.partition("=")[2] for o in overrides if o.partition("=")[0] == key)
+
+
+def pretrain_dir(plan: TablePlan, spec: DatasetSpec, seed: int, out: Path) -> Path:
+    """The folder of the pretraining run that ``spec``'s fine-tuned model starts from."""
+    name = f"pretrain_{spec.pretrain}_{plan.pretrain_steps}steps__seed{seed}"
+    return out / "runs" / name
+
+
+def pretrain(plan: TablePlan, spec: DatasetSpec, seed: int, out: Path) -> Path:
+    """Run the pretraining of :func:`pretrain_dir` (``recipe=pretrain`` on the mixture's
+    ``spec.pretrain`` alone) unless done: once for every fold and dataset that share it."""
+    run_dir = pretrain_dir(plan, spec, seed, out)
     if (run_dir / "encoder").is_dir():
         return run_dir
     shutil.rmtree(run_dir, ignore_errors=True)
