@@ -3,6 +3,7 @@ resumable per-run records, and the report with paired tests, energy and the fron
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,7 +13,14 @@ from neurodecode.cli import benchmark
 from neurodecode.evaluation.comparison import paired_comparison
 from neurodecode.run import results_table
 from neurodecode.run.results_report import write_report
-from neurodecode.run.results_table import FULL_PLAN, TablePlan
+from neurodecode.run.results_table import (
+    DATASETS,
+    FULL_PLAN,
+    QUICK_PLAN,
+    TablePlan,
+    record_path,
+    run_overrides,
+)
 from tests.conftest import require_shared
 
 
@@ -37,6 +45,40 @@ def test_the_full_plan_covers_every_dataset_model_and_seed():
     assert extra == [(0, 0), (1, 0), (2, 0)]
     main = [1 for s, v, _, _ in runs if s.name == "eegmmidb_lr" and v.name == "spiking_t4_direct"]
     assert len(main) == 15
+    # long Bonn epochs are capped; every other dataset trains for the plan's epochs
+    assert "trainer.max_epochs=3" in FULL_PLAN.training(DATASETS["bonn"])
+    assert "trainer.max_epochs=10" in FULL_PLAN.training(DATASETS["graz"])
+
+
+def test_records_are_reused_only_when_made_the_same_way_and_failures_do_not_stop(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "table"
+    spec, conformer, _, _ = next(QUICK_PLAN.runs())
+    (out / "records").mkdir(parents=True)
+    same = run_overrides(QUICK_PLAN, spec, conformer, 0, 0, out.resolve())
+    record_path(out, spec, "conformer", 0, 0).write_text(json.dumps({"overrides": same}))
+    ran = []
+
+    def fake_run_one(plan, spec, variant, overrides, out, shared):
+        ran.append((variant.name, overrides))
+        if len(ran) == 2:
+            raise RuntimeError("out of memory")
+        return {"overrides": overrides, "variant": variant.name}
+
+    monkeypatch.setattr(results_table, "run_one", fake_run_one)
+    records, failures = results_table.run_table(QUICK_PLAN, out, tmp_path)
+    assert [name for name, _ in ran] == ["spiking_t1_direct"]  # the conformer's was reused
+    assert len(records) == 2 and not failures
+    # other settings (more epochs): both are run again; a failure is listed, not recorded
+    plan = dataclasses.replace(QUICK_PLAN, epochs=2)
+    records, failures = results_table.run_table(plan, out, tmp_path)
+    assert [name for name, _ in ran[1:]] == ["conformer", "spiking_t1_direct"]
+    assert "trainer.max_epochs=2" in ran[1][1]
+    assert len(records) == 1 and failures == [
+        "graz__conformer__seed0_fold0: RuntimeError: out of memory"
+    ]
+    assert json.loads(record_path(out, spec, "conformer", 0, 0).read_text())["overrides"] == same
 
 
 def record(dataset, variant, seed, fold, accuracy, baselines=None, **extra):
@@ -84,6 +126,8 @@ def test_report_pairs_models_with_baselines_on_the_same_splits(tmp_path):
     assert "- T=2, delta: layer 0.100" in text
     assert (tmp_path / "r_frontier.png").stat().st_size > 1000
     assert "neurodecode benchmark results" in text and "Machine:" in text
+    # the plan's other models were not run: the report says it is incomplete, and which
+    assert "**Incomplete**: 45 of 75 runs" in text and "finetuned seed 2 fold 4" in text
 
 
 @pytest.mark.slow

@@ -120,7 +120,7 @@ def dataset_table(name: str, groups: Mapping[tuple[str, str], list[Mapping[str, 
         present = [r for r in runs if r.get(key)]
         cells = [title, mean_sd([r[key]["accuracy"] for r in present]),
                  mean_sd([r[key]["balanced_accuracy"] for r in present]), str(len(present)),
-                 _n_per_run(present)]  # fmt: skip
+                 _n_per_run(present, spec.groups)]  # fmt: skip
         cells += [versus(present, baselines[b], key) for b in spec.baselines]
         lines.append("| " + " | ".join(cells) + " |")
     for b in spec.baselines:
@@ -132,8 +132,16 @@ def dataset_table(name: str, groups: Mapping[tuple[str, str], list[Mapping[str, 
     return [*lines, ""]
 
 
-def _n_per_run(runs: Sequence[Mapping[str, Any]]) -> str:
-    n = sorted({int(r["n_test"]) for r in runs if r.get("n_test") is not None})
+def _n_per_run(runs: Sequence[Mapping[str, Any]], groups: str | None = None) -> str:
+    """Test examples per run (their range when folds differ), and the groups they come from."""
+    text = _span([r.get("n_test") for r in runs])
+    if groups and text != "–":
+        text += f" ({_span([r.get('n_test_groups') for r in runs])} {groups})"
+    return text
+
+
+def _span(values: Sequence[int | None]) -> str:
+    n = sorted({int(v) for v in values if v is not None})
     return "–" if not n else str(n[0]) if len(n) == 1 else f"{n[0]}–{n[-1]}"
 
 
@@ -234,6 +242,13 @@ def write_report(records: Sequence[Mapping[str, Any]], plan: TablePlan, command:
     ``<doc stem>_frontier.png`` beside it."""
     groups = by_key(records)
     variants = [*plan.variants, *(v for v in FRONTIER if v not in plan.variants)]
+    done = {(r["dataset"], r["variant"], r["seed"], r["fold"]) for r in records}
+    missing = [f"{s.name} / {v.name} seed {seed} fold {fold}" for s, v, seed, fold in plan.runs()
+               if (s.name, v.name, seed, fold) not in done]  # fmt: skip
+    if missing:
+        notes = [*notes, "", f"**Incomplete**: {len(missing)} of {len(missing) + len(done)} "
+                 "runs of this plan are not recorded yet (the command was stopped; run it again "
+                 "to finish them, the recorded runs are kept): " + "; ".join(missing) + "."]  # fmt: skip
     now = dt.datetime.now(dt.UTC)
     run_minutes = sum(r.get("duration_s") or 0.0 for r in records) / 60
     lines = [

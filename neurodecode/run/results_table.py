@@ -74,6 +74,8 @@ class DatasetSpec:
         Classical models fitted on the identical split (``baseline=``).
     unit : str
         What a test example is (windows, trials).
+    groups : str, optional
+        What the split keeps apart, when the table counts them (Bonn: segments).
     pretrain : {"bonn", "eegmmidb"}
         The one dataset of ``recipe=pretrain``'s mixture its fine-tuned model is pretrained
         on: itself, or for a dataset of one recording (Graz, which pretraining cannot split
@@ -90,6 +92,7 @@ class DatasetSpec:
     unit: str
     pretrain: str
     transfer: bool = False
+    groups: str | None = None
 
 
 def _eegmmidb(runs: str, label_map: str) -> tuple[str, ...]:
@@ -110,6 +113,7 @@ DATASETS: dict[str, DatasetSpec] = {
              "task.class_weights=balanced", "~preprocess.windows.label_map",
              f"+preprocess.windows.label_map={BONN_S_VS_REST}", "preprocess.windows.stride_s=4.0"),
             1, ("eeg_features",), "windows", "bonn", transfer=True,
+            groups="segments",
         ),
         DatasetSpec(
             "eegmmidb_lr", "eegmmidb S001, left vs right fist imagery (R04, R08, R12)",
