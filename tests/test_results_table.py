@@ -127,7 +127,7 @@ def test_report_pairs_models_with_baselines_on_the_same_splits(tmp_path):
     assert (tmp_path / "r_frontier.png").stat().st_size > 1000
     assert "neurodecode benchmark results" in text and "Machine:" in text
     # the plan's other models were not run: the report says it is incomplete, and which
-    assert "**Incomplete**: 45 of 75 runs" in text and "finetuned seed 2 fold 4" in text
+    assert "**Incomplete**: 42 of 60 runs" in text and "finetuned seed 2 fold 4" in text
 
 
 @pytest.mark.slow

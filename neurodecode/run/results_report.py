@@ -243,10 +243,11 @@ def write_report(records: Sequence[Mapping[str, Any]], plan: TablePlan, command:
     groups = by_key(records)
     variants = [*plan.variants, *(v for v in FRONTIER if v not in plan.variants)]
     done = {(r["dataset"], r["variant"], r["seed"], r["fold"]) for r in records}
-    missing = [f"{s.name} / {v.name} seed {seed} fold {fold}" for s, v, seed, fold in plan.runs()
+    planned = list(plan.runs())
+    missing = [f"{s.name} / {v.name} seed {seed} fold {fold}" for s, v, seed, fold in planned
                if (s.name, v.name, seed, fold) not in done]  # fmt: skip
     if missing:
-        notes = [*notes, "", f"**Incomplete**: {len(missing)} of {len(missing) + len(done)} "
+        notes = [*notes, "", f"**Incomplete**: {len(missing)} of {len(planned)} "
                  "runs of this plan are not recorded yet (the command was stopped; run it again "
                  "to finish them, the recorded runs are kept): " + "; ".join(missing) + "."]  # fmt: skip
     now = dt.datetime.now(dt.UTC)
