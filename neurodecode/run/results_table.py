@@ -185,18 +185,18 @@ class TablePlan:
     extra: tuple[str, ...] = ()
 
     def runs(self) -> Iterator[tuple[DatasetSpec, Variant, int, int]]:
-        """Every (dataset, variant, seed, fold) of the plan, model by model, so that an
-        interrupted table holds whole rows of the first models on every dataset."""
+        """Every (dataset, variant, seed, fold) of the plan, seed by seed, so that an
+        interrupted table holds every model on every dataset for its first seeds."""
         frontier = [v for v in FRONTIER if v not in self.variants]
-        for variant in (*self.variants, *frontier):
-            for name in self.datasets:
-                spec = DATASETS[name]
-                folds = min(self.folds, spec.folds)
-                if variant in frontier:
-                    if name not in self.frontier:
-                        continue
-                    folds = min(folds, self.frontier_folds)
-                for seed in self.seeds:
+        for seed in self.seeds:
+            for variant in (*self.variants, *frontier):
+                for name in self.datasets:
+                    spec = DATASETS[name]
+                    folds = min(self.folds, spec.folds)
+                    if variant in frontier:
+                        if name not in self.frontier:
+                            continue
+                        folds = min(folds, self.frontier_folds)
                     for fold in range(folds):
                         yield spec, variant, seed, fold
 
