@@ -150,6 +150,7 @@ def test_quick_table_runs_through_the_recipe_and_resumes(tmp_path, monkeypatch):
     assert spiking["firing_rates"] and 0 <= spiking["mean_firing_rate"] <= 1
     text = doc.read_text()
     assert "### Graz GDF sample" in text and "CSP + LDA (baseline)" in text
+    assert "`neurodecode benchmark results quick=true out=" in text  # the command, as typed
     # an interrupted or repeated table reuses its records: nothing is trained again
     monkeypatch.setattr(results_table, "run", lambda *a, **k: pytest.fail("ran again"))
     doc.unlink()

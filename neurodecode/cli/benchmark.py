@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -156,11 +157,22 @@ def results_table(args: dict[str, Any]) -> int:
                 check_choice(key, name, DATASETS, "neurodecode benchmark results")
             changes[key] = tuple(chosen)
     plan = dataclasses.replace(plan, **changes)
-    given = [f"{k}={v}" for k, v in args.items() if v != RESULTS_DEFAULTS.get(k)]
+    given = [shlex.quote(f"{k}={word(v)}") for k, v in args.items() if v != RESULTS_DEFAULTS.get(k)]
     command = " ".join(["neurodecode benchmark results", *given])
     doc = make_results(plan, Path(args["out"]), Path(args["doc"]), Path(args["shared"]), command)
     logger.info("wrote %s", doc)
     return 0
+
+
+def word(value: Any) -> str:
+    """A parsed option value as it is typed: ``[a,b]``, ``{bonn: 1}``, ``true``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(map(word, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {word(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 RESULTS_DEFAULTS = {option.name: option.default for option in RESULTS_OPTIONS}
