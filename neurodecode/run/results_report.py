@@ -261,7 +261,7 @@ def write_report(records: Sequence[Mapping[str, Any]], plan: TablePlan, command:
         f"Every model is trained for at most {plan.epochs} epoch(s) (size {plan.size}, the "
         "recipe's early stopping and model selection on validation) through the run path of "
         f"`python -m neurodecode.train`, seeds {', '.join(map(str, plan.seeds))}, up to "
-        f"{plan.folds} folds. Accuracy is mean ± sd over seeds × folds; Δ is the model's test "
+        f"{plan.folds} fold(s) per dataset. Accuracy is mean ± sd over seeds × folds; Δ is the model's test "
         "accuracy minus the baseline's on the same split, with a paired test across those "
         "splits (exact sign-flip up to 20 pairs, else Wilcoxon); each run's `results.json` "
         "also holds McNemar's exact test on its identical test trials.", "", *notes, "",
@@ -291,7 +291,7 @@ def how_it_was_run(plan: TablePlan) -> list[str]:
         spec = DATASETS[name]
         lines.append(f"- {spec.title}: `python -m neurodecode.train {' '.join(spec.overrides)}"
                      f" baseline=[{','.join(spec.baselines)}] model.size={plan.size} "
-                     f"trainer.max_epochs={plan.epochs} seed=<seed> "
+                     f"{plan.training(spec)[0]} seed=<seed> "
                      f"data.datamodule.fold=<fold>`; the fine-tuned model starts from "
                      f"`recipe=pretrain` on {spec.pretrain} alone ({plan.pretrain_steps} "
                      "steps, labels unused, all of its recordings).")  # fmt: skip
