@@ -257,7 +257,8 @@ def write_report(records: Sequence[Mapping[str, Any]], plan: TablePlan, command:
         f"Produced by `{command}` on {now:%Y-%m-%d %H:%M} UTC; this call took "
         f"{(now.timestamp() - started) / 60:.1f} min (runs recorded by an earlier call are "
         f"reused), and the {len(records)} recorded runs trained and tested for "
-        f"{run_minutes:.1f} min in all.", f"Machine: {machine()}.", "",
+        f"{run_minutes:.1f} min in all ({_minutes_per_dataset(records)}).",
+        f"Machine: {machine()}.", "",
         f"Every model is trained for at most {plan.epochs} epoch(s) (size {plan.size}, the "
         "recipe's early stopping and model selection on validation) through the run path of "
         f"`python -m neurodecode.train`, seeds {', '.join(map(str, plan.seeds))}, up to "
@@ -282,6 +283,14 @@ def write_report(records: Sequence[Mapping[str, Any]], plan: TablePlan, command:
     lines += transfer_lines(groups)
     write_atomic(doc, "\n".join(lines).rstrip() + "\n")
     return doc
+
+
+def _minutes_per_dataset(records: Sequence[Mapping[str, Any]]) -> str:
+    """``bonn 1.1, graz 0.4 min per run``: the budget a plan needs, measured."""
+    per: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        per[r["dataset"]].append(r.get("duration_s") or 0.0)
+    return ", ".join(f"{k} {np.mean(v) / 60:.1f}" for k, v in per.items()) + " min per run"
 
 
 def how_it_was_run(plan: TablePlan) -> list[str]:
