@@ -1,11 +1,16 @@
-"""``neurodecode benchmark energy model=spiking data=<file or dataset> [key=value ...]``.
+"""``neurodecode benchmark energy model=spiking data=<file or dataset> [key=value ...]`` and
+``neurodecode benchmark results [quick=true] [key=value ...]``.
 
-The counting itself is :mod:`neurodecode.models.energy`; this module finds the windows.
+The counting itself is :mod:`neurodecode.models.energy`; this module finds the windows. The
+real-data table is :mod:`neurodecode.run.results_table` (runs) and
+:mod:`neurodecode.run.results_report` (``docs/results.md``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
 from neurodecode.cli import SUMMARIES
-from neurodecode.cli.options import Command, Option, commands_usage, run_command
+from neurodecode.cli.options import Command, Option, check_choice, commands_usage, run_command
 from neurodecode.data.io import read_recording
 from neurodecode.data.prepare import prepare_dataset
 from neurodecode.errors import NeurodecodeError
@@ -24,6 +29,8 @@ from neurodecode.jsonio import dumps, write_json
 from neurodecode.models import energy
 from neurodecode.models.quantize import agreement, quantize_int8
 from neurodecode.registry import MODELS
+from neurodecode.run.results_report import make_results
+from neurodecode.run.results_table import DATASETS, FULL_PLAN, QUICK_PLAN
 
 SUMMARY = SUMMARIES["benchmark"]
 
@@ -140,7 +147,61 @@ def energy_report(args: dict[str, Any]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Command] = {"energy": (energy_report, ENERGY_OPTIONS)}
+RESULTS_OPTIONS = (
+    Option("quick", bool, default=False,
+           help="one seed, one fold, one epoch on the smallest dataset (a check, not a result)"),
+    Option("out", default="runs/results-table",
+           help="folder of the per-run records (a finished run is never run again) and runs"),
+    Option("doc", default="docs/results.md", help="the Markdown report (and its figure beside it)"),
+    Option("shared", default="../shared/data", help="the real recordings (mirror/, excerpts/)"),
+    Option("datasets", object, help=f"a list among {', '.join(DATASETS)} (default: all)"),
+    Option("seeds", int, help="number of seeds, 0 to seeds - 1 (default: 3; quick: 1)"),
+    Option("folds", int, help="folds per dataset at most (default: 5; quick: 1)"),
+    Option("epochs", int, help="training epochs of every model (default: 10; quick: 1)"),
+    Option("epoch_caps", object, help="fewer epochs on some datasets (default: {bonn: 3})"),
+    Option("frontier", object,
+           help="datasets that get the spiking frontier rows (default: [bonn,eegmmidb_lr])"),
+)  # fmt: skip
+
+
+def results_table(args: dict[str, Any]) -> int:
+    """Train every model on every real dataset beside the baselines; write docs/results.md."""
+    plan = QUICK_PLAN if args["quick"] else FULL_PLAN
+    changes: dict[str, Any] = {k: args[k] for k in ("folds", "epochs") if k in args}
+    if "epoch_caps" in args:
+        changes["epoch_caps"] = tuple((str(k), int(v)) for k, v in args["epoch_caps"].items())
+    if "seeds" in args:
+        changes["seeds"] = tuple(range(args["seeds"]))
+    for key in ("datasets", "frontier"):
+        if key in args:
+            chosen = [str(name) for name in args[key]]
+            for name in chosen:
+                check_choice(key, name, DATASETS, "neurodecode benchmark results")
+            changes[key] = tuple(chosen)
+    plan = dataclasses.replace(plan, **changes)
+    given = [shlex.quote(f"{k}={word(v)}") for k, v in args.items() if v != RESULTS_DEFAULTS.get(k)]
+    command = " ".join(["neurodecode benchmark results", *given])
+    doc = make_results(plan, Path(args["out"]), Path(args["doc"]), Path(args["shared"]), command)
+    logger.info("wrote %s", doc)
+    return 0
+
+
+def word(value: Any) -> str:
+    """A parsed option value as it is typed: ``[a,b]``, ``{bonn: 1}``, ``true``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(map(word, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {word(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+RESULTS_DEFAULTS = {option.name: option.default for option in RESULTS_OPTIONS}
+COMMANDS: dict[str, Command] = {
+    "energy": (energy_report, ENERGY_OPTIONS),
+    "results": (results_table, RESULTS_OPTIONS),
+}
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "neurodecode benchmark") -> int:
@@ -155,6 +216,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "neurodecode benchmark")
         "quantize=int8 adds the analog model quantized to INT8 (convolutions static, linear "
         "layers\ndynamic; calibrated on the same windows), its layers' precisions, and how "
         "often it predicts\nthe FP32 model's class."
+    )
+    lines.append(
+        "\nresults trains every model (dual-branch conformer, its spiking variants, the "
+        "pretrained\nencoder fine-tuned) on every real dataset of shared= beside the classical "
+        "baselines on\nthe same splits, through the run path of neurodecode.train, and writes "
+        "doc= with paired\ntests, energy per window and the transfer check. Each finished run "
+        "is a record in\nout=/records: an interrupted table resumes where it stopped."
     )
     argv = list(sys.argv[1:] if argv is None else argv)
     return run_command(argv, COMMANDS, prog, "\n".join(lines))

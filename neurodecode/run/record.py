@@ -15,13 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from neurodecode.evaluation.comparison import mcnemar_exact
 from neurodecode.evaluation.seizure import summary_lines as szcore_summary_lines
 from neurodecode.jsonio import jsonable, write_json
 from neurodecode.tasks.base import DecodingTask, RunData
 
 RESULTS_NAME = "results.json"
+#: Columns of a task's test predictions that identify a trial or window.
+TRIAL_KEYS = ("subject", "session", "recording", "start_s")
 
 
 def versions() -> dict[str, str]:
@@ -110,14 +114,60 @@ def write_outputs(cfg: DictConfig, task: DecodingTask, data: RunData, trainer: L
     return write_results(run_dir, results)
 
 
+def paired_trials(model: DecodingTask, baseline: DecodingTask) -> dict[str, Any] | None:
+    """McNemar's exact test of ``model`` against ``baseline`` on their identical test trials.
+
+    Returns None when either task keeps no per-trial test predictions (retrieval,
+    pretraining). The trials are matched by their identifiers (:data:`TRIAL_KEYS`), so the
+    order of the two test passes does not matter.
+
+    Raises
+    ------
+    ValueError
+        If the two tasks were not tested on the same trials.
+    """
+    frames = [getattr(task, "test_predictions", None) for task in (model, baseline)]
+    if any(frame is None or frame.empty for frame in frames):
+        return None
+    correct = [
+        _correct_by_trial(task, frame)
+        for task, frame in zip((model, baseline), frames, strict=True)
+    ]
+    if len(correct[0]) != len(correct[1]) or not correct[0].index.equals(correct[1].index):
+        raise ValueError(
+            f"the model was tested on {len(correct[0])} trials and the baseline on "
+            f"{len(correct[1])} different ones; a paired test needs the identical trials"
+        )
+    return mcnemar_exact(correct[0].to_numpy(), correct[1].to_numpy())
+
+
+def _correct_by_trial(task: DecodingTask, frame: pd.DataFrame) -> pd.Series:
+    """Whether each test trial was classified right (arg-max), indexed and sorted by trial."""
+    keys = [key for key in TRIAL_KEYS if key in frame]
+    predicted = task.probabilities_of(frame).argmax(axis=1)
+    correct = pd.Series(predicted == frame["y"].to_numpy(), name="correct")
+    if keys:
+        correct.index = pd.MultiIndex.from_frame(frame[keys].astype(str))
+    return correct.sort_index()
+
+
 def summary_lines(results: Mapping[str, Any]) -> list[str]:
     """A few human-readable lines with the headline test metrics, the model's and then each
-    baseline's; figures on neurodecode's simulated EEG say so on every line."""
+    baseline's, with its paired test against the model on the same trials; figures on
+    neurodecode's simulated EEG say so on every line."""
     simulated = (results.get("data") or {}).get("dataset") == "simulated"
     suffix = " (simulated EEG)" if simulated else ""
     lines = test_lines(results["metrics"]["test"], "test" + suffix)
     for name, metrics in (results.get("baselines") or {}).items():
-        lines += test_lines(metrics, f"baseline {name}{suffix}")
+        label = f"baseline {name}{suffix}"
+        lines += test_lines(metrics, label)
+        paired = metrics.get("paired_with_model")
+        if paired:
+            lines.append(
+                f"{label}: paired with the model on {paired['n_trials']} test trials: "
+                f"only the model right {paired['model_only']}, only the baseline right "
+                f"{paired['baseline_only']}, McNemar exact p {paired['p_value']:.3g}"
+            )
     return lines
 
 

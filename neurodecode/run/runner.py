@@ -38,7 +38,7 @@ from neurodecode.hub.foundation import (
 )
 from neurodecode.registry import CLASSICAL_MODELS, TASKS
 from neurodecode.resources import resource_dir
-from neurodecode.run.record import summary_lines, write_outputs
+from neurodecode.run.record import paired_trials, summary_lines, write_outputs
 from neurodecode.run.trainer import build_trainer
 from neurodecode.tasks.base import DecodingTask, RunData, final_metrics
 
@@ -109,7 +109,7 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     if encoder is not None:
         exported = export_encoder(cfg, encoder, trainer, task, data, run_dir / "encoder")
         logger.info("encoder exported to %s", exported)
-    scores = fit_baselines(cfg, baselines, task_cls, data)
+    scores = fit_baselines(cfg, baselines, task_cls, data, tested=task)
     results = write_outputs(cfg, task, data, trainer, started, recipe, exported, scores)
     for line in summary_lines(results):
         logger.info(line)
@@ -259,7 +259,11 @@ def baseline_names(cfg: DictConfig) -> list[str]:
 
 
 def fit_baselines(
-    cfg: DictConfig, names: list[str], task_cls: type[DecodingTask], data: RunData
+    cfg: DictConfig,
+    names: list[str],
+    task_cls: type[DecodingTask],
+    data: RunData,
+    tested: DecodingTask | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Fit each baseline of ``names`` (configured as ``configs/model/<name>.yaml``) on the
     same training split as the model and test it with the task's own test code.
@@ -267,7 +271,9 @@ def fit_baselines(
     Returns
     -------
     dict
-        ``{name: test metrics}``, as ``results.json`` records them under ``baselines``.
+        ``{name: test metrics}``, as ``results.json`` records them under ``baselines``;
+        given the ``tested`` model, each also holds ``paired_with_model``, McNemar's exact
+        test on the identical test trials (:func:`neurodecode.run.record.paired_trials`).
     """
     out = {}
     for name in names:
@@ -280,6 +286,9 @@ def fit_baselines(
                            enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
         tester.test(task, datamodule=data.datamodule, verbose=False)
         out[name] = task.run_metrics(tester, cfg.task.monitor)["test"]
+        paired = paired_trials(tested, task) if tested is not None and out[name] else None
+        if paired is not None:
+            out[name] = {**out[name], "paired_with_model": paired}
     return out
 
 
