@@ -65,5 +65,5 @@ def test_a_baseline_run_records_mcnemar_on_the_same_trials(tmp_path, monkeypatch
     difference = (paired["model_only"] - paired["baseline_only"]) / paired["n_trials"]
     assert difference == pytest.approx(model["accuracy"] - baseline["accuracy"])
     assert 0.0 <= paired["p_value"] <= 1.0
-    assert "baseline csp_lda: paired with the model on" in caplog.text
+    assert "baseline csp_lda (simulated EEG): paired with the model on" in caplog.text
     assert "McNemar exact p" in caplog.text
