@@ -279,10 +279,10 @@ class EEGDataModule(L.LightningDataModule):
     def train_batch_size(self) -> int:
         """The training batch size: ``batch_size``, capped so that an epoch of the training
         part has at least ``min_steps_per_epoch`` steps (not below :data:`MIN_BATCH_SIZE`)."""
-        if self.min_steps_per_epoch <= 0:
+        n_train = len(self.split.train)
+        if -(-n_train // self.batch_size) >= self.min_steps_per_epoch:  # 0: never capped
             return self.batch_size
-        cap = max(MIN_BATCH_SIZE, len(self.split.train) // self.min_steps_per_epoch)
-        return min(self.batch_size, cap)
+        return min(self.batch_size, max(MIN_BATCH_SIZE, n_train // self.min_steps_per_epoch))
 
     def train_dataloader(self) -> DataLoader:
         positions = self.split.train

@@ -80,6 +80,8 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
         trainer = build_trainer(cfg)
         refuse_several_processes(trainer, task_cls, cfg, recipe)
         data = task_cls.prepare(cfg, run_dir)
+        # again: the initial weights must not depend on what preparing the data drew
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
         task = build_task(cfg, task_cls, data, init)
     if task.closed_form:
         task.fit_closed_form(data.datamodule)
