@@ -226,7 +226,7 @@ def check_baselines_on_the_same_split(results: dict, names: tuple[str, ...]) -> 
 
 @pytest.mark.slow
 def test_motor_imagery_recipe_runs_as_written_on_one_eegmmidb_subject(mirror_url, tmp_path_factory):
-    """``recipe=motor_imagery data=eegmmidb data.prepare.subjects=[1]``: one subject cannot
+    """``recipe=motor_imagery data=eegmmidb +data.prepare.subjects=[1]``: one subject cannot
     be split by subject, so whole runs of it are held out (said in the log), and the training
     batch is capped so that an epoch has at least 8 steps."""
     root = tmp_path_factory.mktemp("eegmmidb_as_written")
@@ -234,7 +234,7 @@ def test_motor_imagery_recipe_runs_as_written_on_one_eegmmidb_subject(mirror_url
         patch.setenv("NEURODECODE_HOME", str(root / "home"))
         patch.setenv("NEURODECODE_MIRROR", mirror_url)
         results = run_recipe(
-            root / "run", "recipe=motor_imagery", "data=eegmmidb", "data.prepare.subjects=[1]",
+            root / "run", "recipe=motor_imagery", "data=eegmmidb", "+data.prepare.subjects=[1]",
             "baseline=[csp_lda,tangent_space]", "model.size=tiny", "trainer.max_epochs=2",
             "data.datamodule.num_workers=0", "seed=0",
         )  # fmt: skip
