@@ -179,10 +179,13 @@ def test_callbacks_and_loggers_come_from_their_config_groups(recipe, tmp_path):
 
     cfg = with_paths(compose([f"recipe={recipe}", "trainer.accelerator=cpu"]), tmp_path, False)
     trainer = run_layer.build_trainer(cfg)
-    kinds = {type(c) for c in trainer.callbacks}
-    assert {ModelCheckpoint, LearningRateMonitor} <= kinds
-    assert (EarlyStopping in kinds) == (recipe != "pretrain")
-    assert (run_layer.EpochSeeding in kinds) == (recipe != "pretrain")
+
+    def has(kind: type) -> bool:
+        return any(isinstance(callback, kind) for callback in trainer.callbacks)
+
+    assert has(ModelCheckpoint) and has(LearningRateMonitor)
+    assert has(EarlyStopping) == (recipe != "pretrain")
+    assert has(run_layer.EpochSeeding) == (recipe != "pretrain")
     assert Path(trainer.checkpoint_callback.dirpath) == tmp_path / "checkpoints"
     assert [type(lg) for lg in trainer.loggers] == [CSVLogger, TensorBoardLogger]
     assert Path(trainer.loggers[0].log_dir) == tmp_path / "logs" / "csv"

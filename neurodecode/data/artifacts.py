@@ -62,6 +62,9 @@ class RecordingQC:
         Windows cut from the recording, and kept after rejection.
     windows_rejected : dict
         Reason → number of windows rejected for it.
+    windows_by_label, rejected_by_label : dict
+        Integer label (as a string; ``"-1"``: unlabelled) → windows cut with that label,
+        and how many of them the window checks rejected: what rejection costs each class.
     notes : list of str
         Anything else worth knowing (events outside the recording, skipped checks, ...).
     """
@@ -83,11 +86,29 @@ class RecordingQC:
     windows_total: int = 0
     windows_kept: int = 0
     windows_rejected: dict[str, int] = field(default_factory=dict)
+    windows_by_label: dict[str, int] = field(default_factory=dict)
+    rejected_by_label: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def mark_bad(self, channel: str, reason: str) -> None:
         """Record that ``channel`` is bad, and why."""
         self.bad_channels.setdefault(channel, []).append(reason)
+
+    def count_by_label(self, labels: np.ndarray, rejected: np.ndarray) -> None:
+        """Record how many windows of each label were cut and how many were rejected.
+
+        Parameters
+        ----------
+        labels : numpy.ndarray
+            Integer label of every window cut from the recording.
+        rejected : numpy.ndarray
+            Boolean, true where the window checks rejected the window.
+        """
+        labels = np.asarray(labels).astype(int)
+        for label in np.unique(labels):
+            hit = labels == label
+            self.windows_by_label[str(label)] = int(hit.sum())
+            self.rejected_by_label[str(label)] = int((hit & np.asarray(rejected)).sum())
 
     def fail(self, error: BaseException) -> None:
         """Record that the recording could not be processed."""
@@ -371,7 +392,8 @@ def reject_windows(
 
     Reasons in order of precedence: ``dropout`` (flat-topped in all good channels),
     ``clipping`` (flat-topped in some), ``amplitude`` (|x| > max_abs_uv), ``peak_to_peak``
-    (> max_ptp_uv), ``flat`` (< min_ptp_uv), all over good channels only.
+    (> max_ptp_uv), ``flat`` (< min_ptp_uv), all over good channels only. A limit set to
+    None is not checked (seizure tasks keep every amplitude: ictal activity is large).
 
     Parameters
     ----------
@@ -399,10 +421,15 @@ def reject_windows(
         w = data[:, starts[a : a + chunk, None] + offsets]  # (chans, windows, times)
         ptp[a : a + chunk] = (w.max(axis=2) - w.min(axis=2)).T
         peak[a : a + chunk] = np.abs(w).max(axis=2).T
+    limits = [
+        ("flat", ptp, cfg.min_ptp_uv, np.less),
+        ("peak_to_peak", ptp, cfg.max_ptp_uv, np.greater),
+        ("amplitude", peak, cfg.max_abs_uv, np.greater),
+    ]
     checks = [
-        ("flat", (ptp < cfg.min_ptp_uv).any(axis=1)),
-        ("peak_to_peak", (ptp > cfg.max_ptp_uv).any(axis=1)),
-        ("amplitude", (peak > cfg.max_abs_uv).any(axis=1)),
+        (reason, beyond(value, limit).any(axis=1))
+        for reason, value, limit, beyond in limits
+        if limit is not None
     ]
     if plateau_cumsum is not None:
         a = np.round(starts / sfreq * raw_sfreq).astype(int)
@@ -424,13 +451,25 @@ def reject_windows(
 # --------------------------------------------------------------------------- report
 
 
-def build_report(records: list[RecordingQC], **header: Any) -> dict[str, Any]:
+def build_report(
+    records: list[RecordingQC],
+    *,
+    classes: list[str] | None = None,
+    warn_class_loss: float | None = None,
+    **header: Any,
+) -> dict[str, Any]:
     """Gather per-recording QC into one report with a summary.
 
     Parameters
     ----------
     records : list of RecordingQC
         One per recording of the build (failed ones included).
+    classes : list of str, optional
+        Class names by integer label, for the per-class counts (default: the labels).
+    warn_class_loss : float, optional
+        A class whose share of rejected windows exceeds this gets a line in the summary's
+        ``warnings`` (and in the build's log): the checks may be removing what the task
+        looks for. None: no warning.
     **header
         Extra top-level fields (dataset, cache key, config, ...).
     """
@@ -451,8 +490,46 @@ def build_report(records: list[RecordingQC], **header: Any) -> dict[str, Any]:
         "bad_channels": dict(bad),
         "interpolated": sum(len(r.interpolated) for r in records),
         "masked": sum(len(r.masked) for r in records),
+        "windows_per_class": per_class(records, classes or []),
     }
+    summary["warnings"] = class_loss_warnings(summary["windows_per_class"], warn_class_loss)
     return {**header, "summary": summary, "recordings": [r.to_dict() for r in records]}
+
+
+def per_class(records: list[RecordingQC], classes: list[str]) -> dict[str, dict[str, Any]]:
+    """``{class: {"windows", "rejected", "rejected_fraction"}}`` over ``records``.
+
+    Labels beyond ``classes`` keep their number; ``-1`` is ``unlabelled``.
+    """
+    cut: Counter[int] = Counter()
+    rejected: Counter[int] = Counter()
+    for r in records:
+        cut.update({int(k): v for k, v in r.windows_by_label.items()})
+        rejected.update({int(k): v for k, v in r.rejected_by_label.items()})
+    out = {}
+    for label in sorted(cut):
+        name = "unlabelled" if label < 0 else str(label)
+        if 0 <= label < len(classes):
+            name = classes[label]
+        out[name] = {
+            "windows": cut[label],
+            "rejected": rejected[label],
+            "rejected_fraction": rejected[label] / cut[label] if cut[label] else 0.0,
+        }
+    return out
+
+
+def class_loss_warnings(counts: dict[str, dict[str, Any]], threshold: float | None) -> list[str]:
+    """One sentence per class whose rejected share is above ``threshold``."""
+    if threshold is None:
+        return []
+    return [
+        f"window rejection removed {c['rejected']} of {c['windows']} {name!r} windows "
+        f"({c['rejected_fraction']:.1%}, above {threshold:.1%}): the artifact limits "
+        "(artifacts.windows) may be removing what the task looks for"
+        for name, c in counts.items()
+        if c["rejected_fraction"] > threshold
+    ]
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
@@ -472,6 +549,15 @@ def format_summary(report: dict[str, Any], max_lines: int = 20) -> str:
             "  windows rejected: "
             + ", ".join(f"{k} {v}" for k, v in sorted(s["windows_rejected"].items()))
         )
+    if s["windows_rejected"] and s.get("windows_per_class"):
+        lines.append(
+            "  rejected per class: "
+            + ", ".join(
+                f"{name} {c['rejected']}/{c['windows']}"
+                for name, c in s["windows_per_class"].items()
+            )
+        )
+    lines += [f"  WARNING: {warning}" for warning in s.get("warnings", [])]
     if s["bad_channels"]:
         lines.append(
             "  bad channels: "

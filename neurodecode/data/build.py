@@ -346,7 +346,9 @@ def _finalise(
     """Write index, events, QC report and (last) meta.json from the shard summaries."""
     records, frames, event_frames, recordings = _collect(results, jobs)
     n_windows = sum(len(f) for f in frames)
-    report = _write_report(directory, records, config, n_windows, key=key, dataset=dataset)
+    report = _write_report(
+        directory, records, config, n_windows, key=key, dataset=dataset, classes=classes
+    )
     columns = ["subject", "session", "run", "recording", *windows.WINDOW_COLUMNS, "row"]
     index = pd.concat(frames, ignore_index=True)
     extra = [c for c in index.columns if c not in columns]
@@ -419,10 +421,15 @@ def _write_report(
     *,
     key: str,
     dataset: str,
+    classes: list[str],
 ) -> dict[str, Any]:
-    """Write ``qc.json``; refuse a build in which no recording produced a window."""
+    """Write ``qc.json`` and log its warnings (a class losing more than
+    ``artifacts.windows.warn_class_loss`` of its windows to rejection); refuse a build in
+    which no recording produced a window."""
     report = artifacts.build_report(
         records,
+        classes=classes,
+        warn_class_loss=config.artifacts.windows.get("warn_class_loss"),
         dataset=dataset,
         cache_key=key,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -434,6 +441,8 @@ def _write_report(
         raise CacheError(
             f"cannot write the QC report ({err.strerror or err})", path=directory
         ) from err
+    for warning in report["summary"]["warnings"]:
+        logger.warning("%s: %s (%s)", dataset, warning, directory / "qc.json")
     if n_windows == 0:
         logger.error("%s", artifacts.format_summary(report))
         raise CacheError(

@@ -24,6 +24,7 @@ from neurodecode.data.splits import (
     GROUP_UNITS,
     PROTOCOLS,
     Split,
+    fillable_unit,
     is_labelled,
     protocol_splits,
     split_by_group,
@@ -33,6 +34,8 @@ from neurodecode.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 SPLITS = GROUP_UNITS + PROTOCOLS
+#: The smallest training batch the cap of ``min_steps_per_epoch`` goes down to.
+MIN_BATCH_SIZE = 4
 
 
 def collate_windows(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -72,6 +75,9 @@ class EEGDataModule(L.LightningDataModule):
         explicit ``train``/``valid``/``test`` members; ``label`` holds out whole classes,
         as zero-shot retrieval needs); ``cross_subject`` (leave one subject out),
         ``cross_session`` or ``within_session`` (MOABB protocols; pick one with ``fold``).
+        Random groups of a unit too few to fill the three parts (one subject) fall back to
+        a finer unit, then to ``within_session`` folds of the trials, with a log line
+        (:func:`~.splits.fillable_unit`).
     fold : int
         Which fold of a protocol (see :attr:`n_folds`).
     valid_fraction, test_fraction : float
@@ -92,6 +98,10 @@ class EEGDataModule(L.LightningDataModule):
         retrieval over held-out concepts).
     batch_size, num_workers : int
         Loader settings (the same for every part).
+    min_steps_per_epoch : int
+        Cap the training batch size so that an epoch has at least this many optimiser
+        steps (down to a batch of :data:`MIN_BATCH_SIZE`; 0: never cap): 29 training
+        trials in batches of 64 would make one step per epoch. Logged when it applies.
     seed : int
         Seeds the split, the shuffling and the balanced sampler.
     """
@@ -113,6 +123,7 @@ class EEGDataModule(L.LightningDataModule):
         require_all_classes: bool = True,
         batch_size: int = 64,
         num_workers: int = 0,
+        min_steps_per_epoch: int = 8,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -132,6 +143,7 @@ class EEGDataModule(L.LightningDataModule):
         self.require_all_classes = require_all_classes
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.min_steps_per_epoch = min_steps_per_epoch
         self.seed = seed
         self._splits: list[Split] | None = None
         self._described: Split | None = None  # the split setup() last logged
@@ -166,31 +178,65 @@ class EEGDataModule(L.LightningDataModule):
         return self.splits[self.fold]
 
     def _make_splits(self) -> list[Split]:
-        if self.split_name in GROUP_UNITS:
-            return [
-                split_by_group(
-                    self.index,
-                    self.split_name,
-                    valid_fraction=self.valid_fraction,
-                    test_fraction=self.test_fraction,
-                    seed=self.seed,
-                    require_all_classes=self.require_all_classes,
-                    **self.members,
-                )
-            ]
-        if any(m is not None for m in self.members.values()):
+        explicit = any(m is not None for m in self.members.values())
+        protocol = self.split_name
+        if protocol in GROUP_UNITS:
+            unit = self.split_name if explicit else self._fillable_unit()
+            if unit is not None:
+                return [
+                    split_by_group(
+                        self.index,
+                        unit,
+                        valid_fraction=self.valid_fraction,
+                        test_fraction=self.test_fraction,
+                        seed=self.seed,
+                        require_all_classes=self.require_all_classes,
+                        **self.members,
+                    )
+                ]
+            protocol = "within_session"
+        elif explicit:
             raise ConfigError(
                 f"explicit train/valid/test members do not apply to {self.split_name!r}"
             )
         return protocol_splits(
             self.index,
-            self.split_name,
+            protocol,
             valid_fraction=self.valid_fraction,
             valid_by=self.valid_by,
             seed=self.seed,
             n_folds=self.n_folds_per_session,
             require_all_classes=self.require_all_classes,
         )
+
+    def _fillable_unit(self) -> str | None:
+        """The unit to split by: ``split``, or a finer one where the data have too few
+        groups (logged; None: ``within_session`` folds of the trials)."""
+        unit = fillable_unit(
+            self.index,
+            self.split_name,
+            valid_fraction=self.valid_fraction,
+            test_fraction=self.test_fraction,
+        )
+        if unit != self.split_name:
+            n_groups = self.index["subject"].nunique() if "subject" in self.index else 0
+            instead = (
+                f"whole {unit}s within the subject(s)"
+                if unit
+                else f"within_session {self.n_folds_per_session}-fold cross-validation of "
+                f"the trials (fold {self.fold})"
+            )
+            logger.warning(
+                "split=%s: the data (%d subject(s)) have too few %s groups to fill training, "
+                "validation (%g) and test (%g) without leakage; splitting by %s instead",
+                self.split_name,
+                n_groups,
+                self.split_name,
+                self.valid_fraction,
+                self.test_fraction,
+                instead,
+            )
+        return unit
 
     def setup(self, stage: str | None = None) -> None:
         """Compute the split (once) and log what each part holds (once per split: Lightning
@@ -200,6 +246,16 @@ class EEGDataModule(L.LightningDataModule):
             return
         self._described = split
         self.scaling = scaling.fit_for(self.dataset, split.train)
+        if self.train_batch_size != self.batch_size:
+            logger.warning(
+                "training batch size %d instead of %d: %d training windows would make %d "
+                "optimiser step(s) per epoch (data.datamodule.min_steps_per_epoch=%d)",
+                self.train_batch_size,
+                self.batch_size,
+                len(split.train),
+                -(-len(split.train) // self.batch_size),
+                self.min_steps_per_epoch,
+            )
         for part in ("train", "valid", "test"):
             rows = self.index.iloc[split.part(part)]
             logger.info(
@@ -223,11 +279,21 @@ class EEGDataModule(L.LightningDataModule):
             }
         return out
 
+    @property
+    def train_batch_size(self) -> int:
+        """The training batch size: ``batch_size``, capped so that an epoch of the training
+        part has at least ``min_steps_per_epoch`` steps (not below :data:`MIN_BATCH_SIZE`)."""
+        n_train = len(self.split.train)
+        if -(-n_train // self.batch_size) >= self.min_steps_per_epoch:  # 0: never capped
+            return self.batch_size
+        return min(self.batch_size, max(MIN_BATCH_SIZE, n_train // self.min_steps_per_epoch))
+
     def train_dataloader(self) -> DataLoader:
         positions = self.split.train
         generator = torch.Generator().manual_seed(self.seed)
+        batch_size = self.train_batch_size
         # a last training batch of one window breaks batch normalisation: drop it only then
-        drop_last = len(positions) > self.batch_size and len(positions) % self.batch_size == 1
+        drop_last = len(positions) > batch_size and len(positions) % batch_size == 1
         if self.balanced:
             sampler = WeightedRandomSampler(
                 balanced_weights(self.index["label"].iloc[positions]),
@@ -235,17 +301,19 @@ class EEGDataModule(L.LightningDataModule):
                 replacement=True,
                 generator=generator,
             )
-            return self._loader(positions, sampler=sampler, drop_last=drop_last)
-        return self._loader(positions, shuffle=True, generator=generator, drop_last=drop_last)
+            return self._loader(positions, batch_size, sampler=sampler, drop_last=drop_last)
+        return self._loader(
+            positions, batch_size, shuffle=True, generator=generator, drop_last=drop_last
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.split.valid)
+        return self._loader(self.split.valid, self.batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.split.test)
+        return self._loader(self.split.test, self.batch_size)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.split.test)
+        return self._loader(self.split.test, self.batch_size)
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of the data: the training-split scaling statistics."""
@@ -255,10 +323,10 @@ class EEGDataModule(L.LightningDataModule):
         """Restore the scaling statistics of a checkpoint (refused when it lacks them)."""
         self.scaling = scaling.statistics_from_state(state_dict, self.scaling, where="checkpoint")
 
-    def _loader(self, positions: np.ndarray, **kwargs: Any) -> DataLoader:
+    def _loader(self, positions: np.ndarray, batch_size: int, **kwargs: Any) -> DataLoader:
         return DataLoader(
             Subset(scaling.scaled(self.dataset, self.scaling), positions.tolist()),
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             num_workers=self.num_workers,
             collate_fn=collate_windows,
             persistent_workers=self.num_workers > 0,

@@ -132,6 +132,47 @@ def split_by_group(
     return split
 
 
+#: The next finer unit of a group split, tried when a dataset has too few groups of a unit
+#: to fill training, validation and test (one subject: its sessions, then its recordings).
+FINER_UNIT = {"subject": "session", "session": "recording"}
+
+
+def fillable_unit(
+    index: pd.DataFrame, by: str, *, valid_fraction: float, test_fraction: float
+) -> str | None:
+    """``by``, or the first finer unit whose groups can fill the three parts, or None.
+
+    Parameters
+    ----------
+    index : pandas.DataFrame
+        The window index.
+    by : str
+        The unit asked for (``label`` is never replaced: holding out classes has no finer
+        unit).
+    valid_fraction, test_fraction : float
+        As for :func:`split_by_group`.
+
+    Returns
+    -------
+    str or None
+        ``by`` when it has enough groups (or when the fractions leave no room for training
+        whatever the data, which :func:`split_by_group` then refuses), else ``session`` or ``recording`` (a split within
+        subjects), else None: even single recordings cannot fill the parts, so only a split
+        of the trials themselves (``within_session``) is left.
+    """
+    if valid_fraction + test_fraction >= 1:
+        return by  # no data fill these fractions: split_by_group refuses them
+    unit: str | None = by
+    while unit is not None:
+        n_groups = group_keys(index, unit).nunique()
+        if _count(n_groups, valid_fraction) + _count(n_groups, test_fraction) < n_groups:
+            return unit
+        if unit == "label":
+            return unit  # split_by_group refuses it with the counts
+        unit = FINER_UNIT.get(unit)
+    return None
+
+
 def _random_assignment(
     groups: list[str], by: str, valid_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, str]:
@@ -313,7 +354,7 @@ def _checked_fold(index: pd.DataFrame, name: str, train: np.ndarray, test: np.nd
 def within_session_folds(index: pd.DataFrame, n_folds: int = 5, seed: int = 42) -> Iterator[Fold]:
     """Stratified ``n_folds``-fold cross-validation inside each (subject, session)."""
     _check_fold_index(index)
-    for (subject, session), group in index.groupby(["subject", "session"], sort=True):
+    for (subject, session), group in index.groupby(["subject", "session"], sort=True, dropna=False):
         positions = index.index.get_indexer(group.index)
         counts = group["label"].value_counts()
         if counts.min() < n_folds:

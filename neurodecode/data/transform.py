@@ -335,6 +335,7 @@ def transform_recording(
     starts = table["start_sample"].to_numpy(np.int64)
     qc.windows_total = len(table) + qc.windows_rejected.get("outside_recording", 0)
     reasons = rejected_windows(prepared, starts, n_times, config, qc)
+    qc.count_by_label(table["label"].to_numpy(), reasons != "")
     if drop_rejected is None:
         drop_rejected = config.artifacts.windows.reject
     if drop_rejected:

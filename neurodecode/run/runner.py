@@ -87,6 +87,8 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
         trainer = build_trainer(cfg)
         refuse_several_processes(trainer, task_cls, cfg, recipe)
         data = task_cls.prepare(cfg, run_dir)
+        # again: the initial weights must not depend on what preparing the data drew
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
         task = build_task(cfg, task_cls, data, init)
         record_input_report(  # a foundation model's channels, rate and units, checked
             task.encoder,

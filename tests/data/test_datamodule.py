@@ -73,7 +73,9 @@ def test_batches_are_the_design_dict() -> None:
 
 @pytest.mark.parametrize("balanced", [False, True])
 def test_no_training_batch_of_a_single_window(balanced: bool) -> None:
-    dm = EEGDataModule(windows(), split="subject", batch_size=7, balanced=balanced)
+    dm = EEGDataModule(
+        windows(), split="subject", batch_size=7, balanced=balanced, min_steps_per_epoch=0
+    )
     dm.setup("fit")
     n_train = len(dm.split.train)
     dm.batch_size = n_train - 1  # leaves exactly one window for a last batch
@@ -215,8 +217,8 @@ def test_on_a_window_cache_built_from_simulated_edf(tmp_path) -> None:
     )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    assert batch["x"].shape == (8, len(cache.ch_names), cache.n_times)
-    assert batch["ch_mask"].shape == (8, len(cache.ch_names))
+    assert batch["x"].shape == (dm.train_batch_size, len(cache.ch_names), cache.n_times)
+    assert batch["ch_mask"].shape == (dm.train_batch_size, len(cache.ch_names))
     recordings = {
         part: {r for b in loader for r in b["recording"]}
         for part, loader in [
