@@ -171,7 +171,9 @@ def run_braindecode(args: argparse.Namespace, x, y, timer: Timer) -> tuple[Any, 
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        net.fit(x, y)
+        # Labram embeds channels by name: its forward needs them (skorch passes fit
+        # parameters on to the module's forward), as neurodecode's wrapper passes them
+        net.fit(x, y, **({"ch_names": names} if args.model == "labram" else {}))
     module = net.module_
     return module, sum(p.numel() for p in module.parameters() if p.requires_grad)
 

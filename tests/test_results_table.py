@@ -29,7 +29,7 @@ def test_the_full_plan_covers_every_dataset_model_and_seed():
     names = {(spec.name, variant.name) for spec, variant, _, _ in runs}
     assert {spec for spec, _ in names} == {"bonn", "eegmmidb_lr", "eegmmidb_ff", "graz"}
     for dataset in ("bonn", "eegmmidb_lr", "eegmmidb_ff", "graz"):
-        assert {(dataset, v) for v in ("conformer", "spiking_t4_direct", "finetuned")} <= names
+        assert {(dataset, v) for v in ("conformer", "spiking_t2_direct", "finetuned")} <= names
     # the frontier (T = 1, 2, 4 × direct, delta) on Bonn and eegmmidb imagery only
     frontier = {v for d, v in names if d == "bonn" and v.startswith("spiking")}
     assert frontier == {f"spiking_t{t}_{e}" for t in (1, 2, 4) for e in ("direct", "delta")}
@@ -41,9 +41,9 @@ def test_the_full_plan_covers_every_dataset_model_and_seed():
     assert {f for d, f in folds if d == "bonn"} == {0}
     # frontier rows beyond the main spiking one: 3 seeds on the first fold
     extra = [(seed, fold) for s, v, seed, fold in runs
-             if s.name == "eegmmidb_lr" and v.name == "spiking_t2_delta"]  # fmt: skip
+             if s.name == "eegmmidb_lr" and v.name == "spiking_t4_delta"]  # fmt: skip
     assert extra == [(0, 0), (1, 0), (2, 0)]
-    main = [1 for s, v, _, _ in runs if s.name == "eegmmidb_lr" and v.name == "spiking_t4_direct"]
+    main = [1 for s, v, _, _ in runs if s.name == "eegmmidb_lr" and v.name == "spiking_t2_direct"]
     assert len(main) == 15
     # long Bonn epochs are capped; every other dataset trains for the plan's epochs
     assert "trainer.max_epochs=3" in FULL_PLAN.training(DATASETS["bonn"])
