@@ -13,7 +13,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
-import torch
 
 from neurodecode import train
 from neurodecode.evaluation.classification import above_chance
@@ -32,13 +31,7 @@ FIST_RUNS = ["001//S001R03", "001//S001R07", "001//S001R11", *IMAGERY_RUNS]
 MOTOR_CHANNELS = "[FC5,FC3,FC1,FCz,FC2,FC4,FC6,C5,C3,C1,Cz,C2,C4,C6,CP5,CP3,CP1,CPz,CP2,CP4,CP6]"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """On shared, loaded cores more torch threads only spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_recipe(runs: Path, *overrides: str) -> dict:

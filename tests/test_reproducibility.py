@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from neurodecode import train
 
@@ -19,14 +18,6 @@ QUICK = ["recipe=motor_imagery", "data=simulated", "model.size=tiny", "trainer.m
          "+data.manifest.source.generator_params.n_sessions=1",
          "data.datamodule.num_workers=0", "+data.prepare.num_workers=0",
          "trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]  # fmt: skip
-
-
-@pytest.fixture()
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.slow

@@ -28,6 +28,17 @@ RESULTS_NAME = "results.json"
 TRIAL_KEYS = ("subject", "session", "recording", "start_s")
 
 
+def cpu_name() -> str:
+    """The CPU model from ``/proc/cpuinfo`` (Linux), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and of the packages a result depends on."""
     out = {"python": platform.python_version()}

@@ -22,6 +22,7 @@ from matplotlib.ticker import NullFormatter
 
 from neurodecode.evaluation.comparison import paired_comparison
 from neurodecode.files import write_atomic
+from neurodecode.run.record import cpu_name
 from neurodecode.run.results_table import (
     DATASETS,
     FRONTIER,
@@ -36,17 +37,6 @@ BASELINE_TITLES = {
     "csp_lda": "CSP + LDA",
     "tangent_space": "tangent space + LR",
 }
-
-
-def cpu_name() -> str:
-    """The CPU model from ``/proc/cpuinfo`` (Linux), else what :mod:`platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> str:

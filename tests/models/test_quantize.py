@@ -15,15 +15,9 @@ from neurodecode.models.energy import COST_MODELS, measure
 from neurodecode.models.quantize import agreement, int8_layers, quantize_int8
 from neurodecode.registry import MODELS
 from tests.conftest import require_shared
+from tests.models.test_energy import Net
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: on shared, loaded cores more torch threads only spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def windows(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,15 +103,6 @@ def test_int8_model_costs_less_under_every_cost_model_that_is_not_already_int8(t
             assert int8_uj == pytest.approx(fp32_uj), name
         else:
             assert int8_uj < 0.8 * fp32_uj, name
-
-
-class Net(nn.Module):
-    def __init__(self, *layers: nn.Module):
-        super().__init__()
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.layers(x)
 
 
 def test_int8_counts_and_energies_of_single_layers_worked_out_by_hand():
