@@ -25,6 +25,7 @@ from matplotlib.ticker import FuncFormatter, MultipleLocator
 from PIL import Image
 
 from neurodecode.files import write_atomic
+from neurodecode.hub.card import provenance_lines, simulated_warning
 from neurodecode.predict.pipeline import filtered_segment
 
 MAX_EVENTS_SHOWN = 4  # EEG pages in the review figure
@@ -169,7 +170,7 @@ def overview_figure(result: Any, detector: Any, reader: Any, grid: Any) -> Figur
     page_w, page_h = _page_mm(BEFORE_S + AFTER_S, len(detector.ch_names))
     columns = min(2, max(1, len(pages)))
     rows = -(-len(pages) // columns)
-    top = TIMELINE_MM + TOP_MM + BOTTOM_MM + 8
+    top = TIMELINE_MM + TOP_MM + BOTTOM_MM + 12  # two title lines
     width, height = columns * page_w, top + rows * page_h
     figure = Figure(figsize=(width * MM, height * MM), dpi=DPI)
     timeline = _place(figure, LEFT_MM, height - top + BOTTOM_MM + 2,
@@ -180,11 +181,15 @@ def overview_figure(result: Any, detector: Any, reader: Any, grid: Any) -> Figur
         row, column = divmod(k, columns)
         corner = (column * page_w + LEFT_MM, height - top - (row + 1) * page_h + BOTTOM_MM)
         _draw_page(figure, corner, segment, grid.sfreq, item, context)
+    simulated = bool(simulated_warning(detector.provenance))
     figure.suptitle(
         f"{result.source.name} · {_start_text(result.meas_date)} · {result.duration_s:.0f} s · "
         f"{len(result.events)} event(s) · model {detector.info.get('model')} from "
-        f"{detector.source} · EEG {SENSITIVITY_UV_PER_MM:g} µV/mm, {TIMEBASE_MM_PER_S:g} mm/s",
+        f"{detector.source} · EEG {SENSITIVITY_UV_PER_MM:g} µV/mm, {TIMEBASE_MM_PER_S:g} mm/s\n"
+        + provenance_lines(detector.provenance)[0]
+        + (" WARNING: this model never saw real EEG." if simulated else ""),
         fontsize=9,
+        color="darkred" if simulated else "black",
     )
     return figure
 

@@ -424,7 +424,7 @@ def write_outputs(
             result, detector, reader, grid, base.with_name(base.name + "_review.png")
         )
         result.outputs["report"] = write_report(
-            result, detector, reader, grid, base, provenance=detector.info.get("provenance")
+            result, detector, reader, grid, base, provenance=detector.provenance
         )
 
 

@@ -24,7 +24,8 @@ from tests.conftest import require_shared
 
 CHBMIT = "excerpts/chbmit"
 BIDS_STEM = "sub-01_ses-01_task-szMonitoring_run-00"
-PROVENANCE = {"trained_on": {"datasets": ["simulated"], "real": False}, "seizures": 2}
+PROVENANCE = {"datasets": ["simulated"], "kind": "simulated", "simulated_only": True,
+              "parts": {"train": {"subjects": ["01", "02"], "n_seizures": 2}}}  # fmt: skip
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -96,7 +97,7 @@ def reports(exported_detector: Path, tmp_path_factory: pytest.TempPathFactory) -
     write_szcore_events(eeg / f"{BIDS_STEM}_events.tsv", reference, recording_duration=41.0)
     shutil.copy(crops / "chb01_03_background_crop.edf", data / "background.edf")
     detector = load_detector(exported_detector)
-    detector.info["provenance"] = PROVENANCE
+    detector.provenance = PROVENANCE
     out = tmp_path_factory.mktemp("report_output")
     summary = predict(detector, data, out, progress=False, overlap=False)
     return {entry["input"]: entry for entry in summary["recordings"]}
@@ -122,7 +123,7 @@ def test_every_report_loads_in_chromium_and_shows_every_event(reports, tmp_path)
 def test_report_states_provenance_reference_scales_and_clock_time(reports):
     (entry,) = [e for e in reports.values() if "sub-01" in e["input"]]
     text = Path(entry["outputs"]["report"]).read_text(encoding="utf-8")
-    assert "trained_on.datasets" in text and "simulated" in text
+    assert "parts.train.n_seizures" in text and "simulated_only" in text
     assert "Reference annotations (1)" in text and "2076-11-06 14:32:59" in text
     assert f"{review.SENSITIVITY_UV_PER_MM:g} µV/mm" in text
     folder = Path(entry["outputs"]["report"]).with_name(f"{BIDS_STEM}_report")
