@@ -170,7 +170,7 @@ def overview_figure(result: Any, detector: Any, reader: Any, grid: Any) -> Figur
     page_w, page_h = _page_mm(BEFORE_S + AFTER_S, len(detector.ch_names))
     columns = min(2, max(1, len(pages)))
     rows = -(-len(pages) // columns)
-    top = TIMELINE_MM + TOP_MM + BOTTOM_MM + 12  # two title lines
+    top = TIMELINE_MM + TOP_MM + BOTTOM_MM + 16  # three title lines
     width, height = columns * page_w, top + rows * page_h
     figure = Figure(figsize=(width * MM, height * MM), dpi=DPI)
     timeline = _place(figure, LEFT_MM, height - top + BOTTOM_MM + 2,
@@ -184,9 +184,9 @@ def overview_figure(result: Any, detector: Any, reader: Any, grid: Any) -> Figur
     simulated = bool(simulated_warning(detector.provenance))
     figure.suptitle(
         f"{result.source.name} · {_start_text(result.meas_date)} · {result.duration_s:.0f} s · "
-        f"{len(result.events)} event(s) · model {detector.info.get('model')} from "
-        f"{detector.source} · EEG {SENSITIVITY_UV_PER_MM:g} µV/mm, {TIMEBASE_MM_PER_S:g} mm/s\n"
-        + provenance_lines(detector.provenance)[0]
+        f"{len(result.events)} event(s) · EEG {SENSITIVITY_UV_PER_MM:g} µV/mm, "
+        f"{TIMEBASE_MM_PER_S:g} mm/s\nmodel {detector.info.get('model')} from "
+        f"{Path(str(detector.source)).name}\n" + provenance_lines(detector.provenance)[0]
         + (" WARNING: this model never saw real EEG." if simulated else ""),
         fontsize=9,
         color="darkred" if simulated else "black",
