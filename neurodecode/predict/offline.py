@@ -500,9 +500,14 @@ def update_index(output: Path, summary: dict[str, Any]) -> dict[str, Any]:
     recordings = [e for e in previous.get("recordings", []) if e.get("input") not in fresh]
     failed = [e for e in previous.get("failed", []) if e.get("input") not in fresh]
     recordings, failed = recordings + summary["recordings"], failed + summary["failed"]
-    index = summary | {"recordings": recordings, "failed": failed,
-                       "n_recordings": len(recordings) + len(failed), "n_ok": len(recordings),
-                       "n_failed": len(failed)}  # fmt: skip
+    index = summary | {
+        "recordings": recordings,
+        "failed": failed,
+        "n_recordings": len(recordings) + len(failed),
+        "n_ok": sum(entry["status"] == "ok" for entry in recordings),
+        "n_partial": sum(entry["status"] == "partial" for entry in recordings),
+        "n_failed": len(failed),
+    }
     jsonio.write_json(output / SUMMARY_NAME, index)
     rows = [[str(entry.get(column, "")) for column in INDEX_COLUMNS]
             for entry in sorted(recordings + failed, key=lambda e: e["input"])]  # fmt: skip
@@ -573,7 +578,7 @@ def predict(
     for path in paths:
         stem = unique_stem(output, output_stem(path, None if source.is_file() else source), path)
         entry = _predict_input(path, detector, output, stem, options)
-        (recordings if entry["status"] == "ok" else failed).append(entry)
+        (failed if entry["status"] == "failed" else recordings).append(entry)
     summary = {
         "checkpoint": detector.source,
         "model": detector.info,

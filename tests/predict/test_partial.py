@@ -87,10 +87,12 @@ def test_command_line_exits_partial_and_names_the_unpredicted_time(
     out = capsys.readouterr().out
     assert status == PARTIAL, out
     assert "partial" in out and "not predicted: 100-102 s (5 NaN/inf sample(s) at 100.000 s" in out
+    # the folder's index holds both inputs: the clean one ok, the other partial
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["n_partial"] == 1 and summary["n_ok"] == 0
-    assert summary["recordings"][0]["qc"]["unscored"] == [[100.0, 102.0]]
-    report = Path(summary["recordings"][0]["outputs"]["report"]).read_text(encoding="utf-8")
+    assert summary["n_partial"] == 1 and summary["n_ok"] == 1
+    (entry,) = [e for e in summary["recordings"] if e["status"] == "partial"]
+    assert entry["qc"]["unscored"] == [[100.0, 102.0]]
+    report = Path(entry["outputs"]["report"]).read_text(encoding="utf-8")
     assert '<div class="warning" id="unscored"><strong>Not predicted:</strong> 100-102 s' in report
 
 
