@@ -96,8 +96,7 @@ def synthetic(n: int, n_times: int, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 19, n_times), dtype=np.float32)
-    y = (np.arange(n) % N_OUTPUTS).astype(np.int64)
-    rng.shuffle(y)
+    y = (np.arange(n) % N_OUTPUTS).astype(np.int64)  # every part holds both classes
     return x, y
 
 
@@ -366,9 +365,9 @@ def main() -> None:
     n_times = round(args.seconds * SFREQ)
     shape = f"19x{n_times}"
     settings = f"batch {args.batch}, {args.warmup}+{args.steps} steps, {args.workers} workers"
-    for model in args.models:
-        results: dict[str, dict[str, Any]] = {}
-        for variant in args.variants:
+    results: dict[str, dict[str, dict[str, Any]]] = {model: {} for model in args.models}
+    for variant in args.variants:  # each variant on every model before the next variant
+        for model in args.models:
             command = [sys.executable, __file__, "--model", model, "--variant", variant]
             for key in ("device", "batch", "steps", "warmup", "seconds", "workers", "threads"):
                 command.append(f"--{key}={getattr(args, key)}")
@@ -389,12 +388,14 @@ def main() -> None:
             for line in done.stderr.splitlines():
                 if line.startswith("# "):
                     print(line, file=sys.stderr)
-            print(f"# {model} {variant}: {took:.0f} s in all (imports, compile, steps)",
-                  file=sys.stderr, flush=True)  # fmt: skip
-            results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
-        for variant, figures in results.items():
+            figures = json.loads(done.stdout.strip().splitlines()[-1])
+            results[model][variant] = figures
+            print(f"# {model} {variant}: {took:.0f} s in all (imports, compile, steps): "
+                  f"{json.dumps(figures)}", file=sys.stderr, flush=True)  # fmt: skip
+    for model in args.models:
+        for variant, figures in results[model].items():
             reference_name = "full" if variant == "lora" else BASELINE
-            reference = results.get(reference_name)
+            reference = results[model].get(reference_name)
             for key, unit in (("throughput", "samples/s"), ("peak_memory", "MiB")):
                 ratio = figures[key] / reference[key] if reference and reference[key] else None
                 line = {
@@ -408,8 +409,8 @@ def main() -> None:
                     "trainable": figures["trainable"],
                     "step_ms": round(figures["step_ms"], 2),
                 }
-                if variant == "lora" and results.get(BASELINE):
-                    base = results[BASELINE][key]
+                if variant == "lora" and results[model].get(BASELINE):
+                    base = results[model][BASELINE][key]
                     line["ratio_vs_braindecode"] = round(figures[key] / base, 3) if base else None
                 print(json.dumps(line), flush=True)
 

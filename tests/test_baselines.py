@@ -81,8 +81,8 @@ def test_baselines_are_fitted_on_the_models_split_and_reported_beside_it(home, t
     for metrics in results["baselines"].values():
         assert metrics["n"] == model["n"]  # the same test trials
         assert_above_chance(metrics)
-    assert "baseline tangent_space: accuracy" in caplog.text
-    assert "baseline csp_lda: accuracy" in caplog.text
+    assert "baseline tangent_space (simulated EEG): accuracy" in caplog.text
+    assert "baseline csp_lda (simulated EEG): accuracy" in caplog.text
 
 
 def test_a_baseline_must_be_a_classical_model():

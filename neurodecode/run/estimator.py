@@ -2,7 +2,7 @@
 scikit-learn tools.
 
 :class:`NeurodecodeClassifier` trains any registered neurodecode model with the
-classification task of the recipes (:class:`~neurodecode.tasks.classification.ClassificationTask`:
+classification task of the recipes (the registered ``classification`` task:
 AdamW, warm-up and cosine decay) on arrays ``(n_trials, n_chans, n_times)`` in volts or on
 MNE epochs, scaled with statistics of the training trials only, and picks the epoch of
 lowest loss on a validation share of them. It is what MOABB calls a pipeline step::
@@ -31,8 +31,8 @@ from torch.utils.data import DataLoader
 from neurodecode.data.datamodule import collate_windows
 from neurodecode.data.montage import channel_positions
 from neurodecode.errors import ConfigError
+from neurodecode.registry import TASKS
 from neurodecode.run.trainer import quiet_lightning
-from neurodecode.tasks.classification import ClassificationTask
 
 _IQR_TO_STD = 1.349  # the interquartile range of a normal distribution, in standard deviations
 
@@ -141,7 +141,7 @@ class NeurodecodeClassifier(ClassifierMixin, BaseEstimator):
         if self.valid_fraction:
             fit, valid = train_test_split(fit, test_size=self.valid_fraction, stratify=codes,
                                           random_state=self.seed)  # fmt: skip
-        self.task_ = ClassificationTask(
+        self.task_ = TASKS.get("classification")(
             {"_target_": self.model, **dict(self.model_options or {})},
             n_chans=data.shape[1], n_outputs=len(self.classes_), n_times=data.shape[2],
             sfreq=sfreq, ch_names=names, ch_pos=self.ch_pos_.tolist(),
