@@ -143,7 +143,9 @@ def run_braindecode(args: argparse.Namespace, x, y, timer: Timer) -> tuple[Any, 
                 timer.batch_end()
 
     names, positions = channels()
-    chs_info = [{"ch_name": n, "loc": [*p, *[0.0] * 9]} for n, p in zip(names, positions)]
+    chs_info = [
+        {"ch_name": n, "loc": [*p, *[0.0] * 9]} for n, p in zip(names, positions, strict=True)
+    ]
     architecture = {k: v for k, v in model_config(args.model).items() if k not in WRAPPER_KEYS}
     cls = {"labram": zoo.Labram, "cbramod": zoo.CBraMod}[args.model]
     module = {f"module__{k}": v for k, v in architecture.items()}

@@ -171,6 +171,8 @@ class FoundationModel(BraindecodeModel):
         self.allow_missing_channels = allow_missing_channels
         scale_of_units(input_units)  # a config error now, not after the data are built
         self.mapping = self._map(channels, allow_missing_channels)
+        # decided once: a numpy test inside forward would break a torch.compile graph
+        self.identity_mapping = bool(self.mapping.is_identity)
         self.register_buffer("channel_matrix", torch.from_numpy(self.mapping.matrix), False)
         if model_sfreq is None:
             raise ConfigError(
@@ -251,7 +253,7 @@ class FoundationModel(BraindecodeModel):
 
     def to_model(self, x: Tensor) -> Tensor:
         """The data window as the model's channels at the model's rate."""
-        if not self.mapping.is_identity:
+        if not self.identity_mapping:
             x = torch.einsum("tc,bcn->btn", self.channel_matrix.to(x.dtype), x)
         return fft_resample(x, self.model_times)
 
