@@ -45,7 +45,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
+from machine import current_rss_kib, machine  # benchmarks/machine.py (scripts run from this folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("labram", "cbramod")
@@ -62,15 +62,6 @@ WRAPPER_KEYS = ("_target_", "model_sfreq", "on_other_sfreq", "input_units", "cha
 SFREQ = 200.0
 N_OUTPUTS = 2
 LR, WEIGHT_DECAY = 1e-3, 1e-2
-
-
-def machine(device: str) -> str:
-    """A short description of the machine the figures come from."""
-    import torch
-
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
-    return f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def model_config(model: str) -> dict[str, Any]:
@@ -312,7 +303,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     n_times = round(args.seconds * SFREQ)
     x, y = synthetic(n_train + (4 * N_OUTPUTS if args.variant != BASELINE else 0), n_times)
     timer = Timer(args.warmup, args.steps, args.device)
-    rss_before = _current_rss_kib()
+    rss_before = current_rss_kib()
     runner = run_braindecode if args.variant == BASELINE else run_neurodecode
     module, trainable = runner(args, x, y, timer)
     if args.device == "cuda":
@@ -327,13 +318,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "trainable": trainable,
         "machine": machine(args.device),
     }
-
-
-def _current_rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def main() -> None:

@@ -25,9 +25,8 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
+from machine import current_rss_kib, machine  # benchmarks/machine.py (scripts run from this folder)
 
 # (name, n_chans, n_times, sfreq)
 INPUTS = (("22x1000", 22, 1000, 250.0), ("19x2560", 19, 2560, 256.0))
@@ -40,15 +39,6 @@ MODEL_CLASSES = {
     BASELINE: "neurodecode.models.baselines:BraindecodeModel",
 }
 N_OUTPUTS = 4
-
-
-def machine(device: str) -> str:
-    """A short description of the machine the figures come from."""
-    import torch
-
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
-    return f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def model_class(model: str) -> type:
@@ -93,7 +83,7 @@ def measure(args: argparse.Namespace) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    rss_before = _current_rss_kib()
+    rss_before = current_rss_kib()
     for _ in range(args.warmup):
         step()
     sync()
@@ -113,13 +103,6 @@ def measure(args: argparse.Namespace) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "machine": machine(args.device),
     }
-
-
-def _current_rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def available(model: str) -> bool:
