@@ -28,13 +28,12 @@ from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted
 from torch.utils.data import DataLoader
 
+from neurodecode.data import scaling
 from neurodecode.data.datamodule import collate_windows
 from neurodecode.data.montage import channel_positions
 from neurodecode.errors import ConfigError
 from neurodecode.registry import TASKS
 from neurodecode.run.trainer import quiet_lightning
-
-_IQR_TO_STD = 1.349  # the interquartile range of a normal distribution, in standard deviations
 
 
 class _BestWeights(L.Callback):
@@ -114,9 +113,13 @@ class NeurodecodeClassifier(ClassifierMixin, BaseEstimator):
             raise ConfigError(f"{len(names)} channel names for {data.shape[1]} channels")
         return data, float(self.sfreq), names
 
+    @property
+    def center_(self) -> np.ndarray:
+        """Per-channel median of the training trials, ``(n_chans, 1)``, in their units."""
+        return self.scaling_.centre
+
     def _scaled(self, data: np.ndarray) -> np.ndarray:
-        scaled = np.clip((data - self.center_) / self.scale_, -self.clip, self.clip)
-        return scaled.astype(np.float32)
+        return self.scaling_.apply(data, np.ones(data.shape[1], bool))
 
     def _batches(self, data: np.ndarray, y: np.ndarray, shuffle: bool) -> DataLoader:
         positions = torch.as_tensor(self.ch_pos_, dtype=torch.float32)
@@ -132,9 +135,10 @@ class NeurodecodeClassifier(ClassifierMixin, BaseEstimator):
         data, sfreq, names = self._signal(X)
         self.classes_ = unique_labels(y)
         codes = np.searchsorted(self.classes_, np.asarray(y))
-        median = np.median(data, axis=(0, 2), keepdims=True)[0]
-        q1, q3 = np.percentile(data, [25, 75], axis=(0, 2), keepdims=True)[:, 0]
-        self.center_, self.scale_ = median, np.maximum((q3 - q1) / _IQR_TO_STD, 1e-12)
+        # the data module's training-split statistics (median, IQR / 1.349 per channel);
+        # they are unit-free, so the trials stay in volts
+        trials = [{"x": x, "ch_mask": np.ones(len(x), bool)} for x in data]
+        self.scaling_ = scaling.fit_statistics(trials, range(len(trials)), "channel", self.clip)
         self.ch_pos_ = channel_positions(names)
         L.seed_everything(self.seed, workers=True, verbose=False)  # before the model
         fit, valid = np.arange(len(codes)), np.array([], dtype=int)
