@@ -62,11 +62,7 @@ def run_stream(detector: Detector, cfg: DictConfig) -> int:
     print(f"streaming {cfg.stream}: {len(names)} channels at {sfreq:g} Hz; an event is "
           f"decided at most {stream.latency_s:.1f} s after it starts", flush=True)  # fmt: skip
     n_events = 0
-    for chunk in chunks:
-        for event in stream.push(chunk):
-            print(describe(event), flush=True)
-            n_events += event.kind == "onset"
-    for event in stream.close():
+    for event in stream.run(chunks):
         print(describe(event), flush=True)
         n_events += event.kind == "onset"
     print(f"end of stream after {stream.received_s:.1f} s: {n_events} event(s)")

@@ -186,6 +186,12 @@ class StreamDetector:
         self._score(settled, final=False)
         return self._update_events(final=False)
 
+    def run(self, chunks: Iterable[np.ndarray]) -> Iterator[StreamEvent]:
+        """Push every chunk (volts), then close: the events in the order they are emitted."""
+        for chunk in chunks:
+            yield from self.push(chunk)
+        yield from self.close()
+
     def close(self) -> list[StreamEvent]:
         """End of stream: score the remaining windows and close an open event."""
         grid = dataclasses.replace(self.grid, n_raw=self.buffer.n_times)
@@ -260,9 +266,7 @@ def stream_events(
 ) -> Iterator[StreamEvent]:
     """Run a :class:`StreamDetector` over ``chunks`` (volts), yielding events as emitted."""
     stream = StreamDetector(detector, ch_names, sfreq, **options)  # type: ignore[arg-type]
-    for chunk in chunks:
-        yield from stream.push(chunk)
-    yield from stream.close()
+    yield from stream.run(chunks)
 
 
 #: Powers of ten accepted as units (mne-lsl stores a unit given as a number as its exponent).
