@@ -10,6 +10,7 @@ from neurodecode.models import (  # noqa: F401  (registration)
     classical,
     conformer,
     foundation,
+    log_variance,
     patch_conformer,
     spiking,
 )

@@ -159,6 +159,9 @@ class NeurodecodeClassifier(ClassifierMixin, BaseEstimator):
                             enable_model_summary=False, callbacks=[best],
                             deterministic=True)  # fmt: skip
         scaled = self._scaled(data)
+        initialise = getattr(self.task_.encoder, "initialise_from_data", None)
+        if initialise is not None:  # e.g. log_variance_net's CSP + LDA start
+            initialise(scaled[fit], codes[fit])
         trainer.fit(
             self.task_,
             self._batches(scaled[fit], codes[fit], shuffle=True),

@@ -99,6 +99,8 @@ def run(cfg: DictConfig, run_dir: Path, recipe: str | None = None) -> dict[str, 
     if task.closed_form:
         task.fit_closed_form(data.datamodule)
     else:
+        if checkpoint is None and init is None:  # resumed or loaded weights are kept
+            task.initialise_from_data(data.datamodule)
         trainer.fit(task, datamodule=data.datamodule, ckpt_path=checkpoint, weights_only=True)
     if is_overridden("test_step", task):
         best = trainer.checkpoint_callback.best_model_path or None

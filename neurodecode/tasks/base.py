@@ -21,6 +21,7 @@ encoder with that model-card description.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +29,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import lightning as L
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from neurodecode.models.adapters import model_arguments
 from neurodecode.registry import instantiate
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -130,6 +134,16 @@ def build_encoder(
     )
 
 
+def training_arrays(datamodule: L.LightningDataModule) -> tuple[np.ndarray, np.ndarray]:
+    """Every window ``x`` and label ``y`` of ``datamodule``'s training loader, as arrays (a
+    ``balanced`` loader gives its class-balanced draw)."""
+    datamodule.setup("fit")
+    batches = list(datamodule.train_dataloader())
+    x = torch.cat([batch["x"] for batch in batches]).numpy()
+    y = torch.cat([torch.as_tensor(batch["y"]) for batch in batches]).numpy()
+    return x, y
+
+
 def final_metrics(trainer: L.Trainer) -> dict[str, float]:
     """The last logged scalar ``train/*`` and ``val/*`` metrics of ``trainer``."""
     return {
@@ -210,11 +224,17 @@ class DecodingTask(L.LightningModule):
         if self.head_fit is not None:
             self.head_fit(datamodule)
             return
-        datamodule.setup("fit")
-        batches = list(datamodule.train_dataloader())
-        x = torch.cat([batch["x"] for batch in batches]).numpy()
-        y = torch.cat([torch.as_tensor(batch["y"]) for batch in batches]).numpy()
-        self.encoder.fit(x, y)
+        self.encoder.fit(*training_arrays(datamodule))
+
+    def initialise_from_data(self, datamodule: L.LightningDataModule) -> None:
+        """Let an encoder that starts from the training data (``initialise_from_data``,
+        e.g. :class:`~neurodecode.models.log_variance.LogVarianceNet`'s CSP + LDA start)
+        see every window of the training loader before gradient training; others are
+        left as built."""
+        initialise = getattr(self.encoder, "initialise_from_data", None)
+        if initialise is not None:
+            initialise(*training_arrays(datamodule))
+            logger.info("%s initialised from the training windows", type(self.encoder).__name__)
 
     def run_metrics(self, trainer: L.Trainer, monitor: str) -> dict[str, Any]:
         """The ``metrics`` section of ``results.json`` after ``fit`` and ``test``."""
