@@ -71,10 +71,10 @@ def test_eeg_features_is_the_model_of_a_seizure_run_scored_by_szcore(home, tmp_p
 
 def test_baselines_are_fitted_on_the_models_split_and_reported_beside_it(home, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="neurodecode.run.runner"):
-        results = run(tmp_path, "recipe=motor_imagery", "model.size=tiny",
+        results = run(tmp_path, "recipe=motor_imagery",
                       "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                       "trainer.limit_val_batches=1", "baseline=[tangent_space,csp_lda]")  # fmt: skip
-    assert results["config"]["model"]["_target_"] == "dual_branch_conformer"
+    assert results["config"]["model"]["_target_"] == "log_variance_net"
     assert results["steps"] > 0
     model = results["metrics"]["test"]
     assert set(results["baselines"]) == {"tangent_space", "csp_lda"}

@@ -50,7 +50,7 @@ def test_a_baseline_run_records_mcnemar_on_the_same_trials(tmp_path, monkeypatch
     monkeypatch.setenv("NEURODECODE_HOME", str(tmp_path / "home"))
     with caplog.at_level(logging.INFO, logger="neurodecode.run.runner"):
         run_dir = train.run_recipe(
-            ["recipe=motor_imagery", "data=simulated", "seed=1", "model.size=tiny",
+            ["recipe=motor_imagery", "data=simulated", "seed=1",
              "trainer.max_epochs=1", "trainer.limit_train_batches=2",
              "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
              "baseline=csp_lda"],

@@ -124,7 +124,7 @@ def test_eegmmidb_s001_imagery_decoded_in_held_out_runs(mirror_url, tmp_path_fac
     other imagery run plus the three executed left/right fist runs (60 trials).
     """
     root = tmp_path_factory.mktemp("eegmmidb")
-    n_correct = n_trials = 0
+    n_correct = n_trials = n_correct_csp = 0
     labels = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NEURODECODE_HOME", str(root / "home"))
@@ -135,17 +135,18 @@ def test_eegmmidb_s001_imagery_decoded_in_held_out_runs(mirror_url, tmp_path_fac
                 root / f"fold{i}",
                 "recipe=motor_imagery", "data=eegmmidb", "+data.prepare.subjects=[1]",
                 "+data.prepare.runs=[3,4,7,8,11,12]", f"preprocess.channels.target={MOTOR_CHANNELS}",
-                "preprocess.bandpass.l_freq=8.0", "preprocess.bandpass.h_freq=30.0",
                 "preprocess.windows.tmin=0.0", "preprocess.windows.tmax=4.0",
                 "data.datamodule.split=recording",
                 members("train", [r for r in FIST_RUNS if r not in (test, valid)]),
                 members("valid", [valid]), members("test", [test]),
-                "model.size=tiny", "trainer.max_epochs=40", "early_stopping.patience=10",
+                "trainer.max_epochs=40", "early_stopping.patience=10", "baseline=csp_lda",
                 "data.datamodule.batch_size=8", "data.datamodule.num_workers=0", "seed=0",
             )  # fmt: skip
             assert results["data"]["split"]["test"]["n_windows"] == 15
             matrix = np.asarray(results["metrics"]["test"]["confusion_matrix"])
             n_correct += int(np.trace(matrix))
+            csp = results["baselines"]["csp_lda"]
+            n_correct_csp += round(csp["accuracy"] * csp["n"])
             n_trials += int(matrix.sum())
             labels.append(matrix.sum(axis=1))
     assert n_trials == 45
@@ -171,8 +172,7 @@ def test_graz_gdf_sample_decoded_in_held_out_blocks_of_trials(tmp_path_factory):
     n_blocks = 4
     cfg = train.compose([
         "recipe=motor_imagery", "data=graz_gdf", "preprocess.reference=null",
-        "preprocess.bandpass.l_freq=8.0", "preprocess.bandpass.h_freq=30.0",
-        "model.size=tiny", "trainer.max_epochs=40", "early_stopping.patience=10",
+        "trainer.max_epochs=40", "early_stopping.patience=10",
         "trainer.enable_progress_bar=false", "seed=0",
     ])  # fmt: skip
     loaders = {k: cfg.data.datamodule[k] for k in ("batch_size", "num_workers")}
@@ -199,6 +199,7 @@ def test_graz_gdf_sample_decoded_in_held_out_blocks_of_trials(tmp_path_factory):
             L.seed_everything(cfg.seed + k, workers=True, verbose=False)  # before the model
             task = build_task(cfg, ClassificationTask, data)
             trainer = build_trainer(with_paths(cfg, root / f"fold{k}", resuming=False))
+            task.initialise_from_data(datamodule)  # the recipe model's CSP + LDA start
             trainer.fit(task, datamodule=datamodule)
             best = trainer.checkpoint_callback.best_model_path
             trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=False,
@@ -231,7 +232,7 @@ def test_motor_imagery_recipe_runs_as_written_on_one_eegmmidb_subject(mirror_url
         patch.setenv("NEURODECODE_MIRROR", mirror_url)
         results = run_recipe(
             root / "run", "recipe=motor_imagery", "data=eegmmidb", "+data.prepare.subjects=[1]",
-            "baseline=[csp_lda,tangent_space]", "model.size=tiny", "trainer.max_epochs=2",
+            "baseline=[csp_lda,tangent_space]", "trainer.max_epochs=2",
             "data.datamodule.num_workers=0", "seed=0",
         )  # fmt: skip
     split = results["data"]["split"]
@@ -250,8 +251,7 @@ def test_motor_imagery_recipe_runs_as_written_on_the_graz_sample(tmp_path_factor
         patch.setenv("NEURODECODE_GDF_ROOT", str(require_shared("excerpts/biosig")))
         results = run_recipe(
             root / "run", "recipe=motor_imagery", "data=graz_gdf",
-            "baseline=[csp_lda,tangent_space]", "model.size=tiny", "trainer.max_epochs=2",
-            "seed=0",
+            "baseline=[csp_lda,tangent_space]", "trainer.max_epochs=2", "seed=0",
         )  # fmt: skip
     assert results["config"]["preprocess"]["reference"] is not None  # the recipe's ...
     assert results["data"]["preprocess"]["reference"] is None  # ... replaced by graz_gdf's

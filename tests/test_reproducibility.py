@@ -13,7 +13,8 @@ import pytest
 
 from neurodecode import train
 
-QUICK = ["recipe=motor_imagery", "data=simulated", "model.size=tiny", "trainer.max_epochs=2",
+QUICK = ["recipe=motor_imagery", "data=simulated", "model=dual_branch_conformer",
+         "model.size=tiny", "trainer.max_epochs=2",
          "+data.manifest.source.generator_params.n_subjects=3",
          "+data.manifest.source.generator_params.n_sessions=1",
          "data.datamodule.num_workers=0", "+data.prepare.num_workers=0",

@@ -14,12 +14,15 @@ from neurodecode.evaluation.comparison import paired_comparison
 from neurodecode.run import results_table
 from neurodecode.run.results_report import write_report
 from neurodecode.run.results_table import (
+    CONFORMER,
     DATASETS,
     FULL_PLAN,
+    LOG_VARIANCE,
     QUICK_PLAN,
     TablePlan,
     record_path,
     run_overrides,
+    spiking_variant,
 )
 from tests.conftest import require_shared
 
@@ -30,6 +33,8 @@ def test_the_full_plan_covers_every_dataset_model_and_seed():
     assert {spec for spec, _ in names} == {"bonn", "eegmmidb_lr", "eegmmidb_ff", "graz"}
     for dataset in ("bonn", "eegmmidb_lr", "eegmmidb_ff", "graz"):
         assert {(dataset, v) for v in ("conformer", "spiking_t2_direct", "finetuned")} <= names
+    # the motor-imagery recipe's default model on the motor-imagery datasets only
+    assert {d for d, v in names if v == "log_variance_net"} == {"eegmmidb_lr", "eegmmidb_ff", "graz"}
     # the frontier (T = 1, 2, 4 × direct, delta) on Bonn and eegmmidb imagery only
     frontier = {v for d, v in names if d == "bonn" and v.startswith("spiking")}
     assert frontier == {f"spiking_t{t}_{e}" for t in (1, 2, 4) for e in ("direct", "delta")}
@@ -45,9 +50,14 @@ def test_the_full_plan_covers_every_dataset_model_and_seed():
     assert extra == [(0, 0), (1, 0), (2, 0)]
     main = [1 for s, v, _, _ in runs if s.name == "eegmmidb_lr" and v.name == "spiking_t2_direct"]
     assert len(main) == 15
-    # long Bonn epochs are capped; every other dataset trains for the plan's epochs
-    assert "trainer.max_epochs=3" in FULL_PLAN.training(DATASETS["bonn"])
-    assert "trainer.max_epochs=10" in FULL_PLAN.training(DATASETS["graz"])
+    # long Bonn epochs are capped; every other dataset trains for the plan's epochs; a
+    # recipe's default model runs with the recipe's own size and epochs
+    bonn, graz = DATASETS["bonn"], DATASETS["graz"]
+    spiking = spiking_variant(2, "direct")
+    assert FULL_PLAN.epochs_of(bonn, spiking) == ("trainer.max_epochs=3", "model.size=tiny")
+    assert FULL_PLAN.epochs_of(graz, spiking) == ("trainer.max_epochs=10", "model.size=tiny")
+    assert FULL_PLAN.epochs_of(bonn, CONFORMER) == FULL_PLAN.epochs_of(graz, LOG_VARIANCE) == ()
+    assert FULL_PLAN.epochs_of(graz, CONFORMER) == ("trainer.max_epochs=10", "model.size=tiny")
 
 
 def test_records_are_reused_only_when_made_the_same_way_and_failures_do_not_stop(
@@ -129,7 +139,7 @@ def test_report_pairs_models_with_baselines_on_the_same_splits(tmp_path):
     assert (tmp_path / "r_frontier.png").stat().st_size > 1000
     assert "neurodecode benchmark results" in text and "Machine:" in text
     # the plan's other models were not run: the report says it is incomplete, and which
-    assert "**Incomplete**: 42 of 60 runs" in text and "finetuned seed 2 fold 4" in text
+    assert "**Incomplete**: 57 of 75 runs" in text and "finetuned seed 2 fold 4" in text
 
 
 @pytest.mark.slow

@@ -301,7 +301,7 @@ def test_a_killed_run_resumed_ends_like_an_uninterrupted_one(seizure_run, tmp_pa
 def test_motor_imagery_recipe_on_simulated_data_is_above_chance_on_a_held_out_subject(
     neurodecode_home, tmp_path
 ):
-    """The recipe's own preprocessing and model (tiny, 8 epochs) on simulated left/right
+    """The recipe's own preprocessing and model (8 epochs) on simulated left/right
     imagery: the held-out subject's trials are decoded above chance (exact binomial test)."""
     import torch
 
@@ -309,7 +309,7 @@ def test_motor_imagery_recipe_on_simulated_data_is_above_chance_on_a_held_out_su
     torch.set_num_threads(1)
     try:
         run = train.run_recipe(
-            ["recipe=motor_imagery", "data=simulated", "model.size=tiny",
+            ["recipe=motor_imagery", "data=simulated",
              "trainer.max_epochs=8", "seed=1", "trainer.enable_progress_bar=false",
              "+trainer.enable_model_summary=false"],
             tmp_path / "run",

@@ -21,7 +21,7 @@ def test_a_train_split_run_records_the_statistics_of_its_training_split(neurodec
     torch.set_num_threads(1)
     try:
         run = train.run_recipe(
-            ["recipe=motor_imagery", "data=simulated", "model.size=tiny", "trainer.max_epochs=1",
+            ["recipe=motor_imagery", "data=simulated", "trainer.max_epochs=1",
              "preprocess.scaling.method=train_split", "trainer.enable_progress_bar=false",
              "+trainer.enable_model_summary=false"],
             tmp_path / "run",
