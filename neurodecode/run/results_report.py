@@ -24,6 +24,7 @@ from neurodecode.evaluation.comparison import paired_comparison
 from neurodecode.files import write_atomic
 from neurodecode.run.record import cpu_name
 from neurodecode.run.results_table import (
+    CONFORMER,
     DATASETS,
     FRONTIER,
     TABLE_COST_MODELS,
@@ -104,7 +105,8 @@ def dataset_table(name: str, groups: Mapping[tuple[str, str], list[Mapping[str, 
         (v.title, groups[name, v.name], "test") for v in variants if (name, v.name) in groups
     ]
     if conformer and any(r.get("int8") for r in conformer):
-        rows.insert(1, ("dual-branch conformer, INT8 post-training", conformer, "int8"))
+        after = next(i for i, row in enumerate(rows) if row[1] is groups[name, "conformer"])
+        rows.insert(after + 1, ("dual-branch conformer, INT8 post-training", conformer, "int8"))
     for title, runs, key in rows:
         present = [r for r in runs if r.get(key)]
         cells = [title, mean_sd([r[key]["accuracy"] for r in present]),
@@ -247,7 +249,8 @@ def write_report(records: Sequence[Mapping[str, Any]], plan: TablePlan, command:
         f"reused), and the {len(records)} recorded runs trained and tested for "
         f"{run_minutes:.1f} min in all ({_minutes_per_dataset(records)}).",
         f"Machine: {machine()}.", "",
-        f"Every model is trained for at most {plan.epochs} epoch(s) (size {plan.size}, the "
+        f"Models other than the recipes' defaults are trained for at most {plan.epochs} "
+        f"epoch(s) (size {plan.size}, the "
         "recipe's early stopping and model selection on validation) through the run path of "
         f"`python -m neurodecode.train`, seeds {', '.join(map(str, plan.seeds))}, up to "
         f"{plan.folds} fold(s) per dataset. Accuracy is mean ± sd over seeds × folds; Δ is the model's test "
@@ -286,15 +289,20 @@ def how_it_was_run(plan: TablePlan) -> list[str]:
     lines = ["## How each dataset is run", ""]
     for name in plan.datasets:
         spec = DATASETS[name]
+        cheaper = " ".join(plan.epochs_of(spec, CONFORMER))
         lines.append(f"- {spec.title}: `python -m neurodecode.train {' '.join(spec.overrides)}"
-                     f" baseline=[{','.join(spec.baselines)}] model.size={plan.size} "
-                     f"{plan.training(spec)[0]} seed=<seed> "
+                     f" baseline=[{','.join(spec.baselines)}] model=<model> [{cheaper}] seed=<seed> "
                      f"data.datamodule.fold=<fold>`; the fine-tuned model starts from "
                      f"`recipe=pretrain` on {spec.pretrain} alone ({plan.pretrain_steps} "
                      "steps, labels unused, all of its recordings).")  # fmt: skip
     int8 = ("`neurodecode.models.quantize.quantize_int8` (convolutions static, linear layers "
             "dynamic; its energy counts what it executes, INT8 where it is INT8)")  # fmt: skip
     lines += [
+        "- `model=<model>` is each row's model: `dual_branch_conformer` (the seizure recipe's "
+        "default), `log_variance_net` (the motor-imagery recipe's default), `spiking`. The "
+        "row of each recipe's default model runs with the recipe's own model size and epochs "
+        "(no bracketed overrides); the other rows, cheaper, with the bracketed ones "
+        "(`model.size` only for models with size presets).",
         "- The spiking rows are `model=spiking` with `model.time_steps` and `model.encoding`; "
         f"the frontier's extra spiking rows run on {plan.frontier_folds} fold(s) only.",
         f"- INT8: the trained analog model after post-training quantization with {int8}.",

@@ -132,13 +132,26 @@ DATASETS: dict[str, DatasetSpec] = {
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """One model row: its overrides, and whether it is fine-tuned from a pretraining run."""
+    """One model row: its overrides, and whether it is fine-tuned from a pretraining run.
+
+    ``sized`` rows get the plan's ``model.size`` (models with size presets); ``datasets``
+    limits a row to those datasets (all when empty). On the datasets of ``default_on`` the
+    row is the recipe's default model and runs with the recipe's own size and epochs (the
+    plan's cheaper size and epochs are for the other rows).
+    """
 
     name: str
     title: str
     overrides: tuple[str, ...] = ()
     pretrained: bool = False
     spiking: bool = False
+    sized: bool = True
+    datasets: tuple[str, ...] = ()
+    default_on: tuple[str, ...] = ()
+
+    def runs_on(self, dataset: str) -> bool:
+        """Whether this row is run on ``dataset``."""
+        return not self.datasets or dataset in self.datasets
 
 
 def spiking_variant(time_steps: int, encoding: str) -> Variant:
@@ -151,7 +164,16 @@ def spiking_variant(time_steps: int, encoding: str) -> Variant:
     )
 
 
-CONFORMER = Variant("conformer", "dual-branch conformer (analog FP32)")
+MOTOR_IMAGERY = ("eegmmidb_lr", "eegmmidb_ff", "graz")
+CONFORMER = Variant(
+    "conformer", "dual-branch conformer (analog FP32)", ("model=dual_branch_conformer",),
+    default_on=("bonn",),
+)  # fmt: skip
+#: The motor-imagery recipe's default model (recipes/motor_imagery.yaml).
+LOG_VARIANCE = Variant(
+    "log_variance_net", "log-variance network, CSP + LDA start (motor-imagery default)",
+    ("model=log_variance_net",), sized=False, datasets=MOTOR_IMAGERY, default_on=MOTOR_IMAGERY,
+)  # fmt: skip
 FINETUNED = Variant("finetuned", "pretrained patch conformer, fine-tuned", pretrained=True)
 #: The spiking frontier of issue 17: T = 1, 2, 4 with direct and delta input encoding.
 FRONTIER = tuple(spiking_variant(t, e) for t in (1, 2, 4) for e in ("direct", "delta"))
@@ -165,7 +187,8 @@ class TablePlan:
     ``frontier_folds`` folds: its variants are many); ``folds`` caps each dataset's folds; ``epochs`` and ``size`` apply to every trained model and
     ``pretrain_steps`` to each pretraining run; ``epoch_caps`` caps the epochs of
     datasets whose epochs are long (Bonn: 1600 training windows against 30 trials of motor
-    imagery), as ``(dataset, epochs)`` pairs.
+    imagery), as ``(dataset, epochs)`` pairs. A row that is a recipe's default model
+    (:attr:`Variant.default_on`) gets neither: it runs as the recipe says.
     """
 
     datasets: tuple[str, ...]
@@ -187,6 +210,8 @@ class TablePlan:
         for seed in self.seeds:
             for variant in (*self.variants, *frontier):
                 for name in self.datasets:
+                    if not variant.runs_on(name):
+                        continue
                     spec = DATASETS[name]
                     folds = min(self.folds, spec.folds)
                     if variant in frontier:
@@ -196,12 +221,19 @@ class TablePlan:
                     for fold in range(folds):
                         yield spec, variant, seed, fold
 
-    def training(self, spec: DatasetSpec) -> tuple[str, ...]:
-        """Overrides every trained model of ``spec`` gets."""
+    def epochs_of(self, spec: DatasetSpec, variant: Variant) -> tuple[str, ...]:
+        """The epochs and model size of ``variant`` on ``spec`` (none for a recipe default)."""
+        if spec.name in variant.default_on:
+            return ()
         epochs = min(self.epochs, dict(self.epoch_caps).get(spec.name, self.epochs))
+        size = (f"model.size={self.size}",) if variant.sized and not variant.pretrained else ()
+        return (f"trainer.max_epochs={epochs}", *size)
+
+    def training(self) -> tuple[str, ...]:
+        """Overrides every trained model gets."""
         return (
-            f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false",
-            "+trainer.enable_model_summary=false", "data.datamodule.num_workers=0", *self.extra,
+            "trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
+            "data.datamodule.num_workers=0", *self.extra,
         )  # fmt: skip
 
 
@@ -209,7 +241,7 @@ class TablePlan:
 #: spiking row is the recipe's default (configs/model/spiking.yaml: T=2, direct input).
 FULL_PLAN = TablePlan(
     datasets=tuple(DATASETS),
-    variants=(CONFORMER, spiking_variant(2, "direct"), FINETUNED),
+    variants=(LOG_VARIANCE, CONFORMER, spiking_variant(2, "direct"), FINETUNED),
     seeds=(0, 1, 2),
     folds=5,
     epochs=10,
@@ -297,12 +329,10 @@ def shared_data_environment(shared: Path) -> Iterator[None]:
 def run_overrides(plan: TablePlan, spec: DatasetSpec, variant: Variant, seed: int, fold: int,
                   out: Path) -> list[str]:  # fmt: skip
     """The overrides of one run: a record made with other overrides is run again."""
-    overrides = [*spec.overrides, *variant.overrides, *plan.training(spec), f"seed={seed}",
-                 f"data.datamodule.fold={fold}"]  # fmt: skip
+    overrides = [*spec.overrides, *variant.overrides, *plan.epochs_of(spec, variant),
+                 *plan.training(), f"seed={seed}", f"data.datamodule.fold={fold}"]  # fmt: skip
     if variant.pretrained:
         overrides.append(f"init_from={pretrain_dir(plan, spec, seed, out)}")
-    else:
-        overrides.append(f"model.size={plan.size}")
     if variant == CONFORMER:
         overrides.append(f"baseline=[{','.join(spec.baselines)}]")
     return overrides
