@@ -499,6 +499,23 @@ class ChannelMapping:
         }  # fmt: skip
 
 
+def identity_mapping(source: Sequence[str]) -> ChannelMapping:
+    """The data's channels as they are: every one matched, in order.
+
+    Names :func:`canonical_name` knows are given in canonical spelling (``EEG FP1-REF`` is
+    ``Fp1``); others (a file's ``Channel 1``) are kept as given, so data without 10-20
+    names still reach a model that does not place channels by name.
+    """
+    names = list(source)
+    return ChannelMapping(
+        names,
+        [try_canonical_name(name) or name for name in names],
+        np.eye(len(names), dtype=np.float32),
+        ["matched"] * len(names),
+        names.copy(),
+    )
+
+
 def map_channels(source: Sequence[str], target: str | Sequence[str]) -> ChannelMapping:
     """Map channels named ``source`` onto ``target`` (a preset or names) by derivation.
 

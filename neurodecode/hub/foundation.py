@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
 from neurodecode import jsonio
+from neurodecode.data.montage import channel_positions, try_canonical_name
 from neurodecode.errors import ChannelError, CheckpointError
 from neurodecode.hub.format import CONFIG_NAME, WEIGHTS_NAME
 from neurodecode.hub.load import HF_SCHEME, resolve_init_source
@@ -265,10 +267,35 @@ def record_input_report(
         raise ChannelError(
             f"{encoder.model_name}: data channels feeding it are missing or masked (zeros) in "
             f"some recordings: {'; '.join(f'{ch} in {_preview(r, 3)}' for ch, r in zeroed.items())}",
-            hint="set allow_missing_channels=true to train with them zeroed, or "
-            "preprocess.artifacts.bad_channels=interpolate",
+            hint=_zeroed_hint(list(zeroed)),
         )
     return report
+
+
+def _zeroed_hint(channels: list[str]) -> str:
+    """What can be done about zeroed data channels: interpolation is offered only where it
+    can run (referential channels with a known 10-05 position; see
+    :func:`neurodecode.data.artifacts.interpolate_bad_channels`)."""
+    hint = "set allow_missing_channels=true to train with them zeroed"
+    positions = channel_positions(channels)
+    fixed = [
+        ch for ch, p in zip(channels, positions, strict=True)
+        if "-" not in (try_canonical_name(ch) or "-") and np.isfinite(p).all()
+    ]  # fmt: skip
+    if fixed:
+        hint += f", or preprocess.artifacts.bad_channels=interpolate (for {_preview(fixed, 8)})"
+    others = [ch for ch in channels if ch not in fixed]
+    if others:
+        hint += (
+            f"; {_preview(others, 8)} cannot be interpolated (only referential channels with "
+            "known 10-05 positions are)"
+        )
+    if any("-" in (try_canonical_name(ch) or "") for ch in others):
+        hint += (
+            "; for a bipolar model montage, harmonise to referential channels "
+            "(preprocess.channels.target=szcore_19): the model derives its pairs from them"
+        )
+    return hint
 
 
 def _by_channel(records: list[Mapping[str, Any]], keys: tuple[str, ...], feeding: set[str]

@@ -32,7 +32,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from neurodecode.data.montage import ChannelMapping, channel_positions, map_channels
+from neurodecode.data.montage import (
+    ChannelMapping,
+    channel_positions,
+    identity_mapping,
+    map_channels,
+)
 from neurodecode.errors import ChannelError, ConfigError, ContractError
 from neurodecode.models.base import EncoderBase
 from neurodecode.models.baselines import BraindecodeModel, braindecode_model_class
@@ -206,7 +211,7 @@ class FoundationModel(BraindecodeModel):
                 "its channels"
             )
         source = self.ch_names
-        mapping = map_channels(source, source if channels is None else channels)
+        mapping = identity_mapping(source) if channels is None else map_channels(source, channels)
         missing = mapping.names("missing")
         if missing and not allow_missing:
             raise ChannelError(

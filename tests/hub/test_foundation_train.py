@@ -146,3 +146,29 @@ def test_frozen_strategy_trains_only_braindecode_s_own_head(tmp_path):
     initialise(task, read_braindecode_source(saved), strategy="frozen")
     trainable = [n for n, p in task.encoder.named_parameters() if p.requires_grad]
     assert trainable and all(n.startswith("net.final_layer.") for n in trainable)
+
+
+def test_the_zeroed_channel_hint_offers_interpolation_only_where_it_can_run(tmp_path):
+    # bipolar pairs and channels without a 10-05 position are never interpolated
+    # (artifacts.interpolate_bad_channels): the hint must not send the user there for them
+    def refusal(names, zeroed):
+        (tmp_path / "qc.json").write_text(json.dumps({"recordings": [
+            {"recording": "rec-1", "interpolated": [], "masked": zeroed, "missing_channels": []},
+        ]}))  # fmt: skip
+        model = MODELS.build("cbramod", n_chans=len(names), n_outputs=2, n_times=512,
+                             sfreq=128.0, chs_info=named_chs(len(names), tuple(names)),
+                             input_units="normalised", channels=None, **TINY["cbramod"])  # fmt: skip
+        with pytest.raises(ChannelError) as err:
+            record_input_report(model, scaling={"method": "robust_zscore"},
+                                qc_report=tmp_path / "qc.json", run_dir=tmp_path)  # fmt: skip
+        return str(err.value)
+
+    bipolar = refusal(list(DOUBLE_BANANA), ["Fp1-F7"])
+    assert "bad_channels=interpolate" not in bipolar
+    assert "Fp1-F7 cannot be interpolated" in bipolar
+    assert "preprocess.channels.target=szcore_19" in bipolar
+    unnamed = refusal(["Channel 1", "Channel 2", "Channel 3", "Channel 5"], ["Channel 5"])
+    assert "bad_channels=interpolate" not in unnamed and "Channel 5 cannot be" in unnamed
+    referential = refusal(["C3", "Cz", "C4", "P3", "P4"], ["C4"])
+    assert "preprocess.artifacts.bad_channels=interpolate (for C4)" in referential
+    assert "cannot be interpolated" not in referential

@@ -119,3 +119,17 @@ def test_reve_places_channels_by_position(tmp_path, monkeypatch):
     model = build("reve", **REVE_TINY)
     assert model(torch.randn(2, 19, 512)).shape == (2, 2)
     assert model(torch.randn(2, 19, 512), return_features=True).shape[0] == 2
+
+
+def test_without_model_channels_the_data_channels_go_in_as_they_are():
+    # model.channels=null: a file's unnamed channels (the Graz sample's "Channel 1", ...)
+    # reach a model that does not place channels by name; known names are canonical
+    names = ("Channel 1", "Channel 2", "EEG C4-REF")
+    model = build("cbramod", n_chans=3, names=names, channels=None)
+    assert model.identity_mapping
+    assert model.mapping.target == ["Channel 1", "Channel 2", "C4"]
+    assert model.report()["channels"]["matched"] == ["Channel 1", "Channel 2", "C4"]
+    x = torch.randn(2, 3, 512)
+    assert model(x).shape == (2, 2)
+    with pytest.raises(ChannelError, match="no embedding for channel.*Channel 1"):
+        build("labram", n_chans=3, names=names, channels=None)
