@@ -50,6 +50,13 @@ def test_the_full_plan_covers_every_dataset_model_and_seed():
     assert extra == [(0, 0), (1, 0), (2, 0)]
     main = [1 for s, v, _, _ in runs if s.name == "eegmmidb_lr" and v.name == "spiking_t2_direct"]
     assert len(main) == 15
+    # braindecode's foundation models and the fine-tuning strategies: eegmmidb fists/feet,
+    # one seed, every fold; rows= runs only the rows named
+    for row in ("labram", "cbramod", "eegpt", "biot", "conformer_ridge", "finetuned_lora"):
+        assert {(s.name, seed) for s, v, seed, _ in runs if v.name == row} == {("eegmmidb_ff", 0)}
+    assert sum(v.name == "biot" for _, v, _, _ in runs) == 5
+    only = dataclasses.replace(FULL_PLAN, rows=("labram", "spiking_t1_delta"))
+    assert {v.name for _, v, _, _ in only.runs()} == {"labram", "spiking_t1_delta"}
     # long Bonn epochs are capped; every other dataset trains for the plan's epochs; a
     # recipe's default model runs with the recipe's own size and epochs
     bonn, graz = DATASETS["bonn"], DATASETS["graz"]

@@ -30,7 +30,7 @@ from neurodecode.models import energy
 from neurodecode.models.quantize import agreement, quantize_int8
 from neurodecode.registry import MODELS
 from neurodecode.run.results_report import make_results
-from neurodecode.run.results_table import DATASETS, FULL_PLAN, QUICK_PLAN
+from neurodecode.run.results_table import DATASETS, FRONTIER, FULL_PLAN, QUICK_PLAN
 
 SUMMARY = SUMMARIES["benchmark"]
 
@@ -159,6 +159,8 @@ RESULTS_OPTIONS = (
     Option("folds", int, help="folds per dataset at most (default: 5; quick: 1)"),
     Option("epochs", int, help="training epochs of every model (default: 10; quick: 1)"),
     Option("epoch_caps", object, help="fewer epochs on some datasets (default: {bonn: 3})"),
+    Option("rows", object, help="run only these rows (model names of docs/results.md's "
+           "records, e.g. [labram,conformer_lora]; default: all)"),
     Option("frontier", object,
            help="datasets that get the spiking frontier rows (default: [bonn,eegmmidb_lr])"),
 )  # fmt: skip
@@ -172,6 +174,11 @@ def results_table(args: dict[str, Any]) -> int:
         changes["epoch_caps"] = tuple((str(k), int(v)) for k, v in args["epoch_caps"].items())
     if "seeds" in args:
         changes["seeds"] = tuple(range(args["seeds"]))
+    if "rows" in args:
+        known = [v.name for v in (*plan.variants, *FRONTIER)]
+        for name in map(str, args["rows"]):
+            check_choice("rows", name, known, "neurodecode benchmark results")
+        changes["rows"] = tuple(map(str, args["rows"]))
     for key in ("datasets", "frontier"):
         if key in args:
             chosen = [str(name) for name in args[key]]

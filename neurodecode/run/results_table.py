@@ -51,7 +51,6 @@ ENERGY_WINDOWS = 64
 #: Cost models of the table's energy columns; every record holds all of them.
 TABLE_COST_MODELS = ("fp32", "fp32+sram", "int8+sram", "lemaire")
 BONN_S_VS_REST = "{S: 1, Z: 0, O: 0, N: 0, F: 0}"
-MOTOR_BAND = ("preprocess.bandpass.l_freq=8.0", "preprocess.bandpass.h_freq=30.0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +93,7 @@ class DatasetSpec:
 def _eegmmidb(runs: str, label_map: str) -> tuple[str, ...]:
     return (
         "recipe=motor_imagery", "data=eegmmidb", "+data.prepare.subjects=[1]",
-        f"+data.prepare.runs={runs}", *MOTOR_BAND, "data.datamodule.split=within_session",
-        "data.datamodule.batch_size=8",  # 30 training trials: more than one step per epoch
+        f"+data.prepare.runs={runs}", "data.datamodule.split=within_session",
         "~preprocess.windows.label_map", f"+preprocess.windows.label_map={label_map}",
     )  # fmt: skip
 
@@ -123,7 +121,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             "graz", "Graz GDF sample, left vs right hand imagery (3 channels)",
-            ("recipe=motor_imagery", "data=graz_gdf", "preprocess.reference=null", *MOTOR_BAND),
+            ("recipe=motor_imagery", "data=graz_gdf"),
             5, ("csp_lda", "tangent_space"), "trials", "eegmmidb",
         ),
     )
@@ -134,8 +132,9 @@ DATASETS: dict[str, DatasetSpec] = {
 class Variant:
     """One model row: its overrides, and whether it is fine-tuned from a pretraining run.
 
-    ``sized`` rows get the plan's ``model.size`` (models with size presets); ``datasets``
-    limits a row to those datasets (all when empty). On the datasets of ``default_on`` the
+    ``sized`` rows get the plan's ``model.size`` (models with size presets); ``datasets``,
+    ``seeds`` and ``folds`` limit a row to those datasets, seeds and first folds (all when
+    empty or 0). On the datasets of ``default_on`` the
     row is the recipe's default model and runs with the recipe's own size and epochs (the
     plan's cheaper size and epochs are for the other rows).
     """
@@ -148,10 +147,14 @@ class Variant:
     sized: bool = True
     datasets: tuple[str, ...] = ()
     default_on: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()
+    folds: int = 0
 
-    def runs_on(self, dataset: str) -> bool:
-        """Whether this row is run on ``dataset``."""
-        return not self.datasets or dataset in self.datasets
+    def runs_on(self, dataset: str, seed: int) -> bool:
+        """Whether this row is run on ``dataset`` with ``seed``."""
+        return (not self.datasets or dataset in self.datasets) and (
+            not self.seeds or seed in self.seeds
+        )
 
 
 def spiking_variant(time_steps: int, encoding: str) -> Variant:
@@ -177,6 +180,35 @@ LOG_VARIANCE = Variant(
 FINETUNED = Variant("finetuned", "pretrained patch conformer, fine-tuned", pretrained=True)
 #: The spiking frontier of issue 17: T = 1, 2, 4 with direct and delta input encoding.
 FRONTIER = tuple(spiking_variant(t, e) for t in (1, 2, 4) for e in ("direct", "delta"))
+#: Where the encoder rows run (one seed; braindecode's models map eegmmidb's 64 channels
+#: onto their own montage, which the Graz sample's unnamed channels cannot be).
+ENCODER_ROWS = {"datasets": ("eegmmidb_ff",), "seeds": (0,)}
+#: braindecode's foundation models at random initialisation (their pretrained weights cannot
+#: be downloaded here): BIOT reads the bipolar SzCORE pairs, derived from the 19 channels
+#: with the ones quality control zeroes interpolated.
+FOUNDATION = tuple(
+    Variant(name, f"{title}, random initialisation", (f"model={name}", *extra), sized=False,
+            **ENCODER_ROWS)  # fmt: skip
+    for name, title, extra in (
+        ("labram", "braindecode Labram", ()),
+        ("cbramod", "braindecode CBraMod", ()),
+        ("eegpt", "braindecode EEGPT", ()),
+        ("biot", "braindecode BIOT", ("preprocess.channels.target=szcore_19",
+                                      "preprocess.artifacts.bad_channels=interpolate")),
+    )
+)  # fmt: skip
+#: Fine-tuning strategies on our two encoders, on the same seed and folds: the dual-branch
+#: conformer from random initialisation (frozen and ridge train a head on random features)
+#: and the pretrained patch conformer.
+STRATEGIES = tuple(
+    Variant(f"conformer_{strategy}", f"dual-branch conformer, {strategy}, random initialisation",
+            ("model=dual_branch_conformer", f"finetune.strategy={strategy}"), **ENCODER_ROWS)
+    for strategy in ("frozen", "ridge", "lora", "full")
+) + tuple(
+    Variant(f"finetuned_{strategy}", f"pretrained patch conformer, {strategy}",
+            (f"finetune.strategy={strategy}",), pretrained=True, **ENCODER_ROWS)
+    for strategy in ("frozen", "ridge", "lora", "full")
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +216,9 @@ class TablePlan:
     """What :func:`run_table` runs: datasets × variants × seeds × folds, and how long.
 
     ``frontier`` names the datasets that also get the spiking frontier rows (on
-    ``frontier_folds`` folds: its variants are many); ``folds`` caps each dataset's folds; ``epochs`` and ``size`` apply to every trained model and
+    ``frontier_folds`` folds: its variants are many); ``folds`` caps each dataset's folds;
+    ``rows`` runs only the rows of those names (all when empty); ``epochs`` and ``size``
+    apply to every trained model and
     ``pretrain_steps`` to each pretraining run; ``epoch_caps`` caps the epochs of
     datasets whose epochs are long (Bonn: 1600 training windows against 30 trials of motor
     imagery), as ``(dataset, epochs)`` pairs. A row that is a recipe's default model
@@ -202,6 +236,7 @@ class TablePlan:
     pretrain_steps: int = 40
     epoch_caps: tuple[tuple[str, int], ...] = (("bonn", 3),)
     extra: tuple[str, ...] = ()
+    rows: tuple[str, ...] = ()
 
     def runs(self) -> Iterator[tuple[DatasetSpec, Variant, int, int]]:
         """Every (dataset, variant, seed, fold) of the plan, seed by seed, so that an
@@ -209,11 +244,13 @@ class TablePlan:
         frontier = [v for v in FRONTIER if v not in self.variants]
         for seed in self.seeds:
             for variant in (*self.variants, *frontier):
+                if self.rows and variant.name not in self.rows:
+                    continue
                 for name in self.datasets:
-                    if not variant.runs_on(name):
+                    if not variant.runs_on(name, seed):
                         continue
                     spec = DATASETS[name]
-                    folds = min(self.folds, spec.folds)
+                    folds = min(self.folds, spec.folds, variant.folds or spec.folds)
                     if variant in frontier:
                         if name not in self.frontier:
                             continue
@@ -241,7 +278,8 @@ class TablePlan:
 #: spiking row is the recipe's default (configs/model/spiking.yaml: T=2, direct input).
 FULL_PLAN = TablePlan(
     datasets=tuple(DATASETS),
-    variants=(LOG_VARIANCE, CONFORMER, spiking_variant(2, "direct"), FINETUNED),
+    variants=(LOG_VARIANCE, CONFORMER, spiking_variant(2, "direct"), FINETUNED, *FOUNDATION,
+              *STRATEGIES),
     seeds=(0, 1, 2),
     folds=5,
     epochs=10,
