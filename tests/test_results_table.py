@@ -189,3 +189,21 @@ def test_missing_shared_data_is_refused(tmp_path, capsys):
     assert benchmark.main(argv) != 0
     assert "the real recordings are not there" in capsys.readouterr().err
     assert not (tmp_path / "records").exists()
+
+
+def test_bonn_rows_give_the_accuracy_of_whole_segments_beside_the_windows(tmp_path):
+    records = []
+    for seed in range(3):
+        r = record("bonn", "conformer", seed, 0, 0.98, {"eeg_features": 0.97})
+        r["test"]["recording_accuracy"] = 0.99 + seed / 200
+        r["baselines"]["eeg_features"]["recording_accuracy"] = 0.98
+        records.append(r)
+    plan = TablePlan(("bonn",), (CONFORMER,), (0, 1, 2), 1, 3)
+    text = write_report(records, plan, "neurodecode benchmark results", tmp_path / "r.md", 0.0)
+    lines = text.read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| model |"))
+    assert header.split(" | ")[1:3] == ["accuracy", "segment accuracy"]
+    conformer = next(line for line in lines if line.startswith("| dual-branch conformer (analog"))
+    assert conformer.split(" | ")[1:3] == ["0.980 ± 0.000", "0.995 ± 0.005"]
+    features = next(line for line in lines if line.startswith("| features + logistic"))
+    assert features.split(" | ")[2] == "0.980 ± 0.000"

@@ -72,6 +72,37 @@ def classification_metrics(
     return metrics
 
 
+def per_recording_metrics(
+    y_true: Sequence[int] | np.ndarray,
+    probabilities: np.ndarray,
+    recordings: Sequence[str] | np.ndarray,
+    *,
+    n_classes: int | None = None,
+) -> dict | None:
+    """:func:`classification_metrics` of whole recordings: each recording's class
+    probabilities are the mean over its windows (e.g. Bonn's 23.6-s segments, which the
+    literature classifies whole).
+
+    Returns ``None`` where that means nothing: every recording has one window, or some
+    recording holds windows of several classes.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    recordings = np.asarray(recordings).astype(str)
+    names, index = np.unique(recordings, return_inverse=True)
+    if names.size == recordings.size:
+        return None
+    labels = np.full(names.size, -1)
+    for group, label in zip(index, y_true, strict=True):
+        if labels[group] not in (-1, label):
+            return None
+        labels[group] = label
+    probabilities = np.asarray(probabilities, dtype=float)
+    totals = np.zeros((names.size, probabilities.shape[1]))
+    np.add.at(totals, index, probabilities)
+    means = totals / np.bincount(index, minlength=names.size)[:, None]
+    return classification_metrics(labels, means, n_classes=n_classes)
+
+
 def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     # scikit-learn warns when a predicted class is absent from y_true; the score is still right
     with warnings.catch_warnings():

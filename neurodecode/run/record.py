@@ -193,6 +193,11 @@ def test_lines(test: Mapping[str, Any] | None, label: str) -> list[str]:
     shown = [f"{k} {_fmt(test[k])}" for k in keys if k in test]
     if shown:
         lines.append(f"{label}: " + "  ".join(shown))
+    whole = test.get("per_recording")
+    if whole:  # windows of one recording pooled (e.g. Bonn's segments)
+        lines.append(f"{label}, per recording ({whole['n']} recordings, window probabilities "
+                     f"averaged): accuracy {_fmt(whole['accuracy'])}  balanced_accuracy "
+                     f"{_fmt(whole['balanced_accuracy'])}")  # fmt: skip
     return lines
 
 

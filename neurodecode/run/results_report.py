@@ -11,7 +11,7 @@ import datetime as dt
 import os
 import platform
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,9 @@ def dataset_table(name: str, groups: Mapping[tuple[str, str], list[Mapping[str, 
     spec = DATASETS[name]
     conformer = groups.get((name, "conformer"), [])
     baselines = {b: baseline_scores(conformer, b) for b in spec.baselines}
-    header = ["model", "accuracy", "balanced accuracy", "runs", f"test {spec.unit} / run"]
+    whole = f"{spec.groups.removesuffix('s')} accuracy" if spec.groups else None
+    header = ["model", "accuracy", *([whole] if whole else []), "balanced accuracy", "runs",
+              f"test {spec.unit} / run"]  # fmt: skip
     header += [f"vs {BASELINE_TITLES.get(b, b)}" for b in spec.baselines]
     lines = [f"### {spec.title}", "", "| " + " | ".join(header) + " |",
              "|" + " --- |" * len(header)]  # fmt: skip
@@ -110,6 +112,7 @@ def dataset_table(name: str, groups: Mapping[tuple[str, str], list[Mapping[str, 
     for title, runs, key in rows:
         present = [r for r in runs if r.get(key)]
         cells = [title, mean_sd([r[key]["accuracy"] for r in present]),
+                 *([_whole(r[key] for r in present)] if whole else []),
                  mean_sd([r[key]["balanced_accuracy"] for r in present]), str(len(present)),
                  _n_per_run(present, spec.groups)]  # fmt: skip
         cells += [versus(present, baselines[b], key) for b in spec.baselines]
@@ -117,10 +120,16 @@ def dataset_table(name: str, groups: Mapping[tuple[str, str], list[Mapping[str, 
     for b in spec.baselines:
         runs = [r["baselines"][b] for r in conformer if b in r.get("baselines", {})]
         cells = [f"{BASELINE_TITLES.get(b, b)} (baseline)", mean_sd([m["accuracy"] for m in runs]),
+                 *([_whole(runs)] if whole else []),
                  mean_sd([m["balanced_accuracy"] for m in runs]), str(len(runs)),
                  _n_per_run([{"n_test": m["n"]} for m in runs])]  # fmt: skip
         lines.append("| " + " | ".join(cells + ["–"] * len(spec.baselines)) + " |")
     return [*lines, ""]
+
+
+def _whole(scores: Iterable[Mapping[str, Any]]) -> str:
+    """Mean ± sd of the runs' accuracy over whole recordings (``–`` where not measured)."""
+    return mean_sd([m.get("recording_accuracy") for m in scores])
 
 
 def _n_per_run(runs: Sequence[Mapping[str, Any]], groups: str | None = None) -> str:

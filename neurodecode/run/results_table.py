@@ -402,8 +402,12 @@ def run_one(plan: TablePlan, spec: DatasetSpec, variant: Variant, overrides: lis
 
 
 def scores(test: dict[str, Any]) -> dict[str, Any]:
-    """The headline test scores of a ``results.json`` metrics section."""
-    return {key: test.get(key) for key in ("accuracy", "balanced_accuracy", "roc_auc", "n")}
+    """The headline test scores of a ``results.json`` metrics section, with the accuracy of
+    whole recordings (Bonn's segments) where the task measured it."""
+    headline = {key: test.get(key) for key in ("accuracy", "balanced_accuracy", "roc_auc", "n")}
+    if test.get("per_recording"):
+        headline["recording_accuracy"] = test["per_recording"]["accuracy"]
+    return headline
 
 
 def _value(overrides: Sequence[str], key: str) -> str:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from neurodecode import plots
 from neurodecode.data.datamodule import EEGDataModule
 from neurodecode.errors import ConfigError
-from neurodecode.evaluation.classification import classification_metrics
+from neurodecode.evaluation.classification import classification_metrics, per_recording_metrics
 from neurodecode.registry import TASKS
 from neurodecode.tasks.base import DecodingTask, RunData, build_encoder
 from neurodecode.tasks.datasets import cache_run_data, prepare_data
@@ -217,3 +217,11 @@ class ClassificationTask(DecodingTask):
 
     def on_test_epoch_end(self) -> None:
         self.test_predictions, self.test_metrics = self._epoch_metrics("test")
+        frame = self.test_predictions
+        if frame is not None and "recording" in frame:
+            per_recording = per_recording_metrics(
+                frame["y"].to_numpy(), self.probabilities_of(frame), frame["recording"].to_numpy(),
+                n_classes=self.n_outputs,
+            )  # fmt: skip
+            if per_recording is not None:
+                self.test_metrics["per_recording"] = per_recording

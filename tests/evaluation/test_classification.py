@@ -7,7 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from neurodecode.evaluation.classification import above_chance, classification_metrics
+from neurodecode.evaluation.classification import (
+    above_chance,
+    classification_metrics,
+    per_recording_metrics,
+)
 
 
 def test_metrics_on_a_hand_worked_two_class_example():
@@ -48,3 +52,18 @@ def test_binomial_bound():
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="n_classes"):
         classification_metrics([0, 1, 1], np.ones((2, 2)))
+
+
+def test_whole_recordings_are_scored_on_their_mean_window_probabilities():
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    recordings = np.array(["S001", "S001", "S001", "Z001", "Z001", "Z002", "Z002", "Z002"])
+    # S001: one window of three wrong, the mean right; Z002: two of three wrong, the mean too
+    p1 = np.array([0.9, 0.8, 0.4, 0.2, 0.1, 0.7, 0.6, 0.3])
+    proba = np.column_stack([1 - p1, p1])
+    whole = per_recording_metrics(y, proba, recordings)
+    assert whole["n"] == 3 and whole["confusion_matrix"] == [[1, 1], [0, 1]]
+    assert whole["accuracy"] == pytest.approx(2 / 3)
+    assert classification_metrics(y, proba)["accuracy"] == pytest.approx(5 / 8)
+    # meaningless: one window per recording, or a recording with windows of two classes
+    assert per_recording_metrics(y[:3], proba[:3], ["a", "b", "c"]) is None
+    assert per_recording_metrics(y, proba, ["a"] * 8) is None
