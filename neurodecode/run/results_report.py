@@ -315,10 +315,24 @@ def how_it_was_run(plan: TablePlan) -> list[str]:
         "- The spiking rows are `model=spiking` with `model.time_steps` and `model.encoding`; "
         f"the frontier's extra spiking rows run on {plan.frontier_folds} fold(s) only.",
         f"- INT8: the trained analog model after post-training quantization with {int8}.",
+        *_limited_rows(plan),
         "- Transfer check: each bipolar channel of the two CHB-MIT crops (chb01_03, 41 s "
         "each) is preprocessed as a Bonn segment with the run's own config and scored by the "
         "Bonn conformer alone; a window's probability is its largest over channels.", "",
     ]  # fmt: skip
+    return lines
+
+
+def _limited_rows(plan: TablePlan) -> list[str]:
+    """One line per row that runs on some datasets or seeds only: where, and its overrides."""
+    lines = []
+    for v in plan.variants:
+        if v.default_on or not (v.seeds or v.datasets):
+            continue
+        where = ", ".join(v.datasets) or "every dataset"
+        seeds = f"seed {', '.join(map(str, v.seeds))}" if v.seeds else "every seed"
+        start = "; fine-tuned from the pretraining run" if v.pretrained else ""
+        lines.append(f"- {v.title}: `{' '.join(v.overrides)}` on {where}, {seeds}{start}.")
     return lines
 
 
