@@ -54,6 +54,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from neurodecode.errors import CheckpointError, ConfigError, ContractError, did_you_mean
@@ -68,6 +69,7 @@ from neurodecode.hub.foundation import (
 from neurodecode.hub.load import from_pretrained, inside, load_state, read_run_record
 from neurodecode.models.adapters import (
     ADAPTERS,
+    PEFT_TARGETS,
     add_adapters,
     fit_ridge,
     freeze_encoder,
@@ -80,6 +82,7 @@ from neurodecode.models.adapters import (
 )
 from neurodecode.models.base import upgrade_state_dict
 from neurodecode.registry import MODELS
+from neurodecode.resources import resource_dir
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +242,28 @@ def model_for_task(
             model.get("_target_"),
         )
     return pretrained
+
+
+def adapter_targets(targets: Sequence[str] | None, recipe_model: Mapping[str, Any],
+                    built: Mapping[str, Any]) -> list[str] | None:  # fmt: skip
+    """``finetune.targets`` for the model the task is built with.
+
+    Left unset, ``finetune.targets`` is the recipe model's ``peft_targets``; when
+    ``init_from=`` builds another architecture, those name layers of a model that is not
+    there, so the built architecture's own ``configs/model/<name>.yaml`` decides instead.
+    Targets given explicitly are kept.
+    """
+    recipe_target, built_target = recipe_model.get("_target_"), built.get("_target_")
+    if built_target == recipe_target or list(targets or []) != list(
+        recipe_model.get(PEFT_TARGETS) or []
+    ):
+        return None if targets is None else list(targets)
+    name = MODELS.name_of(MODELS.get(str(built_target)))
+    config = resource_dir("configs") / "model" / f"{name}.yaml"
+    own = OmegaConf.load(config).get(PEFT_TARGETS) if config.is_file() else None
+    logger.info("finetune.targets: %s's own peft_targets %s (the recipe's %s has other layers)",
+                name, own, recipe_target)  # fmt: skip
+    return None if own is None else [str(t) for t in own]
 
 
 def load_encoder(

@@ -16,6 +16,7 @@ from neurodecode import train
 from neurodecode.errors import CheckpointError, ConfigError
 from neurodecode.finetune import (
     STRATEGIES,
+    adapter_targets,
     initialise,
     model_for_task,
     read_init_source,
@@ -377,3 +378,16 @@ def test_strategies_work_on_a_braindecode_model_whose_head_sits_elsewhere(braind
 def encoder_of(source) -> nn.Module:
     arguments = {k: v for k, v in source.model.items() if k != "_target_"}
     return build_model(source.model["_target_"], **arguments)
+
+
+def test_adapters_go_on_the_layers_of_the_architecture_init_from_builds():
+    """The motor-imagery recipe's model names its own layers (``spatial_filters``); a
+    pretrained patch conformer fine-tuned from it takes its own config's ``[qkv, out]``,
+    while targets given explicitly are kept."""
+    recipe = {"_target_": "log_variance_net", "peft_targets": ["spatial_filters"]}
+    built = {"_target_": "neurodecode.models.patch_conformer.PatchConformer"}
+    assert adapter_targets(["spatial_filters"], recipe, built) == ["qkv", "out"]
+    assert adapter_targets(["qkv"], recipe, built) == ["qkv"]
+    assert adapter_targets(["spatial_filters"], recipe, {"_target_": "log_variance_net"}) == [
+        "spatial_filters"
+    ]

@@ -34,7 +34,11 @@ def test_the_full_plan_covers_every_dataset_model_and_seed():
     for dataset in ("bonn", "eegmmidb_lr", "eegmmidb_ff", "graz"):
         assert {(dataset, v) for v in ("conformer", "spiking_t2_direct", "finetuned")} <= names
     # the motor-imagery recipe's default model on the motor-imagery datasets only
-    assert {d for d, v in names if v == "log_variance_net"} == {"eegmmidb_lr", "eegmmidb_ff", "graz"}
+    assert {d for d, v in names if v == "log_variance_net"} == {
+        "eegmmidb_lr",
+        "eegmmidb_ff",
+        "graz",
+    }
     # the frontier (T = 1, 2, 4 × direct, delta) on Bonn and eegmmidb imagery only
     frontier = {v for d, v in names if d == "bonn" and v.startswith("spiking")}
     assert frontier == {f"spiking_t{t}_{e}" for t in (1, 2, 4) for e in ("direct", "delta")}

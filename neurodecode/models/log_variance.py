@@ -78,7 +78,9 @@ class LogVarianceNet(EncoderBase):
                 hint="lower model.n_filters, or use model=eeg_features for single-channel data",
             )
         if n_times < 2:
-            raise ContractError(f"log_variance_net needs windows of 2 samples or more, got {n_times}")
+            raise ContractError(
+                f"log_variance_net needs windows of 2 samples or more, got {n_times}"
+            )
         self.csp_reg = csp_reg
         self.check_inputs_finite = check_inputs_finite
         self.spatial_filters = nn.Linear(n_chans, n_filters, bias=False)
@@ -140,7 +142,10 @@ class LogVarianceNet(EncoderBase):
         if self.n_outputs == 1:  # a detector's single logit: the binary decision function
             weight[0], bias[0] = as_tensor(coef[0]), as_tensor(intercept[0])
         elif classes.size == 2:  # logits whose difference is the decision function
-            weight[classes[1]], bias[classes[1]] = as_tensor(coef[0] / 2), as_tensor(intercept[0] / 2)
+            weight[classes[1]], bias[classes[1]] = (
+                as_tensor(coef[0] / 2),
+                as_tensor(intercept[0] / 2),
+            )
             weight[classes[0]], bias[classes[0]] = -weight[classes[1]], -bias[classes[1]]
         else:
             weight[classes], bias[classes] = as_tensor(coef), as_tensor(intercept)

@@ -278,8 +278,14 @@ class TablePlan:
 #: spiking row is the recipe's default (configs/model/spiking.yaml: T=2, direct input).
 FULL_PLAN = TablePlan(
     datasets=tuple(DATASETS),
-    variants=(LOG_VARIANCE, CONFORMER, spiking_variant(2, "direct"), FINETUNED, *FOUNDATION,
-              *STRATEGIES),
+    variants=(
+        LOG_VARIANCE,
+        CONFORMER,
+        spiking_variant(2, "direct"),
+        FINETUNED,
+        *FOUNDATION,
+        *STRATEGIES,
+    ),
     seeds=(0, 1, 2),
     folds=5,
     epochs=10,

@@ -28,7 +28,13 @@ from torch import nn
 
 from neurodecode.data import scaling
 from neurodecode.errors import ConfigError, did_you_mean
-from neurodecode.finetune import InitSource, initialise, model_for_task, read_init_source
+from neurodecode.finetune import (
+    InitSource,
+    adapter_targets,
+    initialise,
+    model_for_task,
+    read_init_source,
+)
 from neurodecode.hub import export_model
 from neurodecode.hub.foundation import (
     BraindecodeSource,
@@ -229,9 +235,11 @@ def build_task(
     as ``cfg.finetune.strategy`` says."""
     if init is None and cfg.init_from:
         init = read_init_source(cfg.init_from)
-    model = model_for_task(OmegaConf.to_container(cfg.model, resolve=True), init)
+    recipe_model = OmegaConf.to_container(cfg.model, resolve=True)
+    model = model_for_task(recipe_model, init)
     task = task_cls.from_data(cfg, data, model)
     finetune = OmegaConf.to_container(cfg.finetune, resolve=True)
+    finetune["targets"] = adapter_targets(finetune.get("targets"), recipe_model, model)
     report = initialise(task, init, sfreq=float(data.arguments["sfreq"]), **finetune)
     if isinstance(report, Coverage) and cfg.paths.run_dir:
         write_coverage(report, Path(cfg.paths.run_dir))
