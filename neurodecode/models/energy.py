@@ -59,6 +59,7 @@ runs it on the windows of a recording file or of a prepared dataset.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -635,7 +636,9 @@ def n_parameters(model: nn.Module) -> int:
     """Trainable parameters, plus the weights and biases that quantized layers hold packed."""
     total = sum(p.numel() for p in model.parameters() if p.requires_grad)
     for module in model.modules():
-        if callable(getattr(module, "weight", None)):  # torch.ao quantized: weight() method
+        # torch.ao quantized layers hold packed weights behind weight() and bias() methods
+        # (a submodule called ``weight``, as in braindecode's EEGPT, is not one)
+        if inspect.ismethod(getattr(module, "weight", None)):
             bias = module.bias()
             total += module.weight().numel() + (0 if bias is None else bias.numel())
     return total

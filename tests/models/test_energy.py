@@ -18,6 +18,7 @@ from neurodecode.models.energy import (
     format_precisions,
     format_table,
     is_spikes,
+    n_parameters,
     measure,
 )
 from neurodecode.models.lif import LIFNeuron
@@ -284,3 +285,15 @@ def test_int8_parts_of_a_layer_are_priced_at_int8_and_named():
     assert table[2:] == ["| conv | 1.0000 | 0.0000 | int8 |", "| attn | 2.0000 | 0.0000 | float |"]
     assert mixed.to_dict()["int8_layers"] == ["conv"]
     assert "| of which INT8 (M) | 1.000 |" in format_table([mixed])
+
+
+def test_a_submodule_called_weight_is_counted_as_parameters_not_called():
+    """braindecode's EEGPT has a ModuleDict named ``weight``; only torch.ao's quantized
+    layers have ``weight()`` methods with packed weights."""
+
+    class Holder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.ModuleDict({"a": nn.Linear(3, 2)})
+
+    assert n_parameters(Holder()) == 3 * 2 + 2
