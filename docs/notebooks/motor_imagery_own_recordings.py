@@ -123,8 +123,7 @@ from neurodecode import train
 
 torch.set_num_threads(1)
 overrides = [
-    "recipe=motor_imagery", f"data.name={manifest}", "model.size=tiny",
-    f"trainer.max_epochs={MAX_EPOCHS}", "data.datamodule.num_workers=0",
+    "recipe=motor_imagery", f"data.name={manifest}", f"trainer.max_epochs={MAX_EPOCHS}", "data.datamodule.num_workers=0",
     "data.datamodule.valid_fraction=0.25", "data.datamodule.test_fraction=0.25",
     "trainer.enable_progress_bar=false", f"runs_dir={WORK / 'runs'}",
 ]  # fmt: skip
@@ -149,7 +148,10 @@ from IPython.display import Image
 Image(filename=str(run_dir / "plots" / "confusion_matrix.png"))
 
 # %% [markdown]
-# Next: start from a pretrained encoder instead of random weights
-# (`init_from=<run folder | export | Hub id>`, see the pretraining notebook), evaluate with
+# The recipe's model, `log_variance_net`, starts from CSP + LDA fitted on the training
+# trials. Next: report the classical baselines beside it (`baseline=[csp_lda,tangent_space]`),
+# try a larger model once there are more trials (`model=dual_branch_conformer`, or a
+# pretrained encoder with `init_from=<run folder | export | Hub id>`, see the pretraining
+# notebook), evaluate with
 # MOABB's protocols (`data.datamodule.split=within_session | cross_session |
 # cross_subject`), and export the model with `python -m neurodecode.hub export`.

@@ -46,7 +46,8 @@ class LogVarianceNet(EncoderBase):
     chs_info : list of dict, optional
         MNE ``info["chs"]``.
     n_filters : int
-        Spatial filters, at most ``n_chans`` (CSP keeps the most discriminative ones).
+        Spatial filters (CSP keeps the most discriminative ones); data of fewer channels get
+        one per channel.
     dropout : float
         Dropout on the log-variance features during training.
     csp_reg : str or float, optional
@@ -70,12 +71,12 @@ class LogVarianceNet(EncoderBase):
         check_inputs_finite: bool = True,
     ) -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq, chs_info)
-        n_filters = check_positive("n_filters", n_filters, int)
-        if n_chans < 2 or n_filters > n_chans:
+        n_filters = min(check_positive("n_filters", n_filters, int), n_chans)
+        if n_chans < 2:
             raise ConfigError(
-                f"log_variance_net needs at least 2 channels and at most one spatial filter "
-                f"per channel; got n_chans={n_chans}, n_filters={n_filters}",
-                hint="lower model.n_filters, or use model=eeg_features for single-channel data",
+                f"log_variance_net forms spatial filters from 2 channels or more; the data have "
+                f"{n_chans}",
+                hint="use model=eeg_features for single-channel data",
             )
         if n_times < 2:
             raise ContractError(
