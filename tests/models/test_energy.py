@@ -18,8 +18,8 @@ from neurodecode.models.energy import (
     format_precisions,
     format_table,
     is_spikes,
-    n_parameters,
     measure,
+    n_parameters,
 )
 from neurodecode.models.lif import LIFNeuron
 from neurodecode.registry import MODELS
