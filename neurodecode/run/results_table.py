@@ -132,9 +132,9 @@ DATASETS: dict[str, DatasetSpec] = {
 class Variant:
     """One model row: its overrides, and whether it is fine-tuned from a pretraining run.
 
-    ``sized`` rows get the plan's ``model.size`` (models with size presets); ``datasets``,
-    ``seeds`` and ``folds`` limit a row to those datasets, seeds and first folds (all when
-    empty or 0). On the datasets of ``default_on`` the
+    ``sized`` rows get the plan's ``model.size`` (models with size presets); ``datasets``
+    and ``seeds`` limit a row to those datasets and seeds (all when empty). On the datasets
+    of ``default_on`` the
     row is the recipe's default model and runs with the recipe's own size and epochs (the
     plan's cheaper size and epochs are for the other rows).
     """
@@ -148,7 +148,6 @@ class Variant:
     datasets: tuple[str, ...] = ()
     default_on: tuple[str, ...] = ()
     seeds: tuple[int, ...] = ()
-    folds: int = 0
 
     def runs_on(self, dataset: str, seed: int) -> bool:
         """Whether this row is run on ``dataset`` with ``seed``."""
@@ -250,7 +249,7 @@ class TablePlan:
                     if not variant.runs_on(name, seed):
                         continue
                     spec = DATASETS[name]
-                    folds = min(self.folds, spec.folds, variant.folds or spec.folds)
+                    folds = min(self.folds, spec.folds)
                     if variant in frontier:
                         if name not in self.frontier:
                             continue
