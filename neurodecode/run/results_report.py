@@ -24,7 +24,6 @@ from neurodecode.evaluation.comparison import paired_comparison
 from neurodecode.files import write_atomic
 from neurodecode.run.record import cpu_name
 from neurodecode.run.results_table import (
-    CONFORMER,
     DATASETS,
     FRONTIER,
     TABLE_COST_MODELS,
@@ -293,12 +292,16 @@ def _minutes_per_dataset(records: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{k} {np.mean(v) / 60:.1f}" for k, v in per.items()) + " min per run"
 
 
+#: A row that is no recipe's default: the overrides the cheaper rows get.
+OTHER_ROW = Variant("other", "a model with size presets")
+
+
 def how_it_was_run(plan: TablePlan) -> list[str]:
     """The overrides of each dataset, and how the pretrained, INT8 and transfer rows come."""
     lines = ["## How each dataset is run", ""]
     for name in plan.datasets:
         spec = DATASETS[name]
-        cheaper = " ".join(plan.epochs_of(spec, CONFORMER))
+        cheaper = " ".join(plan.epochs_of(spec, OTHER_ROW))
         lines.append(f"- {spec.title}: `python -m neurodecode.train {' '.join(spec.overrides)}"
                      f" baseline=[{','.join(spec.baselines)}] model=<model> [{cheaper}] seed=<seed> "
                      f"data.datamodule.fold=<fold>`; the fine-tuned model starts from "
@@ -351,7 +354,10 @@ ENERGY_NOTE = (
     "model with memory cost growing with buffer size. The INT8 row is the analog model after "
     "post-training quantization, scored on the same test windows; its energy counts what it "
     "executes (its convolutions and linear layers in INT8 at 0.23 pJ per MAC and 1-byte "
-    "words, the rest in float), so under the float cost models too.",
+    "words, the rest in float), so under the float cost models too. The analog rows are the "
+    "dual-branch conformer rows of the tables above: where that conformer is the recipe's "
+    "default (Bonn) it has the recipe's size (small) and epochs, while the spiking rows keep "
+    "the plan's size (tiny), so there the energies differ by size as well as by neuron.",
 )
 
 
