@@ -82,7 +82,7 @@ from neurodecode.models.adapters import (
 )
 from neurodecode.models.base import upgrade_state_dict
 from neurodecode.registry import MODELS
-from neurodecode.resources import resource_dir
+from neurodecode.resources import model_config_path
 
 logger = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def adapter_targets(targets: Sequence[str] | None, recipe_model: Mapping[str, An
     ):
         return None if targets is None else list(targets)
     name = MODELS.name_of(MODELS.get(str(built_target)))
-    config = resource_dir("configs") / "model" / f"{name}.yaml"
+    config = model_config_path(name)
     own = OmegaConf.load(config).get(PEFT_TARGETS) if config.is_file() else None
     logger.info("finetune.targets: %s's own peft_targets %s (the recipe's %s has other layers)",
                 name, own, recipe_target)  # fmt: skip

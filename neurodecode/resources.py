@@ -44,6 +44,12 @@ def resource_dir(name: str) -> Path:
     )
 
 
+def model_config_path(name: str) -> Path:
+    """``configs/model/<name>.yaml``: the shipped config of the model registered as ``name``
+    (it may not exist for a model registered without one)."""
+    return resource_dir("configs") / "model" / f"{name}.yaml"
+
+
 def shared_data(relative: str = "") -> Path:
     """A file or folder of the project's reference recordings, from any working directory.
 

@@ -134,9 +134,8 @@ class Variant:
 
     ``sized`` rows get the plan's ``model.size`` (models with size presets); ``datasets``
     and ``seeds`` limit a row to those datasets and seeds (all when empty). On the datasets
-    of ``default_on`` the
-    row is the recipe's default model and runs with the recipe's own size and epochs (the
-    plan's cheaper size and epochs are for the other rows).
+    of ``default_on`` the row is the recipe's default model and runs with the recipe's own
+    size and epochs (the plan's cheaper size and epochs are for the other rows).
     """
 
     name: str

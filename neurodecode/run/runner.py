@@ -43,7 +43,7 @@ from neurodecode.hub.foundation import (
     write_coverage,
 )
 from neurodecode.registry import CLASSICAL_MODELS, TASKS
-from neurodecode.resources import resource_dir
+from neurodecode.resources import model_config_path
 from neurodecode.run.record import paired_trials, summary_lines, write_outputs
 from neurodecode.run.trainer import build_trainer
 from neurodecode.tasks.base import DecodingTask, RunData, final_metrics
@@ -290,8 +290,7 @@ def fit_baselines(
     out = {}
     for name in names:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        model = OmegaConf.to_container(OmegaConf.load(resource_dir("configs") / "model" /
-                                                      f"{name}.yaml"))  # fmt: skip
+        model = OmegaConf.to_container(OmegaConf.load(model_config_path(name)))
         task = task_cls.from_data(cfg, data, model)
         task.fit_closed_form(data.datamodule)
         tester = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
